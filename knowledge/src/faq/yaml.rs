@@ -1,0 +1,1 @@
+//! A YAML tree that remembers where each node stands.

@@ -1,0 +1,58 @@
+//! kefu-knowledge: FAQ files in, confident answers out.
+//!
+//! # Layout
+//!
+//! - [`faq`]: the YAML format, loading a directory, validation with file/line/column diagnostics.
+//! - [`text`]: normalisation and the mixed Chinese/English tokenizer (jieba + stemming).
+//! - [`index`]: the tantivy index over questions and answers (BM25).
+//! - [`classifier`]: a linear model trained on the entries' paraphrases when the base loads.
+//! - [`matcher`]: [`KnowledgeBase`], which combines index and model into ranked candidates with
+//!   a calibrated confidence, and implements `kefu_core::Knowledge`.
+//! - [`import`]: labelled utterances (JSONL) into FAQ files.
+//! - [`eval`]: accuracy, out-of-scope and latency figures over labelled cases.
+
+pub mod classifier;
+pub mod eval;
+pub mod faq;
+pub mod import;
+pub mod index;
+pub mod matcher;
+pub mod text;
+
+pub use faq::{Diagnostic, FaqSet, ValidationOptions};
+pub use matcher::{KnowledgeBase, MatcherOptions};
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in kefu-knowledge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// FAQ files have problems; each diagnostic says where and how to fix it.
+    #[error("{} problem(s) in the FAQ files:\n{}", .0.len(), .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+    /// A labelled-utterance (JSONL) file has a bad line.
+    #[error("{path}:{line}: {message}")]
+    BadLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The search index failed.
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    /// The knowledge base has no entries to match against.
+    #[error("the knowledge base has no entries: add at least one entry to a FAQ file")]
+    Empty,
+}

@@ -1,0 +1,5 @@
+//! matcher
+/// stub
+pub struct KnowledgeBase;
+/// stub
+pub struct MatcherOptions;
