@@ -1,1 +1,65 @@
-fn main() {}
+//! `kefu`: the support bot's command line.
+//!
+//! Thin by design: parse arguments, set up logging, call into the library crates.
+
+mod commands;
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// kefu (客服): a support bot for digital-goods shops, in Chinese and English.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The configuration file (default: ./kefu.yaml if it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask the knowledge base one question and show its decision and candidates.
+    Ask(commands::AskArgs),
+    /// Work with FAQ files.
+    #[command(subcommand)]
+    Kb(KbCommand),
+    /// Measure matching quality and speed on labelled cases (JSONL).
+    Eval(commands::EvalArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KbCommand {
+    /// Validate FAQ files and check that every entry's examples match it.
+    Check(commands::CheckArgs),
+    /// Turn labelled utterances (JSONL) into FAQ files.
+    Import(commands::ImportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
+        Command::Ask(args) => commands::ask(&config, args),
+        Command::Kb(KbCommand::Check(args)) => commands::check(&config, args),
+        Command::Kb(KbCommand::Import(args)) => commands::import(args),
+        Command::Eval(args) => commands::eval(&config, args),
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -269,7 +269,10 @@ mod tests {
     fn actions_and_priorities_round_trip_their_names() {
         for a in Action::ALL {
             assert_eq!(a.name().parse::<Action>(), Ok(a));
-            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{}\"", a.name()));
+            assert_eq!(
+                serde_json::to_string(&a).unwrap(),
+                format!("\"{}\"", a.name())
+            );
         }
         for p in Priority::ALL {
             assert_eq!(p.name().parse::<Priority>(), Ok(p));

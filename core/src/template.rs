@@ -87,19 +87,28 @@ mod tests {
     #[test]
     fn fills_known_variables_and_keeps_unknown_ones() {
         assert_eq!(
-            render("欢迎来到{shop_name}，客服时间 {support_hours}。{missing}", &vars()),
+            render(
+                "欢迎来到{shop_name}，客服时间 {support_hours}。{missing}",
+                &vars()
+            ),
             "欢迎来到星辰卡铺，客服时间 9:00-23:00。{missing}"
         );
     }
 
     #[test]
     fn double_braces_are_literal() {
-        assert_eq!(render("{{shop_name}} is {shop_name}", &vars()), "{shop_name} is 星辰卡铺");
+        assert_eq!(
+            render("{{shop_name}} is {shop_name}", &vars()),
+            "{shop_name} is 星辰卡铺"
+        );
         assert!(placeholders("{{not_a_var}}").is_empty());
     }
 
     #[test]
     fn lists_placeholders_in_order() {
-        assert_eq!(placeholders("{a} and {b_2} and {a} and { spaced }"), ["a", "b_2", "a"]);
+        assert_eq!(
+            placeholders("{a} and {b_2} and {a} and { spaced }"),
+            ["a", "b_2", "a"]
+        );
     }
 }

@@ -8,10 +8,12 @@
 //! - [`classifier`]: a linear model trained on the entries' paraphrases when the base loads.
 //! - [`matcher`]: [`KnowledgeBase`], which combines index and model into ranked candidates with
 //!   a calibrated confidence, and implements `kefu_core::Knowledge`.
+//! - [`defaults`]: the built-in card-shop knowledge base (`knowledge/faq/`).
 //! - [`import`]: labelled utterances (JSONL) into FAQ files.
 //! - [`eval`]: accuracy, out-of-scope and latency figures over labelled cases.
 
 pub mod classifier;
+pub mod defaults;
 pub mod eval;
 pub mod faq;
 pub mod import;

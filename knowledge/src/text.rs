@@ -1,1 +1,396 @@
-//! text
+//! Text analysis for Chinese, English and mixed messages.
+//!
+//! One [`Analyzer`] serves both the tantivy index (through [`MixedTokenizer`]) and the learned
+//! model (through [`Analyzer::features`]), so both see the same words:
+//!
+//! 1. [`normalize`]: full-width forms to ASCII, lower case, invisible characters dropped.
+//! 2. [`Analyzer::words`]: runs of Han characters are segmented by jieba; runs of Latin letters
+//!    are words, stemmed with the Snowball English stemmer; long digit runs (order numbers,
+//!    phone numbers) become one placeholder word so they do not look like vocabulary.
+//! 3. [`Analyzer::features`]: word unigrams and bigrams, character n-grams of Latin words (which
+//!    survive typos: "recieve" shares most of its trigrams with "receive"), and Han character
+//!    unigrams and bigrams (which survive segmentation differences and slang).
+
+use jieba_rs::Jieba;
+use kefu_core::locale::is_han;
+use rust_stemmers::{Algorithm, Stemmer};
+use std::sync::{Arc, OnceLock};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+
+/// Lower-cases `text`, maps full-width ASCII forms and the ideographic space to ASCII, and
+/// drops zero-width and control characters.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let c = match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            0x200B..=0x200F | 0xFEFF => continue,
+            _ if c.is_control() => ' ',
+            _ => c,
+        };
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// The kind of characters a word is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    /// Han characters (segmented by jieba).
+    Han,
+    /// Latin letters, possibly with digits inside (`ps5`, `q币` is split at the Han part).
+    Latin,
+    /// Digits only.
+    Digits,
+}
+
+/// A word of a message, after normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    /// The word as matched: stemmed for Latin words, `#num` for long digit runs.
+    pub term: String,
+    /// The word as written (normalised but not stemmed).
+    pub surface: String,
+    /// What it is made of.
+    pub script: Script,
+    /// Byte offsets in the normalised text.
+    pub start: usize,
+    /// End byte offset (exclusive) in the normalised text.
+    pub end: usize,
+}
+
+/// Digit runs at least this long are order, ticket or phone numbers, not vocabulary.
+const LONG_NUMBER: usize = 5;
+
+/// The placeholder term for a long digit run.
+pub const NUMBER_TERM: &str = "#num";
+
+/// Segments and stems text; cheap to clone (the dictionary is shared).
+#[derive(Clone)]
+pub struct Analyzer {
+    jieba: Arc<Jieba>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").finish_non_exhaustive()
+    }
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Self::shared()
+    }
+}
+
+fn stemmer() -> &'static Stemmer {
+    static STEMMER: OnceLock<Stemmer> = OnceLock::new();
+    STEMMER.get_or_init(|| Stemmer::create(Algorithm::English))
+}
+
+impl Analyzer {
+    /// The process-wide analyzer: jieba's dictionary is loaded once (about 0.3 s) and shared.
+    pub fn shared() -> Self {
+        static JIEBA: OnceLock<Arc<Jieba>> = OnceLock::new();
+        Analyzer {
+            jieba: JIEBA.get_or_init(|| Arc::new(Jieba::new())).clone(),
+        }
+    }
+
+    /// The words of `text` (which must already be [`normalize`]d), in order.
+    pub fn words(&self, text: &str) -> Vec<Word> {
+        let mut words = Vec::new();
+        let mut chars = text.char_indices().peekable();
+        while let Some(&(start, c)) = chars.peek() {
+            if is_han(c) {
+                let mut end = start;
+                while let Some(&(i, c)) = chars.peek() {
+                    if !is_han(c) {
+                        break;
+                    }
+                    end = i + c.len_utf8();
+                    chars.next();
+                }
+                self.push_han(&text[start..end], start, &mut words);
+            } else if c.is_alphanumeric() {
+                let mut end = start;
+                while let Some(&(i, c)) = chars.peek() {
+                    if !c.is_alphanumeric() || is_han(c) {
+                        break;
+                    }
+                    end = i + c.len_utf8();
+                    chars.next();
+                }
+                words.push(latin_word(&text[start..end], start));
+            } else {
+                chars.next();
+            }
+        }
+        words
+    }
+
+    fn push_han(&self, run: &str, offset: usize, words: &mut Vec<Word>) {
+        for token in self.jieba.cut(run, true) {
+            words.push(Word {
+                term: token.word.to_string(),
+                surface: token.word.to_string(),
+                script: Script::Han,
+                start: offset + token.byte_start,
+                end: offset + token.byte_end,
+            });
+        }
+    }
+
+    /// Hashed sparse features of `text` (raw, not normalised yet), with repeats; see the module
+    /// documentation for what they are.
+    pub fn features(&self, text: &str) -> Vec<u64> {
+        let text = normalize(text);
+        let words = self.words(&text);
+        let mut out = Vec::with_capacity(words.len() * 8);
+        let mut previous: Option<&str> = None;
+        for (i, w) in words.iter().enumerate() {
+            out.push(hash2(b'w', w.term.as_bytes()));
+            if let Some(p) = previous {
+                out.push(hash3(b'b', p.as_bytes(), w.term.as_bytes()));
+            }
+            previous = Some(&w.term);
+            match w.script {
+                Script::Latin => latin_char_ngrams(&w.surface, &mut out),
+                Script::Han => {
+                    // Character unigrams and bigrams across the whole Han run, so that a
+                    // different segmentation of the same characters still matches.
+                    let chars: Vec<char> = w.surface.chars().collect();
+                    let next_han = words
+                        .get(i + 1)
+                        .filter(|n| n.script == Script::Han && n.start == w.end)
+                        .and_then(|n| n.surface.chars().next());
+                    for (j, c) in chars.iter().enumerate() {
+                        let mut buf = [0u8; 8];
+                        let a = c.encode_utf8(&mut buf[..4]).len();
+                        if chars.len() > 1 {
+                            out.push(hash2(b'c', &buf[..a]));
+                        }
+                        if let Some(n) = chars.get(j + 1).copied().or(next_han) {
+                            let b = n.encode_utf8(&mut buf[a..]).len();
+                            out.push(hash2(b'c', &buf[..a + b]));
+                        }
+                    }
+                }
+                Script::Digits => {}
+            }
+        }
+        out
+    }
+}
+
+fn latin_word(surface: &str, start: usize) -> Word {
+    let all_digits = surface.chars().all(|c| c.is_ascii_digit());
+    let (term, script) = if all_digits {
+        let term = if surface.len() >= LONG_NUMBER {
+            NUMBER_TERM.to_string()
+        } else {
+            surface.to_string()
+        };
+        (term, Script::Digits)
+    } else {
+        (stemmer().stem(surface).into_owned(), Script::Latin)
+    };
+    Word {
+        term,
+        surface: surface.to_string(),
+        script,
+        start,
+        end: start + surface.len(),
+    }
+}
+
+/// Character 3- to 5-grams of `<word>` (with boundary marks), fastText style.
+fn latin_char_ngrams(word: &str, out: &mut Vec<u64>) {
+    let mut bytes = Vec::with_capacity(word.len() + 2);
+    bytes.push(b'<');
+    bytes.extend_from_slice(word.as_bytes());
+    bytes.push(b'>');
+    if !word.is_ascii() {
+        return;
+    }
+    for n in 3..=5 {
+        if bytes.len() < n {
+            break;
+        }
+        for window in bytes.windows(n) {
+            out.push(hash2(b'n', window));
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+fn hash2(kind: u8, a: &[u8]) -> u64 {
+    fnv(fnv(FNV_OFFSET, &[kind]), a)
+}
+
+fn hash3(kind: u8, a: &[u8], b: &[u8]) -> u64 {
+    fnv(fnv(fnv(FNV_OFFSET, &[kind]), a), &[0xff]).wrapping_add(fnv(FNV_OFFSET, b))
+}
+
+/// The name under which [`MixedTokenizer`] is registered with tantivy.
+pub const TOKENIZER_NAME: &str = "kefu_mixed";
+
+/// A tantivy tokenizer emitting the [`Analyzer::words`] terms of a text.
+#[derive(Clone, Default)]
+pub struct MixedTokenizer {
+    analyzer: Analyzer,
+    tokens: Vec<Token>,
+}
+
+impl MixedTokenizer {
+    /// A tokenizer using `analyzer`.
+    pub fn new(analyzer: Analyzer) -> Self {
+        MixedTokenizer {
+            analyzer,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// The tokens of one text, produced by [`MixedTokenizer`].
+pub struct MixedTokenStream<'a> {
+    tokens: &'a mut Vec<Token>,
+    next: usize,
+}
+
+impl Tokenizer for MixedTokenizer {
+    type TokenStream<'a> = MixedTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> MixedTokenStream<'a> {
+        self.tokens.clear();
+        // Offsets refer to the normalised text; normalisation keeps ASCII lengths, and the
+        // index stores no positions for highlighting, so this is only informative.
+        let normalized = normalize(text);
+        for (position, word) in self.analyzer.words(&normalized).into_iter().enumerate() {
+            self.tokens.push(Token {
+                offset_from: word.start,
+                offset_to: word.end,
+                position,
+                text: word.term,
+                position_length: 1,
+            });
+        }
+        MixedTokenStream {
+            tokens: &mut self.tokens,
+            next: 0,
+        }
+    }
+}
+
+impl TokenStream for MixedTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms(text: &str) -> Vec<String> {
+        let a = Analyzer::shared();
+        a.words(&normalize(text))
+            .into_iter()
+            .map(|w| w.term)
+            .collect()
+    }
+
+    #[test]
+    fn normalizes_full_width_and_case() {
+        assert_eq!(normalize("ＳＴＥＡＭ　卡密！"), "steam 卡密!");
+        assert_eq!(normalize("Refund\u{200B}Please"), "refundplease");
+    }
+
+    #[test]
+    fn segments_chinese_with_jieba() {
+        let t = terms("我的卡密在哪里");
+        assert!(
+            t.contains(&"卡密".to_string()) || t.contains(&"卡".to_string()),
+            "{t:?}"
+        );
+        assert!(t.contains(&"哪里".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn stems_english_and_lowercases() {
+        assert_eq!(
+            terms("Refunds REFUNDED refunding"),
+            ["refund", "refund", "refund"]
+        );
+        assert_eq!(terms("Cards were delivered"), ["card", "were", "deliv"]);
+    }
+
+    #[test]
+    fn splits_mixed_text_and_hides_order_numbers() {
+        let t = terms("steam卡密invalid 订单202411230001 50元");
+        assert_eq!(t[0], "steam");
+        assert!(t.contains(&"invalid".to_string()), "{t:?}");
+        assert!(t.contains(&NUMBER_TERM.to_string()), "{t:?}");
+        assert!(t.contains(&"50".to_string()), "{t:?}");
+        assert!(t.contains(&"元".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn typos_share_character_ngrams() {
+        let a = Analyzer::shared();
+        let f = |s: &str| {
+            a.features(s)
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>()
+        };
+        let right = f("receive");
+        let typo = f("recieve");
+        let other = f("password");
+        let shared = right.intersection(&typo).count();
+        assert!(shared >= 4, "shared {shared}");
+        assert_eq!(right.intersection(&other).count(), 0);
+    }
+
+    #[test]
+    fn han_bigrams_survive_different_segmentation() {
+        let a = Analyzer::shared();
+        let f = |s: &str| {
+            a.features(s)
+                .into_iter()
+                .collect::<std::collections::HashSet<_>>()
+        };
+        let shared = f("充值没到账").intersection(&f("充值还没有到账")).count();
+        assert!(shared >= 4, "shared {shared}");
+    }
+
+    #[test]
+    fn tantivy_tokenizer_emits_the_same_terms() {
+        let mut tokenizer = MixedTokenizer::default();
+        let mut stream = tokenizer.token_stream("Where is my 卡密");
+        let mut seen = Vec::new();
+        while stream.advance() {
+            seen.push(stream.token().text.clone());
+        }
+        assert_eq!(seen, terms("Where is my 卡密"));
+    }
+}

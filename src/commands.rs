@@ -1,0 +1,368 @@
+//! The subcommands: `ask`, `kb check`, `kb import`, `eval`.
+
+use crate::config::Config;
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kefu_core::{Decision, Knowledge, Locale};
+use kefu_knowledge::eval::{self, Report};
+use kefu_knowledge::faq::FaqSet;
+use kefu_knowledge::import::{read_labelled, write_faq_files};
+use kefu_knowledge::{faq, Error, KnowledgeBase, MatcherOptions};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Arguments of `kefu ask`.
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// A directory of FAQ files (default: the configured one, else the built-in knowledge base).
+    #[arg(long, value_name = "DIR")]
+    kb: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Answer in this language (zh or en) instead of the question's.
+    #[arg(long, value_name = "LOCALE")]
+    lang: Option<Locale>,
+    /// How many candidates to show.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// The customer's question.
+    #[arg(required = true, num_args = 1..)]
+    text: Vec<String>,
+}
+
+/// Arguments of `kefu kb check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The directory of FAQ files (default: the configured one, else the built-in knowledge base).
+    dir: Option<PathBuf>,
+}
+
+/// Arguments of `kefu kb import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// JSONL file of {"text": ..., "label": <id> or null} lines.
+    #[arg(long, value_name = "FILE.jsonl", required = true, num_args = 1..)]
+    labelled: Vec<PathBuf>,
+    /// Directory to write FAQ files into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// Arguments of `kefu eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The directory of FAQ files to evaluate (default: the configured one, else built-in).
+    #[arg(long, value_name = "DIR")]
+    kb: Option<PathBuf>,
+    /// Labelled cases (JSONL) to measure.
+    #[arg(long, value_name = "FILE.jsonl")]
+    cases: PathBuf,
+    /// Labelled cases (JSONL) to choose the answer threshold on.
+    #[arg(long, value_name = "FILE.jsonl")]
+    tune: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loads the FAQ files of `dir`, or of the configured directory, or the built-in ones.
+fn load_faq(config: &Config, dir: Option<&Path>) -> Result<(FaqSet, String), Error> {
+    let validation = config.validation();
+    match dir.or(config.knowledge.dir.as_deref()) {
+        Some(dir) => Ok((faq::load_dir(dir, &validation)?, dir.display().to_string())),
+        None => Ok((
+            kefu_knowledge::defaults::load(&validation)?,
+            "the built-in knowledge base".to_string(),
+        )),
+    }
+}
+
+fn build(config: &Config, set: FaqSet) -> Result<KnowledgeBase, Error> {
+    KnowledgeBase::build(
+        set,
+        MatcherOptions {
+            thresholds: config.thresholds,
+            ..MatcherOptions::default()
+        },
+    )
+}
+
+fn load_kb(config: &Config, dir: Option<&Path>) -> anyhow::Result<KnowledgeBase> {
+    let (set, _) = load_faq(config, dir)?;
+    Ok(build(config, set)?)
+}
+
+pub fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
+    let kb = load_kb(config, args.kb.as_deref())?;
+    let text = args.text.join(" ");
+    let locale = args.lang.unwrap_or_else(|| Locale::detect(&text));
+    let (decision, ranking) = kb.decide(&text, args.top.max(1));
+    let answer = match (decision, ranking.top()) {
+        (Decision::Answer, Some(top)) => kb.render_answer(&top.id, locale, &config.variables),
+        _ => None,
+    };
+    let action = match (decision, ranking.top()) {
+        (Decision::Answer, Some(top)) => kb.entry(&top.id).and_then(|e| e.action),
+        _ => None,
+    };
+    if args.json {
+        let out = json!({
+            "query": text,
+            "locale": locale,
+            "decision": decision,
+            "confidence": ranking.confidence(),
+            "candidates": ranking.candidates,
+            "answer": answer,
+            "action": action,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "decision: {decision} (confidence {:.3}; answer ≥ {}, suggest ≥ {})",
+        ranking.confidence(),
+        config.thresholds.answer,
+        config.thresholds.suggest
+    );
+    println!("candidates:");
+    if ranking.candidates.is_empty() {
+        println!("  (none)");
+    }
+    for (i, c) in ranking.candidates.iter().enumerate() {
+        println!(
+            "  {}. {:<32} confidence {:.3}  score {:.3}  ~ {}",
+            i + 1,
+            c.id,
+            c.confidence,
+            c.score,
+            c.matched_question
+        );
+    }
+    match (decision, answer) {
+        (Decision::Answer, Some(answer)) => {
+            if let Some(action) = action {
+                println!("action: {action}");
+            }
+            println!("answer ({locale}):\n{answer}");
+        }
+        (Decision::Suggest, _) => {
+            println!("(the bot would ask \"did you mean\" with the candidates above)")
+        }
+        _ => println!("(the bot would say it does not know and offer a person)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let (set, source) = match load_faq(config, args.dir.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(Error::Invalid(diagnostics)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "\n{} problem(s) found; nothing was changed. Fix them and run `kefu kb check` again.",
+                diagnostics.len()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let started = Instant::now();
+    let examples: Vec<(String, String, String)> = set
+        .entries
+        .iter()
+        .flat_map(|e| {
+            e.entry
+                .examples
+                .iter()
+                .zip(&e.example_locations)
+                .map(|(x, loc)| (e.entry.id.clone(), x.clone(), loc.to_string()))
+        })
+        .collect();
+    let files = set.files.clone();
+    let file_of: std::collections::HashMap<String, PathBuf> = set
+        .entries
+        .iter()
+        .map(|e| (e.entry.id.clone(), e.location.path.clone()))
+        .collect();
+    let out_of_scope = set.out_of_scope.len();
+    let kb = build(config, set)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+
+    // Per file: entries, questions, examples passed / only suggested / failed.
+    let mut rows: std::collections::BTreeMap<PathBuf, [usize; 5]> =
+        files.iter().map(|f| (f.clone(), [0; 5])).collect();
+    for e in kb.entries() {
+        let row = rows.entry(file_of[&e.id].clone()).or_default();
+        row[0] += 1;
+        row[1] += e.questions.len();
+    }
+    let mut failures = Vec::new();
+    let mut weak = Vec::new();
+    for (id, example, location) in &examples {
+        let (decision, ranking) = kb.decide(example, 3);
+        let row = rows.entry(file_of[id].clone()).or_default();
+        let top = ranking.top().map(|c| c.id.as_str()).unwrap_or("(nothing)");
+        if top == id && decision == Decision::Answer {
+            row[2] += 1;
+        } else if top == id {
+            row[3] += 1;
+            weak.push(format!(
+                "{location}: example \"{example}\" matches `{id}` but only with confidence {:.2} (the bot would ask \"did you mean\") — add paraphrases like it to `{id}`",
+                ranking.confidence()
+            ));
+        } else {
+            row[4] += 1;
+            failures.push(format!(
+                "{location}: example \"{example}\" should match `{id}` but matched `{top}` (confidence {:.2}) — add paraphrases like it to `{id}`, or move it to `{top}` if that is right",
+                ranking.confidence()
+            ));
+        }
+    }
+    println!("knowledge base: {source}");
+    println!(
+        "{:<40} {:>7} {:>9} {:>7} {:>9} {:>6}",
+        "file", "entries", "questions", "passed", "suggested", "failed"
+    );
+    let mut total = [0usize; 5];
+    for (file, row) in &rows {
+        let name = file.display().to_string();
+        println!(
+            "{:<40} {:>7} {:>9} {:>7} {:>9} {:>6}",
+            name, row[0], row[1], row[2], row[3], row[4]
+        );
+        for (t, v) in total.iter_mut().zip(row) {
+            *t += v;
+        }
+    }
+    println!(
+        "{:<40} {:>7} {:>9} {:>7} {:>9} {:>6}",
+        "total", total[0], total[1], total[2], total[3], total[4]
+    );
+    println!(
+        "{} out-of-scope example(s); built in {:.2} s",
+        out_of_scope, load_seconds
+    );
+    for w in &weak {
+        println!("warning: {w}");
+    }
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    if failures.is_empty() {
+        println!("ok: every file is valid and every example matches its entry");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("\n{} example(s) failed", failures.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let mut items = Vec::new();
+    for path in &args.labelled {
+        items.extend(read_labelled(path)?);
+    }
+    let fallback = args.labelled[0]
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "imported".into());
+    let summary = write_faq_files(&items, &args.out, &fallback)?;
+    println!(
+        "wrote {} file(s) to {}: {} entries, {} questions, {} out-of-scope utterances",
+        summary.files.len(),
+        args.out.display(),
+        summary.entries,
+        summary.questions,
+        summary.out_of_scope
+    );
+    if summary.duplicates + summary.conflicts > 0 {
+        println!(
+            "dropped {} repeated utterance(s) and {} given a second, different label (the first label wins)",
+            summary.duplicates, summary.conflicts
+        );
+    }
+    println!(
+        "next: write the answers, then run `kefu kb check {}`",
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    if len < 500 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn score(kb: &KnowledgeBase, path: &Path, what: &str) -> anyhow::Result<Vec<eval::ScoredCase>> {
+    let cases = read_labelled(path)?;
+    let bar = progress(cases.len(), what);
+    let scored = eval::score_cases(kb, &cases, |i| bar.set_position(i as u64));
+    bar.finish_and_clear();
+    Ok(scored)
+}
+
+pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let kb = load_kb(config, args.kb.as_deref())?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let threshold = match &args.tune {
+        Some(tune) => eval::tune_threshold(&score(&kb, tune, "tuning")?),
+        None => config.thresholds.answer,
+    };
+    let scored = score(&kb, &args.cases, "evaluating")
+        .with_context(|| format!("cannot evaluate {}", args.cases.display()))?;
+    let report = eval::report(&scored, threshold);
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report, load_seconds, &kb);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &Report, load_seconds: f64, kb: &KnowledgeBase) {
+    let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
+    let stats = kb.stats();
+    println!(
+        "knowledge base: {} entries, {} questions, loaded in {load_seconds:.2} s (index {:.2} s, model {:.2} s)",
+        kb.entries().len(),
+        stats.questions,
+        stats.index_seconds,
+        stats.model_seconds
+    );
+    println!(
+        "cases: {} ({} in scope, {} out of scope)",
+        r.n, r.n_in_scope, r.n_oos
+    );
+    println!("threshold          {:.4}", r.threshold);
+    println!("top1               {}", f(r.top1));
+    println!("in_scope_accuracy  {}", f(r.in_scope_accuracy));
+    println!("mrr                {}", f(r.mrr));
+    println!("recall_at_3        {}", f(r.recall_at_3));
+    println!("oos_recall         {}", f(r.oos_recall));
+    println!("oos_precision      {}", f(r.oos_precision));
+    println!("auroc              {}", f(r.auroc));
+    println!(
+        "p50_us             {}",
+        r.p50_us.map_or("n/a".into(), |v| format!("{v:.0}"))
+    );
+    println!(
+        "p99_us             {}",
+        r.p99_us.map_or("n/a".into(), |v| format!("{v:.0}"))
+    );
+}

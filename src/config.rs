@@ -1,0 +1,169 @@
+//! The bot's configuration file (`kefu.yaml`): optional, every key has a default.
+//!
+//! ```yaml
+//! variables:                 # filled into answers as {name}
+//!   shop_name: 星辰卡铺
+//!   support_hours: "9:00–23:00"
+//! skill_groups: [general, orders, payments, refunds, accounts, risk, complaints, wholesale]
+//! thresholds: { answer: 0.5, suggest: 0.25 }
+//! knowledge: { dir: ./faq }  # omit to use the default knowledge base built into kefu
+//! ```
+
+use anyhow::Context;
+use kefu_core::Thresholds;
+use kefu_knowledge::faq::{ValidationOptions, DEFAULT_SKILL_GROUPS};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The name of the configuration file looked for in the working directory.
+pub const DEFAULT_FILE: &str = "kefu.yaml";
+
+/// Everything in `kefu.yaml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Template variables filled into answers.
+    pub variables: BTreeMap<String, String>,
+    /// The human teams hand-offs go to.
+    pub skill_groups: BTreeSet<String>,
+    /// The answer / suggest / decline bands.
+    pub thresholds: Thresholds,
+    /// Where the FAQ files are.
+    pub knowledge: KnowledgeConfig,
+}
+
+/// The `knowledge` section.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// A directory of FAQ files; the built-in default knowledge base when absent.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let variables = [
+            ("shop_name", "星辰卡铺 StarCard"),
+            ("support_hours", "9:00–24:00 (UTC+8)"),
+            ("support_email", "support@example.com"),
+            ("website", "https://shop.example.com"),
+            ("refund_days", "7"),
+            ("delivery_minutes", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Config {
+            variables,
+            skill_groups: DEFAULT_SKILL_GROUPS.iter().map(|s| s.to_string()).collect(),
+            thresholds: Thresholds::default(),
+            knowledge: KnowledgeConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or `kefu.yaml` in the working directory when `path` is `None` and that file
+    /// exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        Self::parse(&path, &text)
+    }
+
+    /// Parses configuration text; errors name the file, line and column.
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let mut config: Config = serde_yaml::from_str(text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
+                .unwrap_or_else(|| path.display().to_string());
+            anyhow::anyhow!(
+                "{at}: {e} — see the example at the top of the README's configuration section"
+            )
+        })?;
+        // Variables given in the file extend the defaults rather than replace them all.
+        let mut variables = Config::default().variables;
+        variables.append(&mut config.variables);
+        config.variables = variables;
+        let t = config.thresholds;
+        if !(0.0..=1.0).contains(&t.answer)
+            || !(0.0..=1.0).contains(&t.suggest)
+            || t.suggest > t.answer
+        {
+            anyhow::bail!(
+                "{}: thresholds must satisfy 0 ≤ suggest ≤ answer ≤ 1 (got answer {}, suggest {})",
+                path.display(),
+                t.answer,
+                t.suggest
+            );
+        }
+        Ok(config)
+    }
+
+    /// What FAQ validation checks names against.
+    pub fn validation(&self) -> ValidationOptions {
+        ValidationOptions {
+            skill_groups: self.skill_groups.clone(),
+            variables: self.variables.keys().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_line() {
+        let err = Config::parse(
+            Path::new("kefu.yaml"),
+            "thresholds:\n  answer: 0.6\n  sugest: 0.2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("kefu.yaml:3:"), "{err}");
+        assert!(err.contains("sugest"), "{err}");
+    }
+
+    #[test]
+    fn variables_extend_the_defaults() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "variables:\n  shop_name: Acme\n  extra: x\n",
+        )
+        .unwrap();
+        assert_eq!(c.variables["shop_name"], "Acme");
+        assert_eq!(c.variables["extra"], "x");
+        assert!(c.variables.contains_key("support_hours"));
+        assert!(c.validation().variables.contains("extra"));
+    }
+
+    #[test]
+    fn thresholds_out_of_order_are_rejected() {
+        let err = Config::parse(
+            Path::new("k.yaml"),
+            "thresholds: {answer: 0.2, suggest: 0.5}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("suggest ≤ answer"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        assert_eq!(
+            Config::parse(Path::new("k.yaml"), "\n").unwrap(),
+            Config::default()
+        );
+    }
+}
