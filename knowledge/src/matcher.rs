@@ -369,17 +369,25 @@ impl KnowledgeBase {
     /// The ranking score of a candidate from its evidence.
     fn score(&self, ev: &Evidence) -> f32 {
         if self.model.is_some() {
-            ev.model + 0.5 * ev.neighbour + 0.1 * ev.index
+            ev.model + 0.5 * ev.neighbour + 0.2 * ev.index
         } else {
             ev.neighbour + 0.3 * ev.index
         }
     }
 
-    /// The confidence of a candidate: a logistic function of its evidence.
+    /// The confidence of a candidate: a logistic function of its evidence, `margin` being its
+    /// lead in score over the runner-up (0 for all but the best candidate).
+    ///
+    /// With a model, the coefficients were fitted on CLINC150 (built with and without its
+    /// out-of-scope examples) and on held-out card-shop messages against the built-in knowledge
+    /// base, maximising AUROC and in-scope accuracy + out-of-scope recall. The model's
+    /// out-of-scope class weighs most: it is what tells chatter from questions.
     fn confidence(&self, ev: &Evidence, score: f32, margin: f32) -> f32 {
         let z = if self.model.is_some() {
-            -4.0 + 4.0 * score + 2.0 * margin - 2.0 * ev.out_of_scope
-                + 2.0 * (ev.neighbour - ev.neighbour_out_of_scope)
+            -2.1 + 3.3 * ev.model + 0.6 * ev.neighbour + 1.0 * ev.index
+                - 0.8 * margin
+                - 6.9 * ev.out_of_scope
+                + 0.8 * ev.neighbour_out_of_scope
         } else {
             -5.0 + 8.0 * score + 4.0 * margin
         };

@@ -1,0 +1,355 @@
+//! End-to-end tests of the `kefu` binary's knowledge-base commands on a small fixture.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn kefu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(args)
+        // A kefu.yaml in the working directory would change the results.
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KEFU_LOG")
+        .output()
+        .expect("run kefu")
+}
+
+fn fixture() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/shop")
+        .display()
+        .to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_lines(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    path
+}
+
+#[test]
+fn kb_check_passes_on_a_valid_knowledge_base_and_prints_a_table() {
+    let out = kefu(&["kb", "check", &fixture()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("orders.yaml"), "{text}");
+    assert!(text.contains("passed"), "{text}");
+    assert!(text.contains("ok: every file is valid"), "{text}");
+}
+
+#[test]
+fn kb_check_reports_every_problem_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(
+        dir.path(),
+        "a.yaml",
+        &[
+            "entries:",
+            "  - id: shop.hours",
+            "    questons: [几点上班]",
+            "    answer: {zh: 九点, en: nine}",
+        ],
+    );
+    write_lines(
+        dir.path(),
+        "b.yaml",
+        &[
+            "entries:",
+            "  - id: shop.hours",
+            "    questions: [when do you open]",
+            "    answer: {zh: '{shop}', en: ok}",
+            "    action: teleport",
+        ],
+    );
+    let out = kefu(&["kb", "check", &dir.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let a = dir.path().join("a.yaml").display().to_string();
+    let b = dir.path().join("b.yaml").display().to_string();
+    assert!(
+        err.contains(&format!("{a}:3:5: unknown key `questons`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{b}:2:9: duplicate id `shop.hours`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{b}:5:13: unknown action `teleport`")),
+        "{err}"
+    );
+    assert!(err.contains("unknown template variable `{shop}`"), "{err}");
+    assert!(
+        err.contains(" — "),
+        "every problem says how to fix it: {err}"
+    );
+}
+
+#[test]
+fn kb_check_fails_when_an_example_matches_another_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(Path::new(&fixture()).join("orders.yaml")).unwrap();
+    // Assert that a refund question belongs to the support-hours entry.
+    let text = text.replace("      - 客服几点上线", "      - 我要退款 退钱给我");
+    std::fs::write(dir.path().join("orders.yaml"), text).unwrap();
+    let out = kefu(&["kb", "check", &dir.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("should match `service.contact_hours` but matched `refund.request`"),
+        "{err}"
+    );
+    assert!(err.contains("orders.yaml:"), "{err}");
+}
+
+#[test]
+fn ask_answers_in_the_question_language_with_variables_filled() {
+    let out = kefu(&["ask", "--kb", &fixture(), "--json", "卡密去哪里看啊"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "answer", "{v}");
+    assert_eq!(v["locale"], "zh");
+    assert_eq!(v["candidates"][0]["id"], "order.card_key_lookup");
+    assert_eq!(v["action"], "card_key_lookup");
+    let answer = v["answer"].as_str().unwrap();
+    assert!(answer.contains("星辰卡铺"), "{answer}");
+    assert!(!answer.contains('{'), "{answer}");
+
+    let out = kefu(&[
+        "ask",
+        "--kb",
+        &fixture(),
+        "--json",
+        "when",
+        "is",
+        "support",
+        "open",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["candidates"][0]["id"], "service.contact_hours", "{v}");
+    assert_eq!(v["locale"], "en");
+    let confidence = v["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&confidence));
+}
+
+#[test]
+fn ask_declines_what_the_knowledge_base_does_not_cover() {
+    let out = kefu(&[
+        "ask",
+        "--kb",
+        &fixture(),
+        "--json",
+        "what's the weather like in beijing",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(v["decision"], "answer", "{v}");
+    assert!(v["answer"].is_null());
+
+    let out = kefu(&["ask", "--kb", &fixture(), "tell me a joke about cats"]);
+    let text = stdout(&out);
+    assert!(text.starts_with("decision: "), "{text}");
+    assert!(!text.starts_with("decision: answer"), "{text}");
+}
+
+#[test]
+fn ask_uses_the_built_in_knowledge_base_by_default() {
+    let out = kefu(&["ask", "--json", "充值了游戏里没到账"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["candidates"][0]["id"], "recharge.not_arrived", "{v}");
+}
+
+#[test]
+fn import_writes_files_that_check_and_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_lines(
+        dir.path(),
+        "chats.jsonl",
+        &[
+            r#"{"text": "where is my key", "label": "order.key"}"#,
+            r#"{"text": "i never got the code", "label": "order.key"}"#,
+            r#"{"text": "卡密在哪", "label": "order.key"}"#,
+            r#"{"text": "refund please", "label": "refund.ask"}"#,
+            r#"{"text": "i want my money back", "label": "refund.ask"}"#,
+            r#"{"text": "我要退款", "label": "refund.ask"}"#,
+            r#"{"text": "nice weather", "label": null}"#,
+        ],
+    );
+    let out_dir = dir.path().join("kb");
+    let out = kefu(&[
+        "kb",
+        "import",
+        "--labelled",
+        &input.display().to_string(),
+        "--out",
+        &out_dir.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("2 entries, 6 questions, 1 out-of-scope"),
+        "{}",
+        stdout(&out)
+    );
+    for name in ["order.yaml", "refund.yaml", "out_of_scope.yaml"] {
+        assert!(out_dir.join(name).exists(), "{name}");
+    }
+    let check = kefu(&["kb", "check", &out_dir.display().to_string()]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    let ask = kefu(&[
+        "ask",
+        "--kb",
+        &out_dir.display().to_string(),
+        "--json",
+        "refund me",
+    ]);
+    let v: Value = serde_json::from_slice(&ask.stdout).unwrap();
+    assert_eq!(v["candidates"][0]["id"], "refund.ask", "{v}");
+}
+
+#[test]
+fn import_rejects_a_bad_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_lines(
+        dir.path(),
+        "chats.jsonl",
+        &[r#"{"text": "hi", "label": null}"#, r#"{"text": "oops""#],
+    );
+    let out = kefu(&[
+        "kb",
+        "import",
+        "--labelled",
+        &input.display().to_string(),
+        "--out",
+        &dir.path().join("kb").display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("chats.jsonl:2:"), "{err}");
+    assert!(
+        !dir.path().join("kb").exists(),
+        "nothing is written from a bad file"
+    );
+}
+
+#[test]
+fn eval_prints_exactly_the_documented_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_lines(
+        dir.path(),
+        "cases.jsonl",
+        &[
+            r#"{"text": "卡密在哪里看呀", "label": "order.card_key_lookup"}"#,
+            r#"{"text": "where is the key i paid for", "label": "order.card_key_lookup"}"#,
+            r#"{"text": "申请退款", "label": "refund.request"}"#,
+            r#"{"text": "what time do you close", "label": "service.contact_hours"}"#,
+            r#"{"text": "今天下雨吗", "label": null}"#,
+            r#"{"text": "recommend me a pizza place", "label": null}"#,
+        ],
+    );
+    let cases = cases.display().to_string();
+    let out = kefu(&[
+        "eval",
+        "--kb",
+        &fixture(),
+        "--cases",
+        &cases,
+        "--tune",
+        &cases,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "auroc",
+            "in_scope_accuracy",
+            "mrr",
+            "n",
+            "n_in_scope",
+            "n_oos",
+            "oos_precision",
+            "oos_recall",
+            "p50_us",
+            "p99_us",
+            "recall_at_3",
+            "threshold",
+            "top1"
+        ]
+    );
+    assert_eq!(v["n"], 6);
+    assert_eq!(v["n_in_scope"], 4);
+    assert_eq!(v["n_oos"], 2);
+    assert_eq!(v["top1"], 1.0, "{v}");
+
+    // Without out-of-scope cases the figures that need them are null.
+    let only_in = write_lines(
+        dir.path(),
+        "in.jsonl",
+        &[r#"{"text": "申请退款", "label": "refund.request"}"#],
+    );
+    let out = kefu(&[
+        "eval",
+        "--kb",
+        &fixture(),
+        "--cases",
+        &only_in.display().to_string(),
+        "--json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["auroc"].is_null() && v["oos_recall"].is_null(), "{v}");
+    assert_eq!(v["threshold"], 0.5);
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["ask", "--help"],
+        vec!["kb", "--help"],
+        vec!["kb", "check", "--help"],
+        vec!["kb", "import", "--help"],
+        vec!["eval", "--help"],
+    ] {
+        let out = kefu(&args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn a_bad_config_file_is_reported_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_lines(dir.path(), "kefu.yaml", &["thresholds:", "  answr: 0.7"]);
+    let out = kefu(&["--config", &config.display().to_string(), "ask", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("kefu.yaml:2:"), "{err}");
+    assert!(err.contains("answr"), "{err}");
+}
+
+#[test]
+fn a_missing_knowledge_base_directory_is_a_clear_error() {
+    let out = kefu(&["ask", "--kb", "/nonexistent/faq", "hello"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent/faq"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,124 @@
+//! The built-in card-shop knowledge base: valid, and good enough on held-out customer messages.
+//!
+//! `tests/data/customer_messages.jsonl` holds messages written apart from the FAQ files (never
+//! used for training): Chinese, English, mixed, slang and typos, plus out-of-scope chatter.
+//! The floors below sit under the measured figures so a regression in matching or content
+//! fails here; `kefu eval --cases tests/data/customer_messages.jsonl` prints the figures.
+
+use kefu_core::{Decision, Knowledge};
+use kefu_knowledge::import::read_labelled;
+use kefu_knowledge::{defaults, eval, KnowledgeBase, MatcherOptions, ValidationOptions};
+use std::path::Path;
+
+fn knowledge_base() -> KnowledgeBase {
+    let set =
+        defaults::load(&ValidationOptions::default()).expect("the built-in FAQ files are valid");
+    KnowledgeBase::build(set, MatcherOptions::default()).expect("builds")
+}
+
+#[test]
+fn has_every_required_entry_with_paraphrases_in_both_languages() {
+    let kb = knowledge_base();
+    let required = [
+        "order.card_key_lookup",
+        "order.delivery_status",
+        "order.delivery_time",
+        "order.cancel",
+        "order.query_password",
+        "recharge.not_arrived",
+        "recharge.wrong_account",
+        "card_key.invalid",
+        "card_key.how_to_redeem",
+        "refund.policy",
+        "refund.request",
+        "refund.progress",
+        "payment.methods",
+        "payment.paid_no_order",
+        "membership.cancel_auto_renew",
+        "membership.unexpected_charge",
+        "account.forgot_password",
+        "account.change_contact",
+        "account.stolen",
+        "invoice.request",
+        "wholesale.agent",
+        "promotion.coupon",
+        "service.contact_hours",
+        "complaint.file",
+        "ticket.progress",
+        "human.request",
+        "smalltalk.greeting",
+        "smalltalk.thanks",
+    ];
+    for id in required {
+        let entry = kb.entry(id).unwrap_or_else(|| panic!("missing {id}"));
+        let han = entry
+            .questions
+            .iter()
+            .filter(|q| q.chars().any(kefu_core::locale::is_han))
+            .count();
+        let latin = entry.questions.len() - han;
+        assert!(
+            han >= 8 && latin >= 8,
+            "{id}: {han} Chinese, {latin} other questions"
+        );
+        assert!(
+            !entry.answer.zh.is_empty() && !entry.answer.en.is_empty(),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn every_example_is_matched_by_its_own_entry() {
+    let kb = knowledge_base();
+    let mut wrong = Vec::new();
+    for entry in kb.entries() {
+        for example in &entry.examples {
+            let top = kb.rank(example, 1).top().map(|c| c.id.clone());
+            if top.as_deref() != Some(entry.id.as_str()) {
+                wrong.push(format!("{example:?} -> {top:?}, expected {}", entry.id));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn held_out_customer_messages_are_answered_or_declined_correctly() {
+    let kb = knowledge_base();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/customer_messages.jsonl");
+    let cases = read_labelled(&path).expect("readable");
+    let scored = eval::score_cases(&kb, &cases, |_| {});
+    let report = eval::report(&scored, kb.thresholds().answer);
+    assert!(report.n_in_scope >= 100 && report.n_oos >= 40, "{report:?}");
+    assert!(report.top1.unwrap() >= 0.90, "{report:?}");
+    assert!(report.recall_at_3.unwrap() >= 0.97, "{report:?}");
+    assert!(report.in_scope_accuracy.unwrap() >= 0.80, "{report:?}");
+    assert!(report.oos_recall.unwrap() >= 0.85, "{report:?}");
+    assert!(report.auroc.unwrap() >= 0.93, "{report:?}");
+}
+
+#[test]
+fn obvious_questions_are_answered_and_chatter_is_not() {
+    let kb = knowledge_base();
+    for (text, id) in [
+        ("卡密在哪里看", "order.card_key_lookup"),
+        ("where is my card key", "order.card_key_lookup"),
+        ("转人工", "human.request"),
+        ("i want to talk to a human", "human.request"),
+        ("你好", "smalltalk.greeting"),
+        ("thanks a lot", "smalltalk.thanks"),
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_eq!(ranking.top().map(|c| c.id.as_str()), Some(id), "{text}");
+        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+    for text in [
+        "帮我写一首关于春天的诗",
+        "what is the capital of france",
+        "asdfgh qwerty",
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+}
