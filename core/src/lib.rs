@@ -2,31 +2,100 @@
 //!
 //! # Layout
 //!
-//! - [`locale`]: the languages the bot speaks ([`Locale`]) and how a message's language is told.
-//! - [`knowledge`]: the `Knowledge` port — FAQ entries ([`FaqEntry`]), ranked candidates with a
-//!   calibrated confidence ([`Ranking`]), and the answer / suggest / decline policy
-//!   ([`Thresholds`], [`Decision`]).
-//! - [`template`]: filling `{shop_name}`-style variables in answers.
+//! - [`engine`]: [`Engine`] — one customer message in, the bot's replies out — and its
+//!   builder and settings.
+//! - [`message`]: [`Inbound`] and [`Outbound`] messages, [`ConversationKey`], quick replies.
+//! - [`conversation`]: a conversation's state, transcript lines, hand-off requests.
+//! - Ports (traits the engine talks through, with in-memory implementations):
+//!   [`knowledge`] (FAQ ranking: [`Knowledge`], [`FaqEntry`], [`Thresholds`]),
+//!   [`store`] ([`ConversationStore`], [`MemoryStore`]),
+//!   [`handoff`] ([`HandoffQueue`], [`MemoryQueue`]),
+//!   [`orders`] ([`Orders`], the port only).
+//! - [`flows`]: multi-turn tasks an FAQ entry's action starts, one file each.
+//! - [`entities`]: order numbers, ticket numbers, e-mail and phone by configurable regexes.
+//! - [`replies`]: what the bot itself says, in Chinese and English.
+//! - [`locale`]: [`Locale`] and telling a message's language; [`template`]: `{variable}`s.
 //!
-//! kefu-core depends on no search engine, database or chat platform: adapters implement its
-//! ports. The `kefu-knowledge` crate implements [`Knowledge`] with a tantivy index and a
-//! classifier trained on the FAQ's paraphrases.
+//! kefu-core depends on no search engine, database or chat platform; adapters implement its
+//! ports, and the `kefu-knowledge` crate implements [`Knowledge`].
+//!
+//! # Example
 //!
 //! ```
-//! use kefu_core::{Decision, Locale, Thresholds};
+//! use kefu_core::{Answers, ConversationKey, Engine, FaqEntry, Inbound, Knowledge, Ranking};
+//! use kefu_core::{Candidate, OutboundKind};
+//! use std::sync::Arc;
 //!
-//! let thresholds = Thresholds::default();
-//! assert_eq!(thresholds.decide(0.95), Decision::Answer);
-//! assert_eq!(thresholds.decide(0.0), Decision::Decline);
-//! assert_eq!(Locale::detect("我的卡密在哪里"), Locale::Zh);
-//! assert_eq!(Locale::detect("where is my card key"), Locale::En);
+//! /// A one-entry "knowledge base" that recognises one word.
+//! struct Hours(FaqEntry);
+//!
+//! impl Knowledge for Hours {
+//!     fn rank(&self, query: &str, _limit: usize) -> Ranking {
+//!         let confidence = if query.contains("hours") { 0.9 } else { 0.0 };
+//!         let candidates = vec![Candidate {
+//!             id: self.0.id.clone(),
+//!             score: confidence,
+//!             confidence,
+//!             matched_question: self.0.questions[0].clone(),
+//!         }];
+//!         Ranking { candidates }
+//!     }
+//!     fn entry(&self, id: &str) -> Option<&FaqEntry> {
+//!         (id == self.0.id).then_some(&self.0)
+//!     }
+//! }
+//!
+//! # tokio_test_runtime(async {
+//! let entry = FaqEntry {
+//!     id: "service.hours".into(),
+//!     questions: vec!["what are your hours".into()],
+//!     answer: Answers { zh: "9点到24点".into(), en: "9:00 to 24:00".into() },
+//!     skill_group: None, action: None, priority: None,
+//!     follow_ups: vec![], tags: vec![], examples: vec![],
+//! };
+//! let engine = Engine::builder(Arc::new(Hours(entry))).build();
+//! let chat = ConversationKey::new("cli", "alice");
+//! let replies = engine
+//!     .handle(Inbound::new(chat.clone(), "alice", "m1", "what are your hours?"))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(replies[0].text, "9:00 to 24:00");
+//! assert_eq!(replies[0].kind, OutboundKind::Answer);
+//!
+//! // The same message delivered again gets no second reply.
+//! let again = engine
+//!     .handle(Inbound::new(chat, "alice", "m1", "what are your hours?"))
+//!     .await
+//!     .unwrap();
+//! assert!(again.is_empty());
+//! # });
+//! # fn tokio_test_runtime(f: impl std::future::Future<Output = ()>) {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
 //! ```
 
+pub mod conversation;
+pub mod engine;
+pub mod entities;
+pub mod flows;
+pub mod handoff;
 pub mod knowledge;
 pub mod locale;
+pub mod message;
+pub mod orders;
+pub mod replies;
+pub mod store;
 pub mod template;
 
+pub use conversation::{
+    Conversation, HandoffReason, HandoffRequest, Holder, Speaker, TranscriptLine,
+};
+pub use engine::{Engine, EngineBuilder, EngineConfig, EngineError};
+pub use handoff::{HandoffQueue, MemoryQueue, QueueError};
 pub use knowledge::{
     Action, Answers, Candidate, Decision, FaqEntry, Knowledge, Priority, Ranking, Thresholds,
 };
 pub use locale::Locale;
+pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
+pub use orders::{Order, OrderStatus, Orders, OrdersError};
+pub use store::{ConversationStore, MemoryStore, StoreError};

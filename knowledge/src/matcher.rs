@@ -244,6 +244,11 @@ impl KnowledgeBase {
         self.options.thresholds
     }
 
+    /// The tantivy index alone (for benchmarks that compare against a bare index query).
+    pub fn index(&self) -> &QuestionIndex {
+        &self.index
+    }
+
     /// How long building took.
     pub fn stats(&self) -> BuildStats {
         self.stats
@@ -290,8 +295,12 @@ impl KnowledgeBase {
             }
         }
         // Exact cosines for the questions that share the most rare features with the query.
-        touched.sort_unstable_by(|a, b| sims[*b as usize].total_cmp(&sims[*a as usize]));
-        touched.truncate(EXACT_NEIGHBOURS);
+        if touched.len() > EXACT_NEIGHBOURS {
+            touched.select_nth_unstable_by(EXACT_NEIGHBOURS, |a, b| {
+                sims[*b as usize].total_cmp(&sims[*a as usize])
+            });
+            touched.truncate(EXACT_NEIGHBOURS);
+        }
         let mut oos_neighbour = 0.0f32;
         for &q in &touched {
             let s = dot(&x, &self.vectors[q as usize]);

@@ -1,0 +1,3 @@
+//! Benchmarks of the dialogue engine (being written).
+
+fn main() {}

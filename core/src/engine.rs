@@ -1,0 +1,719 @@
+//! The dialogue engine: one customer message in, the bot's replies out.
+//!
+//! [`Engine::handle`] runs one turn:
+//!
+//! 1. de-duplicate by message id and take the conversation's turn lock (messages of one
+//!    conversation are handled one at a time, in order);
+//! 2. load the conversation; if a person holds it, relay the message through the queue and
+//!    say nothing;
+//! 3. understand: language, entities, commands (`/start`, `/help`, `/lang`, `/human`,
+//!    `/cancel`), a numbered choice, an explicit request for a person;
+//! 4. decide: continue the flow in progress, or rank the FAQ and answer / suggest / decline,
+//!    starting the entry's flow or handing off when the entry says so; two misses in a row
+//!    hand off too;
+//! 5. commit the new state and the turn's transcript lines in one store call.
+
+use crate::conversation::{
+    now_millis, Conversation, FlowState, HandoffReason, HandoffRequest, Holder, Speaker,
+    TranscriptLine,
+};
+use crate::entities::EntityExtractor;
+use crate::flows::{self, FlowSpec};
+use crate::handoff::{HandoffQueue, QueueError};
+use crate::locale::Locale;
+use crate::message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
+use crate::orders::Orders;
+use crate::replies::Reply;
+use crate::store::{ConversationStore, StoreError, TurnCommit};
+use crate::template;
+use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Thresholds};
+use regex::Regex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Why a turn failed; nothing of it was committed, so the message can be delivered again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The conversation store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The hand-off queue failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// How the engine behaves; every field has a sensible default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// The answer / suggest / decline bands.
+    pub thresholds: Thresholds,
+    /// Template variables filled into answers and the bot's own messages.
+    pub variables: BTreeMap<String, String>,
+    /// The language of a conversation whose first message tells none (digits only, say).
+    pub default_locale: Locale,
+    /// The skill group of hand-offs that no FAQ entry names.
+    pub default_skill_group: String,
+    /// Turns in a row without an answer before the conversation goes to a person.
+    pub max_misses: u32,
+    /// Times a flow asks again for its slot before a person takes over.
+    pub max_reprompts: u32,
+    /// How many candidates a "did you mean" offers.
+    pub suggestions: usize,
+    /// How many transcript lines a hand-off request carries.
+    pub handoff_context: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            thresholds: Thresholds::default(),
+            variables: BTreeMap::new(),
+            default_locale: Locale::Zh,
+            default_skill_group: "general".to_string(),
+            max_misses: 2,
+            max_reprompts: 2,
+            suggestions: 3,
+            handoff_context: 50,
+        }
+    }
+}
+
+/// Builds an [`Engine`] from its ports.
+pub struct EngineBuilder {
+    knowledge: Arc<dyn Knowledge>,
+    store: Option<Arc<dyn ConversationStore>>,
+    queue: Option<Arc<dyn HandoffQueue>>,
+    orders: Option<Arc<dyn Orders>>,
+    entities: EntityExtractor,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// The conversation store (default: in memory).
+    pub fn store(mut self, store: Arc<dyn ConversationStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The hand-off queue (default: in memory).
+    pub fn queue(mut self, queue: Arc<dyn HandoffQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// The shop's orders (default: none; flows then hand off with what they collected).
+    pub fn orders(mut self, orders: Arc<dyn Orders>) -> Self {
+        self.orders = Some(orders);
+        self
+    }
+
+    /// The entity patterns (default: [`EntityExtractor::default`]).
+    pub fn entities(mut self, entities: EntityExtractor) -> Self {
+        self.entities = entities;
+        self
+    }
+
+    /// The behaviour settings.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        Engine {
+            knowledge: self.knowledge,
+            store: self
+                .store
+                .unwrap_or_else(|| Arc::new(crate::store::MemoryStore::new())),
+            queue: self
+                .queue
+                .unwrap_or_else(|| Arc::new(crate::handoff::MemoryQueue::new())),
+            orders: self.orders,
+            entities: self.entities,
+            config: self.config,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The channel-agnostic support bot. Share it behind an `Arc`; `handle` may be called
+/// concurrently for any conversations.
+pub struct Engine {
+    knowledge: Arc<dyn Knowledge>,
+    store: Arc<dyn ConversationStore>,
+    queue: Arc<dyn HandoffQueue>,
+    #[allow(dead_code)] // Read by the order flows once ownership checks exist.
+    orders: Option<Arc<dyn Orders>>,
+    entities: EntityExtractor,
+    config: EngineConfig,
+    locks: Mutex<HashMap<ConversationKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// One turn in the making.
+struct Turn {
+    conversation: Conversation,
+    out: Vec<Outbound>,
+    lines: Vec<TranscriptLine>,
+}
+
+impl Turn {
+    fn locale(&self) -> Locale {
+        self.conversation.locale
+    }
+}
+
+fn explicit_human() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?ix)^\s*(?:
+                /human | 人工 | 转人工 | 人工客服 | 找人工 | 真人 | 客服 | 转客服
+              | human | agent | a\ human | real\ person | live\ agent | human\ agent
+              | operator | talk\ to\ (?:a\ )?(?:human|person|agent)
+            )\s*[!！.。?？~]*\s*$",
+        )
+        .expect("valid regex")
+    })
+}
+
+fn cancel_words() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?ix)^\s*(?:/cancel | 取消 | 算了 | 不用了 | 不要了 | 退出 | cancel | never\s*mind | nvm | stop | forget\ it)\s*[!！.。~]*\s*$",
+        )
+        .expect("valid regex")
+    })
+}
+
+/// Whether the text has letters to tell a language by.
+fn has_letters(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_alphabetic() && !c.is_ascii_digit())
+}
+
+impl Engine {
+    /// Starts building an engine that answers from `knowledge`.
+    pub fn builder(knowledge: Arc<dyn Knowledge>) -> EngineBuilder {
+        EngineBuilder {
+            knowledge,
+            store: None,
+            queue: None,
+            orders: None,
+            entities: EntityExtractor::default(),
+            config: EngineConfig::default(),
+        }
+    }
+
+    /// The behaviour settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Handles one customer message and returns the replies to send, in order. A message id
+    /// seen before returns no replies.
+    pub async fn handle(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
+        let lock = self.turn_lock(&message.conversation);
+        let result = {
+            let _guard = lock.lock().await;
+            self.handle_locked(&message).await
+        };
+        drop(lock);
+        self.forget_idle_lock(&message.conversation);
+        result
+    }
+
+    /// The conversation's transcript, oldest first.
+    pub async fn transcript(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Vec<TranscriptLine>, EngineError> {
+        Ok(self.store.transcript(key).await?)
+    }
+
+    /// The conversation's current state.
+    pub async fn conversation(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<Conversation>, EngineError> {
+        Ok(self.store.load(key).await?)
+    }
+
+    /// Records that `agent` took the conversation from the queue.
+    pub async fn agent_joined(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+    ) -> Result<(), EngineError> {
+        self.update_holder(key, Holder::Agent(agent.to_string()), Vec::new())
+            .await
+    }
+
+    /// A human agent's message to the customer: recorded in the transcript and returned for
+    /// the channel to send.
+    pub async fn agent_message(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        text: &str,
+    ) -> Result<Outbound, EngineError> {
+        let line = TranscriptLine {
+            at: now_millis(),
+            speaker: Speaker::Agent,
+            message_id: None,
+            text: text.to_string(),
+            decision: None,
+            confidence: None,
+            entry: None,
+            kind: Some(OutboundKind::AgentMessage),
+        };
+        self.update_holder(key, Holder::Agent(agent.to_string()), vec![line])
+            .await?;
+        Ok(Outbound {
+            conversation: key.clone(),
+            text: text.to_string(),
+            quick_replies: Vec::new(),
+            kind: OutboundKind::AgentMessage,
+        })
+    }
+
+    /// Ends a hand-off: the bot answers the conversation again.
+    pub async fn release(&self, key: &ConversationKey) -> Result<(), EngineError> {
+        self.queue.close(key).await?;
+        self.update_holder(key, Holder::Bot, Vec::new()).await
+    }
+
+    async fn update_holder(
+        &self,
+        key: &ConversationKey,
+        holder: Holder,
+        lines: Vec<TranscriptLine>,
+    ) -> Result<(), EngineError> {
+        let lock = self.turn_lock(key);
+        let _guard = lock.lock().await;
+        let mut conversation = match self.store.load(key).await? {
+            Some(c) => c,
+            None => Conversation::new(key.clone(), "", self.config.default_locale),
+        };
+        conversation.holder = holder;
+        conversation.misses = 0;
+        conversation.updated_at = now_millis();
+        self.store
+            .commit(TurnCommit {
+                conversation,
+                message_id: None,
+                lines,
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn turn_lock(&self, key: &ConversationKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(key.clone()).or_default().clone()
+    }
+
+    fn forget_idle_lock(&self, key: &ConversationKey) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(key);
+        }
+    }
+
+    async fn handle_locked(&self, message: &Inbound) -> Result<Vec<Outbound>, EngineError> {
+        let key = &message.conversation;
+        if self.store.is_processed(key, &message.message_id).await? {
+            tracing::debug!(conversation = %key, message = %message.message_id, "duplicate delivery ignored");
+            return Ok(Vec::new());
+        }
+        let text = message.text.trim();
+        let conversation = match self.store.load(key).await? {
+            Some(c) => c,
+            None => {
+                let locale = message
+                    .locale
+                    .or_else(|| has_letters(text).then(|| Locale::detect(text)))
+                    .unwrap_or(self.config.default_locale);
+                Conversation::new(key.clone(), &message.user, locale)
+            }
+        };
+        let mut turn = Turn {
+            conversation,
+            out: Vec::new(),
+            lines: vec![TranscriptLine {
+                at: now_millis(),
+                speaker: Speaker::Customer,
+                message_id: Some(message.message_id.clone()),
+                text: message.text.clone(),
+                decision: None,
+                confidence: None,
+                entry: None,
+                kind: None,
+            }],
+        };
+        turn.conversation.user = message.user.clone();
+        if !turn.conversation.locale_pinned {
+            if let Some(locale) = message.locale {
+                turn.conversation.locale = locale;
+            } else if has_letters(text) {
+                turn.conversation.locale = Locale::detect(text);
+            }
+        }
+        let found = self.entities.extract(text);
+        turn.conversation.entities.extend(found.clone());
+
+        if turn.conversation.holder != Holder::Bot {
+            self.queue.relay(message).await?;
+            tracing::debug!(conversation = %key, "relayed to the person holding it");
+        } else {
+            self.respond(&mut turn, text, &found).await?;
+        }
+
+        turn.conversation.updated_at = now_millis();
+        let replies = turn.out;
+        let committed = self
+            .store
+            .commit(TurnCommit {
+                conversation: turn.conversation,
+                message_id: Some(message.message_id.clone()),
+                lines: turn.lines,
+            })
+            .await?;
+        Ok(if committed { replies } else { Vec::new() })
+    }
+
+    async fn respond(
+        &self,
+        turn: &mut Turn,
+        text: &str,
+        found: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        if let Some(command) = text.strip_prefix('/') {
+            let mut parts = command.split_whitespace();
+            match parts.next().map(str::to_ascii_lowercase).as_deref() {
+                Some("start" | "help") => {
+                    turn.conversation.flow = None;
+                    self.say(turn, Reply::Welcome, OutboundKind::Answer, &[]);
+                    return Ok(());
+                }
+                Some("lang") => {
+                    match parts.next().and_then(|l| l.parse::<Locale>().ok()) {
+                        Some(locale) => {
+                            turn.conversation.locale = locale;
+                            turn.conversation.locale_pinned = true;
+                            self.say(turn, Reply::LanguageSet, OutboundKind::Answer, &[]);
+                        }
+                        None => self.say(turn, Reply::LanguageUnknown, OutboundKind::Question, &[]),
+                    }
+                    return Ok(());
+                }
+                Some("cancel") => {
+                    turn.conversation.flow = None;
+                    self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        if explicit_human().is_match(text) {
+            return self.hand_off(turn, HandoffReason::Requested, None).await;
+        }
+        if let Some(id) = self.chosen_offer(turn, text) {
+            return self.answer_entry(turn, &id, None).await;
+        }
+        turn.conversation.offered.clear();
+        if let Some(flow) = turn.conversation.flow.clone() {
+            return self.continue_flow(turn, flow, text, found).await;
+        }
+        self.understand(turn, text).await
+    }
+
+    /// A numbered (or verbatim) choice among the suggestions of the previous reply.
+    fn chosen_offer(&self, turn: &Turn, text: &str) -> Option<String> {
+        let offered = &turn.conversation.offered;
+        if offered.is_empty() {
+            return None;
+        }
+        if let Ok(n) = text
+            .trim_matches(|c: char| !c.is_ascii_digit())
+            .parse::<usize>()
+        {
+            if text.chars().count() <= 3 && (1..=offered.len()).contains(&n) {
+                return Some(offered[n - 1].clone());
+            }
+        }
+        offered
+            .iter()
+            .find(|id| {
+                self.knowledge
+                    .entry(id)
+                    .is_some_and(|e| title(e, turn.locale()) == text)
+            })
+            .cloned()
+    }
+
+    async fn understand(&self, turn: &mut Turn, text: &str) -> Result<(), EngineError> {
+        let ranking = self.knowledge.rank(text, self.config.suggestions.max(1));
+        let decision = self.config.thresholds.decide(ranking.confidence());
+        self.note_understanding(turn, decision, ranking.top());
+        match (decision, ranking.top()) {
+            (Decision::Answer, Some(top)) => {
+                let confidence = top.confidence;
+                self.answer_entry(turn, &top.id.clone(), Some(confidence))
+                    .await
+            }
+            (Decision::Suggest, Some(_)) => {
+                if self.missed(turn) {
+                    return self
+                        .hand_off(turn, HandoffReason::NotUnderstood, None)
+                        .await;
+                }
+                let offered: Vec<(String, String)> = ranking
+                    .candidates
+                    .iter()
+                    .filter_map(|c| self.knowledge.entry(&c.id))
+                    .map(|e| (e.id.clone(), title(e, turn.locale()).to_string()))
+                    .collect();
+                let mut text = Reply::SuggestIntro.text(turn.locale()).to_string();
+                let mut buttons = Vec::new();
+                for (i, (_, label)) in offered.iter().enumerate() {
+                    text.push_str(&format!("\n{}. {label}", i + 1));
+                    buttons.push(QuickReply::new(label.clone(), (i + 1).to_string()));
+                }
+                turn.conversation.offered = offered.into_iter().map(|(id, _)| id).collect();
+                self.push(turn, text, OutboundKind::Suggestion, buttons);
+                Ok(())
+            }
+            _ => {
+                if self.missed(turn) {
+                    return self
+                        .hand_off(turn, HandoffReason::NotUnderstood, None)
+                        .await;
+                }
+                let human = Reply::HumanButton.text(turn.locale());
+                self.say(
+                    turn,
+                    Reply::Decline,
+                    OutboundKind::Answer,
+                    &[QuickReply::new(human, human)],
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Counts a turn without an answer; true when that makes too many in a row.
+    fn missed(&self, turn: &mut Turn) -> bool {
+        turn.conversation.misses += 1;
+        turn.conversation.misses >= self.config.max_misses
+    }
+
+    fn note_understanding(&self, turn: &mut Turn, decision: Decision, top: Option<&Candidate>) {
+        let line = &mut turn.lines[0];
+        line.decision = Some(decision);
+        line.confidence = Some(top.map_or(0.0, |c| c.confidence));
+        line.entry = top.map(|c| c.id.clone());
+    }
+
+    async fn answer_entry(
+        &self,
+        turn: &mut Turn,
+        id: &str,
+        confidence: Option<f32>,
+    ) -> Result<(), EngineError> {
+        let Some(entry) = self.knowledge.entry(id).cloned() else {
+            return self
+                .hand_off(turn, HandoffReason::NotUnderstood, None)
+                .await;
+        };
+        if confidence.is_none() {
+            // A chosen suggestion: the customer confirmed the entry.
+            let line = &mut turn.lines[0];
+            line.decision = Some(Decision::Answer);
+            line.entry = Some(entry.id.clone());
+        }
+        turn.conversation.misses = 0;
+        turn.conversation.offered.clear();
+        let answer = self.render(entry.answer.get(turn.locale()), &BTreeMap::new());
+        if entry.needs_person() {
+            self.push(turn, answer, OutboundKind::Answer, Vec::new());
+            return self
+                .hand_off(turn, HandoffReason::NeedsPerson, Some(&entry))
+                .await;
+        }
+        if let Some(spec) = entry.action.and_then(flows::spec) {
+            self.push(turn, answer, OutboundKind::Answer, Vec::new());
+            turn.conversation.flow = Some(FlowState {
+                name: spec.name.to_string(),
+                entry: entry.id.clone(),
+                slots: BTreeMap::new(),
+                reprompts: 0,
+            });
+            let known = turn.conversation.entities.clone();
+            return match spec.filled(&known) {
+                Some((kind, value)) => self.finish_flow(turn, &spec, kind, value, &entry).await,
+                None => {
+                    self.say(turn, spec.ask, OutboundKind::Question, &[]);
+                    Ok(())
+                }
+            };
+        }
+        let buttons = entry
+            .follow_ups
+            .iter()
+            .filter_map(|f| self.knowledge.entry(f))
+            .map(|f| {
+                let label = title(f, turn.locale());
+                QuickReply::new(label, label)
+            })
+            .collect();
+        self.push(turn, answer, OutboundKind::Answer, buttons);
+        Ok(())
+    }
+
+    async fn continue_flow(
+        &self,
+        turn: &mut Turn,
+        mut flow: FlowState,
+        text: &str,
+        found: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        let Some(spec) = flows::by_name(&flow.name) else {
+            turn.conversation.flow = None;
+            return self.understand(turn, text).await;
+        };
+        if cancel_words().is_match(text) {
+            turn.conversation.flow = None;
+            self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
+            return Ok(());
+        }
+        let entry = self.knowledge.entry(&flow.entry).cloned();
+        if let (Some((kind, value)), Some(entry)) = (spec.filled(found), entry.as_ref()) {
+            return self.finish_flow(turn, &spec, kind, value, entry).await;
+        }
+        // Not the slot: a new question changes the topic; anything else is asked again.
+        let ranking = self.knowledge.rank(text, 1);
+        let decision = self.config.thresholds.decide(ranking.confidence());
+        if let (Decision::Answer, Some(top)) = (decision, ranking.top()) {
+            if top.id != flow.entry {
+                tracing::debug!(conversation = %turn.conversation.key, from = %flow.name, to = %top.id, "topic changed mid-flow");
+                turn.conversation.flow = None;
+                self.note_understanding(turn, decision, Some(top));
+                let confidence = top.confidence;
+                return self
+                    .answer_entry(turn, &top.id.clone(), Some(confidence))
+                    .await;
+            }
+        }
+        flow.reprompts += 1;
+        if flow.reprompts > self.config.max_reprompts {
+            turn.conversation.flow = None;
+            return self
+                .hand_off(turn, HandoffReason::FlowNeedsPerson, entry.as_ref())
+                .await;
+        }
+        turn.conversation.flow = Some(flow);
+        self.say(turn, Reply::Reprompt, OutboundKind::Question, &[]);
+        Ok(())
+    }
+
+    async fn finish_flow(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        kind: &str,
+        value: &str,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        let values = BTreeMap::from([(kind.to_string(), value.to_string())]);
+        let text = self.render(FlowSpec::noted(kind).text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Answer, Vec::new());
+        tracing::info!(conversation = %turn.conversation.key, flow = spec.name, "flow collected its slot");
+        self.hand_off(turn, HandoffReason::FlowNeedsPerson, Some(entry))
+            .await
+    }
+
+    async fn hand_off(
+        &self,
+        turn: &mut Turn,
+        reason: HandoffReason,
+        entry: Option<&FaqEntry>,
+    ) -> Result<(), EngineError> {
+        let key = turn.conversation.key.clone();
+        let mut transcript = self.store.transcript(&key).await?;
+        transcript.extend(turn.lines.iter().cloned());
+        let skip = transcript.len().saturating_sub(self.config.handoff_context);
+        let skill_group = entry
+            .and_then(|e| e.skill_group.clone())
+            .unwrap_or_else(|| self.config.default_skill_group.clone());
+        let priority = entry.and_then(|e| e.priority).unwrap_or(Priority::Normal);
+        let request = HandoffRequest {
+            conversation: key.clone(),
+            user: turn.conversation.user.clone(),
+            skill_group: skill_group.clone(),
+            priority,
+            reason,
+            entry: entry.map(|e| e.id.clone()),
+            locale: turn.locale(),
+            entities: turn.conversation.entities.clone(),
+            transcript: transcript.into_iter().skip(skip).collect(),
+            enqueued_at: now_millis(),
+        };
+        let position = self.queue.enqueue(request).await?;
+        tracing::info!(conversation = %key, ?reason, skill_group, ?priority, "handed off");
+        turn.conversation.holder = Holder::Queue;
+        turn.conversation.flow = None;
+        turn.conversation.offered.clear();
+        turn.conversation.misses = 0;
+        let values = BTreeMap::from([("position".to_string(), position.position.to_string())]);
+        let text = self.render(Reply::HandedOff.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Handoff, Vec::new());
+        Ok(())
+    }
+
+    fn render(&self, text: &str, extra: &BTreeMap<String, String>) -> String {
+        if extra.is_empty() {
+            return template::render(text, &self.config.variables);
+        }
+        let mut vars = self.config.variables.clone();
+        vars.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        template::render(text, &vars)
+    }
+
+    fn say(&self, turn: &mut Turn, reply: Reply, kind: OutboundKind, buttons: &[QuickReply]) {
+        let text = self.render(reply.text(turn.locale()), &BTreeMap::new());
+        self.push(turn, text, kind, buttons.to_vec());
+    }
+
+    fn push(&self, turn: &mut Turn, text: String, kind: OutboundKind, buttons: Vec<QuickReply>) {
+        turn.lines.push(TranscriptLine {
+            at: now_millis(),
+            speaker: Speaker::Bot,
+            message_id: None,
+            text: text.clone(),
+            decision: None,
+            confidence: None,
+            entry: None,
+            kind: Some(kind),
+        });
+        turn.out.push(Outbound {
+            conversation: turn.conversation.key.clone(),
+            text,
+            quick_replies: buttons,
+            kind,
+        });
+    }
+}
+
+/// The entry's first question in `locale` (its canonical question if none is).
+pub fn title(entry: &FaqEntry, locale: Locale) -> &str {
+    entry
+        .questions
+        .iter()
+        .find(|q| Locale::detect(q) == locale)
+        .or_else(|| entry.questions.first())
+        .map_or(entry.id.as_str(), String::as_str)
+}
