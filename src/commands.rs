@@ -91,7 +91,8 @@ fn build(config: &Config, set: FaqSet) -> Result<KnowledgeBase, Error> {
     )
 }
 
-fn load_kb(config: &Config, dir: Option<&Path>) -> anyhow::Result<KnowledgeBase> {
+/// Loads the FAQ files (see [`load_faq`]) and builds the knowledge base from them.
+pub(crate) fn load_kb(config: &Config, dir: Option<&Path>) -> anyhow::Result<KnowledgeBase> {
     let (set, _) = load_faq(config, dir)?;
     Ok(build(config, set)?)
 }

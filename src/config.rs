@@ -7,10 +7,13 @@
 //! skill_groups: [general, orders, payments, refunds, accounts, risk, complaints, wholesale]
 //! thresholds: { answer: 0.5, suggest: 0.25 }
 //! knowledge: { dir: ./faq }  # omit to use the default knowledge base built into kefu
+//! entities:                  # regexes replacing the built-in ones of the same kind
+//!   order_no: '(KM\d{10})'
 //! ```
 
 use anyhow::Context;
-use kefu_core::Thresholds;
+use kefu_core::entities::{EntityExtractor, DEFAULT_PATTERNS};
+use kefu_core::{EngineConfig, Thresholds};
 use kefu_knowledge::faq::{ValidationOptions, DEFAULT_SKILL_GROUPS};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +34,9 @@ pub struct Config {
     pub thresholds: Thresholds,
     /// Where the FAQ files are.
     pub knowledge: KnowledgeConfig,
+    /// Entity patterns by kind (`order_no`, `ticket_no`, `email`, `phone`, or new kinds),
+    /// replacing the built-in pattern of the same kind.
+    pub entities: BTreeMap<String, String>,
 }
 
 /// The `knowledge` section.
@@ -59,6 +65,7 @@ impl Default for Config {
             skill_groups: DEFAULT_SKILL_GROUPS.iter().map(|s| s.to_string()).collect(),
             thresholds: Thresholds::default(),
             knowledge: KnowledgeConfig::default(),
+            entities: BTreeMap::new(),
         }
     }
 }
@@ -110,6 +117,34 @@ impl Config {
         Ok(config)
     }
 
+    /// The engine's behaviour settings.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            thresholds: self.thresholds,
+            variables: self.variables.clone(),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// The entity extractor: the built-in patterns with the configured ones replacing them.
+    pub fn entity_extractor(&self) -> anyhow::Result<EntityExtractor> {
+        let mut patterns: Vec<(String, String)> = DEFAULT_PATTERNS
+            .iter()
+            .map(|(kind, pattern)| {
+                let pattern = self.entities.get(*kind).map_or(*pattern, String::as_str);
+                (kind.to_string(), pattern.to_string())
+            })
+            .collect();
+        patterns.extend(
+            self.entities
+                .iter()
+                .filter(|(kind, _)| !DEFAULT_PATTERNS.iter().any(|(k, _)| k == kind))
+                .map(|(k, p)| (k.clone(), p.clone())),
+        );
+        EntityExtractor::new(patterns)
+            .map_err(|e| anyhow::anyhow!("{e} — fix the pattern under `entities` in the config"))
+    }
+
     /// What FAQ validation checks names against.
     pub fn validation(&self) -> ValidationOptions {
         ValidationOptions {
@@ -157,6 +192,25 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("suggest ≤ answer"), "{err}");
+    }
+
+    #[test]
+    fn entity_patterns_replace_or_extend_the_defaults() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "entities:\n  order_no: 'KM(\\d{5})'\n  member_id: 'VIP(\\d+)'\n",
+        )
+        .unwrap();
+        let found = c
+            .entity_extractor()
+            .unwrap()
+            .extract("单号KM12345 会员VIP77 a@b.cn");
+        assert_eq!(found["order_no"], "12345");
+        assert_eq!(found["member_id"], "77");
+        assert_eq!(found["email"], "a@b.cn");
+        let bad = Config::parse(Path::new("k.yaml"), "entities:\n  order_no: '('\n").unwrap();
+        let err = bad.entity_extractor().unwrap_err().to_string();
+        assert!(err.contains("entity `order_no`"), "{err}");
     }
 
     #[test]

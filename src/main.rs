@@ -2,6 +2,7 @@
 //!
 //! Thin by design: parse arguments, set up logging, call into the library crates.
 
+mod chat;
 mod commands;
 mod config;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Ask the knowledge base one question and show its decision and candidates.
     Ask(commands::AskArgs),
+    /// Chat with the bot in the terminal (or over standard input, for scripts).
+    Chat(chat::ChatArgs),
     /// Work with FAQ files.
     #[command(subcommand)]
     Kb(KbCommand),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         .init();
     let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
         Command::Ask(args) => commands::ask(&config, args),
+        Command::Chat(args) => chat::chat(&config, args),
         Command::Kb(KbCommand::Check(args)) => commands::check(&config, args),
         Command::Kb(KbCommand::Import(args)) => commands::import(args),
         Command::Eval(args) => commands::eval(&config, args),

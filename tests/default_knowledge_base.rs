@@ -1,6 +1,6 @@
 //! The built-in card-shop knowledge base: valid, and good enough on held-out customer messages.
 //!
-//! `tests/data/customer_messages.jsonl` holds messages written apart from the FAQ files (never
+//! `tests/data/customer_messages*.jsonl` hold messages written apart from the FAQ files (never
 //! used for training): Chinese, English, mixed, slang and typos, plus out-of-scope chatter.
 //! The floors below sit under the measured figures so a regression in matching or content
 //! fails here; `kefu eval --cases tests/data/customer_messages.jsonl` prints the figures.
@@ -83,19 +83,39 @@ fn every_example_is_matched_by_its_own_entry() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
-#[test]
-fn held_out_customer_messages_are_answered_or_declined_correctly() {
+/// Floors for one held-out file: (top1, recall@3, in-scope accuracy, out-of-scope recall, AUROC).
+fn check_held_out(file: &str, floors: [f64; 5]) {
     let kb = knowledge_base();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/customer_messages.jsonl");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(file);
     let cases = read_labelled(&path).expect("readable");
     let scored = eval::score_cases(&kb, &cases, |_| {});
     let report = eval::report(&scored, kb.thresholds().answer);
     assert!(report.n_in_scope >= 100 && report.n_oos >= 40, "{report:?}");
-    assert!(report.top1.unwrap() >= 0.90, "{report:?}");
-    assert!(report.recall_at_3.unwrap() >= 0.97, "{report:?}");
-    assert!(report.in_scope_accuracy.unwrap() >= 0.80, "{report:?}");
-    assert!(report.oos_recall.unwrap() >= 0.85, "{report:?}");
-    assert!(report.auroc.unwrap() >= 0.93, "{report:?}");
+    let figures = [
+        report.top1.unwrap(),
+        report.recall_at_3.unwrap(),
+        report.in_scope_accuracy.unwrap(),
+        report.oos_recall.unwrap(),
+        report.auroc.unwrap(),
+    ];
+    for (figure, floor) in figures.iter().zip(floors) {
+        assert!(figure >= &floor, "{file}: {figures:?} under {floors:?}");
+    }
+}
+
+#[test]
+fn held_out_customer_messages_are_answered_or_declined_correctly() {
+    // Measured: 0.965, 1.000, 0.908, 0.978, 0.977.
+    check_held_out("customer_messages.jsonl", [0.93, 0.98, 0.86, 0.93, 0.95]);
+}
+
+#[test]
+fn a_second_independent_set_of_messages_is_answered_or_declined_correctly() {
+    // Measured: 0.956, 0.995, 0.869, 0.951, 0.982. Written apart from the first set and the FAQ
+    // files, in other styles: long messages, Cantonese, traditional characters, abbreviations.
+    check_held_out("customer_messages_2.jsonl", [0.92, 0.97, 0.82, 0.90, 0.95]);
 }
 
 #[test]

@@ -17,9 +17,17 @@ use rust_stemmers::{Algorithm, Stemmer};
 use std::sync::{Arc, OnceLock};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
-/// Lower-cases `text`, maps full-width ASCII forms and the ideographic space to ASCII, and
+/// Lower-cases `text`, maps full-width ASCII forms and the ideographic space to ASCII,
+/// converts traditional Chinese characters to simplified ones (退款怎麼申請 → 退款怎么申请), and
 /// drops zero-width and control characters.
 pub fn normalize(text: &str) -> String {
+    let converted;
+    let text = if text.chars().any(is_han) {
+        converted = fast2s::convert(text);
+        converted.as_str()
+    } else {
+        text
+    };
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         let c = match c as u32 {
@@ -324,6 +332,12 @@ mod tests {
     fn normalizes_full_width_and_case() {
         assert_eq!(normalize("ＳＴＥＡＭ　卡密！"), "steam 卡密!");
         assert_eq!(normalize("Refund\u{200B}Please"), "refundplease");
+    }
+
+    #[test]
+    fn converts_traditional_to_simplified_chinese() {
+        assert_eq!(normalize("退款怎麼申請"), "退款怎么申请");
+        assert_eq!(normalize("訂單沒到帳"), "订单没到帐");
     }
 
     #[test]

@@ -1,0 +1,497 @@
+//! Scripted conversations with the engine, one test per behaviour, on a knowledge port whose
+//! confidences the test controls (so each policy band is hit exactly).
+
+use kefu_core::conversation::{HandoffReason, Holder, Speaker};
+use kefu_core::{
+    Action, Answers, Candidate, ConversationKey, Decision, Engine, EngineConfig, FaqEntry, Inbound,
+    Knowledge, Locale, MemoryQueue, MemoryStore, OutboundKind, Priority, Ranking,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A knowledge port ranking by keywords: each entry lists (keyword, confidence) pairs; the
+/// best-scoring entries come first.
+struct Keywords {
+    entries: Vec<(FaqEntry, Vec<(&'static str, f32)>)>,
+}
+
+impl Knowledge for Keywords {
+    fn rank(&self, query: &str, limit: usize) -> Ranking {
+        let q = query.to_lowercase();
+        let mut candidates: Vec<Candidate> = self
+            .entries
+            .iter()
+            .filter_map(|(e, keys)| {
+                let confidence = keys
+                    .iter()
+                    .filter(|(k, _)| q.contains(k))
+                    .map(|(_, c)| *c)
+                    .fold(0.0f32, f32::max);
+                (confidence > 0.0).then(|| Candidate {
+                    id: e.id.clone(),
+                    score: confidence,
+                    confidence,
+                    matched_question: e.questions[0].clone(),
+                })
+            })
+            .collect();
+        candidates.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        candidates.truncate(limit);
+        Ranking { candidates }
+    }
+
+    fn entry(&self, id: &str) -> Option<&FaqEntry> {
+        self.entries.iter().map(|(e, _)| e).find(|e| e.id == id)
+    }
+}
+
+fn entry(id: &str, questions: &[&str], zh: &str, en: &str) -> FaqEntry {
+    FaqEntry {
+        id: id.into(),
+        questions: questions.iter().map(|s| s.to_string()).collect(),
+        answer: Answers {
+            zh: zh.into(),
+            en: en.into(),
+        },
+        skill_group: None,
+        action: None,
+        priority: None,
+        follow_ups: vec![],
+        tags: vec![],
+        examples: vec![],
+    }
+}
+
+fn knowledge() -> Keywords {
+    let hours = entry(
+        "service.hours",
+        &["客服几点上班", "what are your support hours"],
+        "{shop_name}客服时间：{support_hours}",
+        "{shop_name} support hours: {support_hours}",
+    );
+    let mut refund_policy = entry(
+        "refund.policy",
+        &["退款政策是什么", "what is the refund policy"],
+        "未发货订单可全额退款。",
+        "Undelivered orders are refunded in full.",
+    );
+    refund_policy.follow_ups = vec!["refund.request".into()];
+    let mut refund_request = entry(
+        "refund.request",
+        &["我要退款", "i want a refund"],
+        "好的，我来帮您申请退款。",
+        "Sure, let's start your refund.",
+    );
+    refund_request.action = Some(Action::RefundRequest);
+    refund_request.skill_group = Some("refunds".into());
+    let mut card_key = entry(
+        "order.card_key_lookup",
+        &["我的卡密在哪里", "where is my card key"],
+        "我来帮您查卡密。",
+        "Let me find your card key.",
+    );
+    card_key.action = Some(Action::CardKeyLookup);
+    card_key.skill_group = Some("orders".into());
+    let mut stolen = entry(
+        "account.stolen",
+        &["账号被盗了", "my account was hacked"],
+        "账号安全问题需要人工处理。",
+        "Account security needs a person.",
+    );
+    stolen.action = Some(Action::Handoff);
+    stolen.skill_group = Some("risk".into());
+    stolen.priority = Some(Priority::Urgent);
+    let mut ticket = entry(
+        "ticket.progress",
+        &["工单进度", "ticket status"],
+        "我来查工单。",
+        "Let me check your ticket.",
+    );
+    ticket.action = Some(Action::TicketProgress);
+    Keywords {
+        entries: vec![
+            (hours, vec![("几点", 0.9), ("hours", 0.9), ("time", 0.4)]),
+            (
+                refund_policy,
+                vec![
+                    ("退款政策", 0.9),
+                    ("policy", 0.9),
+                    ("refund?", 0.4),
+                    ("money", 0.35),
+                ],
+            ),
+            (
+                refund_request,
+                vec![("我要退款", 0.9), ("i want a refund", 0.9), ("money", 0.3)],
+            ),
+            (
+                card_key,
+                vec![("卡密", 0.9), ("card key", 0.9), ("money", 0.28)],
+            ),
+            (stolen, vec![("被盗", 0.95), ("hacked", 0.95)]),
+            (ticket, vec![("工单", 0.9), ("ticket", 0.9)]),
+        ],
+    }
+}
+
+struct Bot {
+    engine: Engine,
+    queue: Arc<MemoryQueue>,
+    chat: ConversationKey,
+    next_id: u32,
+}
+
+impl Bot {
+    fn new() -> Self {
+        Self::with_config(EngineConfig::default())
+    }
+
+    fn with_config(mut config: EngineConfig) -> Self {
+        config.variables = BTreeMap::from([
+            ("shop_name".to_string(), "星辰卡铺".to_string()),
+            ("support_hours".to_string(), "9:00-24:00".to_string()),
+        ]);
+        let queue = Arc::new(MemoryQueue::new());
+        let engine = Engine::builder(Arc::new(knowledge()))
+            .store(Arc::new(MemoryStore::new()))
+            .queue(queue.clone())
+            .config(config)
+            .build();
+        Bot {
+            engine,
+            queue,
+            chat: ConversationKey::new("test", "chat-1"),
+            next_id: 0,
+        }
+    }
+
+    fn message(&mut self, text: &str) -> Inbound {
+        self.next_id += 1;
+        Inbound::new(self.chat.clone(), "u1", format!("m{}", self.next_id), text)
+    }
+
+    async fn say(&mut self, text: &str) -> Vec<kefu_core::Outbound> {
+        let m = self.message(text);
+        self.engine.handle(m).await.expect("turn")
+    }
+
+    async fn holder(&self) -> Holder {
+        self.engine
+            .conversation(&self.chat)
+            .await
+            .unwrap()
+            .expect("conversation exists")
+            .holder
+    }
+}
+
+#[tokio::test]
+async fn replies_in_the_customers_language_with_templates_filled() {
+    let mut bot = Bot::new();
+    let out = bot.say("客服几点上班？").await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].text, "星辰卡铺客服时间：9:00-24:00");
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+    let out = bot.say("what are your support hours").await;
+    assert_eq!(out[0].text, "星辰卡铺 support hours: 9:00-24:00");
+}
+
+#[tokio::test]
+async fn a_locale_hint_and_an_explicit_lang_command_win_over_detection() {
+    let mut bot = Bot::new();
+    let m = bot.message("hours?").with_locale(Locale::Zh);
+    let out = bot.engine.handle(m).await.unwrap();
+    assert!(out[0].text.starts_with("星辰卡铺客服时间"), "{out:?}");
+
+    let out = bot.say("/lang en").await;
+    assert_eq!(out[0].text, "OK, I'll reply in English from now on.");
+    let out = bot.say("客服几点上班").await;
+    assert_eq!(out[0].text, "星辰卡铺 support hours: 9:00-24:00");
+    let out = bot.say("/lang klingon").await;
+    assert_eq!(out[0].kind, OutboundKind::Question);
+}
+
+#[tokio::test]
+async fn digits_alone_keep_the_conversations_language() {
+    let mut bot = Bot::new();
+    bot.say("我的卡密在哪里").await;
+    let out = bot.say("202411230001").await;
+    assert!(out[0].text.contains("已记录订单号 202411230001"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_middle_confidence_suggests_the_top_three_and_a_choice_answers() {
+    let mut bot = Bot::new();
+    let out = bot.say("where did my money go").await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, OutboundKind::Suggestion);
+    let labels: Vec<&str> = out[0]
+        .quick_replies
+        .iter()
+        .map(|q| q.label.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "what is the refund policy",
+            "i want a refund",
+            "where is my card key"
+        ]
+    );
+    assert!(
+        out[0].text.contains("1. what is the refund policy"),
+        "{}",
+        out[0].text
+    );
+    let out = bot.say("2").await;
+    assert_eq!(out[0].text, "Sure, let's start your refund.");
+    let transcript = bot.engine.transcript(&bot.chat).await.unwrap();
+    let choice = transcript
+        .iter()
+        .rfind(|l| l.speaker == Speaker::Customer)
+        .unwrap();
+    assert_eq!(choice.entry.as_deref(), Some("refund.request"));
+    assert_eq!(choice.decision, Some(Decision::Answer));
+}
+
+#[tokio::test]
+async fn a_low_confidence_declines_and_offers_a_person_then_two_misses_hand_off() {
+    let mut bot = Bot::new();
+    let out = bot.say("what's the weather on mars").await;
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+    assert!(out[0].text.starts_with("Sorry, I can't answer that yet"));
+    assert_eq!(out[0].quick_replies[0].payload, "Talk to a person");
+    assert_eq!(bot.holder().await, Holder::Bot);
+
+    let out = bot.say("sing me a song").await;
+    assert_eq!(out.last().unwrap().kind, OutboundKind::Handoff);
+    assert_eq!(bot.holder().await, Holder::Queue);
+    let waiting = bot.queue.waiting();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].reason, HandoffReason::NotUnderstood);
+    assert_eq!(waiting[0].skill_group, "general");
+    // The person sees the whole conversation.
+    let texts: Vec<&str> = waiting[0]
+        .transcript
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect();
+    assert!(texts.contains(&"what's the weather on mars"));
+    assert!(texts.contains(&"sing me a song"));
+}
+
+#[tokio::test]
+async fn an_answer_between_misses_resets_the_count() {
+    let mut bot = Bot::new();
+    bot.say("blah blah").await;
+    bot.say("what are your hours").await;
+    let out = bot.say("more blah").await;
+    assert_ne!(out.last().unwrap().kind, OutboundKind::Handoff);
+}
+
+#[tokio::test]
+async fn explicit_requests_for_a_person_hand_off_at_once() {
+    for text in [
+        "转人工",
+        "人工",
+        "human",
+        "agent",
+        "/human",
+        "Talk to a person",
+        "人工客服！",
+    ] {
+        let mut bot = Bot::new();
+        let out = bot.say(text).await;
+        assert_eq!(out.len(), 1, "{text}");
+        assert_eq!(out[0].kind, OutboundKind::Handoff, "{text}");
+        assert_eq!(bot.queue.waiting()[0].reason, HandoffReason::Requested);
+    }
+    // Words that merely contain "agent" are questions, not requests.
+    let mut bot = Bot::new();
+    let out = bot.say("how do I become an agent").await;
+    assert_ne!(out[0].kind, OutboundKind::Handoff);
+}
+
+#[tokio::test]
+async fn entries_that_need_a_person_hand_off_with_their_group_and_priority() {
+    let mut bot = Bot::new();
+    let out = bot.say("我的账号被盗了！").await;
+    assert_eq!(out[0].text, "账号安全问题需要人工处理。");
+    assert_eq!(out[1].kind, OutboundKind::Handoff);
+    assert!(out[1].text.contains("您前面还有 1 位"), "{}", out[1].text);
+    let waiting = bot.queue.waiting();
+    assert_eq!(waiting[0].skill_group, "risk");
+    assert_eq!(waiting[0].priority, Priority::Urgent);
+    assert_eq!(waiting[0].reason, HandoffReason::NeedsPerson);
+    assert_eq!(waiting[0].entry.as_deref(), Some("account.stolen"));
+}
+
+#[tokio::test]
+async fn a_flow_asks_for_its_slot_and_takes_it_from_the_next_message() {
+    let mut bot = Bot::new();
+    let out = bot.say("我的卡密在哪里").await;
+    assert_eq!(out[0].text, "我来帮您查卡密。");
+    assert_eq!(out[1].kind, OutboundKind::Question);
+    assert!(out[1].text.contains("订单号"));
+    let state = bot.engine.conversation(&bot.chat).await.unwrap().unwrap();
+    assert_eq!(state.flow.as_ref().unwrap().name, "card_key_lookup");
+
+    let out = bot.say("订单号是 DD202411230001").await;
+    assert!(out[0].text.contains("DD202411230001"), "{out:?}");
+    assert_eq!(out[1].kind, OutboundKind::Handoff);
+    let waiting = bot.queue.waiting();
+    assert_eq!(waiting[0].skill_group, "orders");
+    assert_eq!(waiting[0].entities["order_no"], "DD202411230001");
+    assert_eq!(waiting[0].reason, HandoffReason::FlowNeedsPerson);
+}
+
+#[tokio::test]
+async fn an_entity_given_earlier_is_remembered_for_the_flow() {
+    let mut bot = Bot::new();
+    bot.say("hi, order 2024112300077 here").await;
+    let out = bot.say("where is my card key").await;
+    assert_eq!(out[0].text, "Let me find your card key.");
+    assert!(out[1].text.contains("order 2024112300077"), "{out:?}");
+    assert_eq!(out[2].kind, OutboundKind::Handoff);
+}
+
+#[tokio::test]
+async fn a_ticket_flow_takes_a_ticket_number() {
+    let mut bot = Bot::new();
+    let out = bot.say("工单进度怎么样了").await;
+    assert!(out[1].text.contains("工单号"), "{out:?}");
+    let out = bot.say("T20241123001").await;
+    assert!(out[0].text.contains("T20241123001"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_customer_can_change_topic_or_cancel_in_the_middle_of_a_flow() {
+    let mut bot = Bot::new();
+    bot.say("我要退款").await;
+    let out = bot.say("客服几点上班").await;
+    assert_eq!(out[0].text, "星辰卡铺客服时间：9:00-24:00");
+    let state = bot.engine.conversation(&bot.chat).await.unwrap().unwrap();
+    assert!(state.flow.is_none());
+
+    bot.say("我要退款").await;
+    let out = bot.say("算了").await;
+    assert_eq!(out[0].text, "好的，已取消。还有什么可以帮您？");
+    let state = bot.engine.conversation(&bot.chat).await.unwrap().unwrap();
+    assert!(state.flow.is_none());
+    assert_eq!(state.holder, Holder::Bot);
+}
+
+#[tokio::test]
+async fn a_flow_that_never_gets_its_slot_hands_off() {
+    let mut bot = Bot::new();
+    bot.say("i want a refund").await;
+    let out = bot.say("uh").await;
+    assert_eq!(out[0].kind, OutboundKind::Question);
+    bot.say("dunno").await;
+    let out = bot.say("what").await;
+    assert_eq!(out.last().unwrap().kind, OutboundKind::Handoff);
+    assert_eq!(bot.queue.waiting()[0].skill_group, "refunds");
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_twice_is_answered_once() {
+    let mut bot = Bot::new();
+    let m = bot.message("客服几点上班");
+    assert_eq!(bot.engine.handle(m.clone()).await.unwrap().len(), 1);
+    assert!(bot.engine.handle(m.clone()).await.unwrap().is_empty());
+    let transcript = bot.engine.transcript(&bot.chat).await.unwrap();
+    assert_eq!(transcript.len(), 2, "one customer line, one reply");
+}
+
+#[tokio::test]
+async fn while_a_person_holds_the_conversation_the_bot_stays_silent_and_relays() {
+    let mut bot = Bot::new();
+    bot.say("/human").await;
+    let out = bot.say("客服几点上班").await;
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(bot.queue.relayed(&bot.chat).len(), 1);
+    assert_eq!(bot.queue.relayed(&bot.chat)[0].text, "客服几点上班");
+
+    // An agent answers, then hands back to the bot.
+    bot.engine.agent_joined(&bot.chat, "agent-7").await.unwrap();
+    let reply = bot
+        .engine
+        .agent_message(&bot.chat, "agent-7", "您好，我是小王")
+        .await
+        .unwrap();
+    assert_eq!(reply.kind, OutboundKind::AgentMessage);
+    assert_eq!(bot.holder().await, Holder::Agent("agent-7".into()));
+    assert!(bot.say("谢谢").await.is_empty());
+    bot.engine.release(&bot.chat).await.unwrap();
+    let out = bot.say("客服几点上班").await;
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+    assert!(bot.queue.waiting().is_empty());
+}
+
+#[tokio::test]
+async fn every_turn_is_in_the_transcript_with_its_decision_and_confidence() {
+    let mut bot = Bot::new();
+    bot.say("客服几点上班").await;
+    bot.say("where did my money go").await;
+    bot.say("xyzzy").await;
+    let transcript = bot.engine.transcript(&bot.chat).await.unwrap();
+    let customer: Vec<_> = transcript
+        .iter()
+        .filter(|l| l.speaker == Speaker::Customer)
+        .collect();
+    assert_eq!(customer.len(), 3);
+    assert_eq!(customer[0].decision, Some(Decision::Answer));
+    assert_eq!(customer[0].confidence, Some(0.9));
+    assert_eq!(customer[0].entry.as_deref(), Some("service.hours"));
+    assert_eq!(customer[1].decision, Some(Decision::Suggest));
+    assert_eq!(customer[2].decision, Some(Decision::Decline));
+    assert_eq!(customer[2].confidence, Some(0.0));
+    let bot_lines = transcript
+        .iter()
+        .filter(|l| l.speaker == Speaker::Bot)
+        .count();
+    assert_eq!(bot_lines, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_of_one_conversation_are_handled_one_at_a_time_in_order() {
+    let bot = Arc::new(Bot::new());
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let bot = bot.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = Inbound::new(bot.chat.clone(), "u1", format!("c{i}"), "客服几点上班");
+            bot.engine.handle(m).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().len(), 1);
+    }
+    let transcript = bot.engine.transcript(&bot.chat).await.unwrap();
+    assert_eq!(transcript.len(), 80);
+    // Each customer line is immediately followed by its own reply: turns never interleave.
+    for pair in transcript.chunks(2) {
+        assert_eq!(pair[0].speaker, Speaker::Customer);
+        assert_eq!(pair[1].speaker, Speaker::Bot);
+    }
+}
+
+#[tokio::test]
+async fn follow_ups_are_offered_as_quick_replies_in_the_customers_language() {
+    let mut bot = Bot::new();
+    let out = bot.say("退款政策").await;
+    assert_eq!(out[0].quick_replies.len(), 1);
+    assert_eq!(out[0].quick_replies[0].label, "我要退款");
+    let out = bot.say(&out[0].quick_replies[0].payload.clone()).await;
+    assert_eq!(out[0].text, "好的，我来帮您申请退款。");
+}
+
+#[tokio::test]
+async fn start_and_help_greet_and_reset_the_flow() {
+    let mut bot = Bot::new();
+    bot.say("我要退款").await;
+    let out = bot.say("/start").await;
+    assert!(out[0].text.contains("星辰卡铺"), "{out:?}");
+    let state = bot.engine.conversation(&bot.chat).await.unwrap().unwrap();
+    assert!(state.flow.is_none());
+}
