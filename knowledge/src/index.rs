@@ -17,6 +17,9 @@ use tantivy::{doc, Index, ReloadPolicy, Searcher, TantivyDocument, Term};
 /// How much an answer's words count compared to a question's.
 const ANSWER_BOOST: f32 = 0.3;
 
+/// At most this many terms of a message are searched (the rarest ones).
+const MAX_QUERY_TERMS: usize = 16;
+
 /// The value of the `question` column on answer documents.
 const NO_QUESTION: u64 = u64::MAX;
 
@@ -143,8 +146,28 @@ impl QuestionIndex {
         if terms.is_empty() || limit == 0 {
             return Vec::new();
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
-        for t in &terms {
+        // Terms in more than a tenth of the documents weigh next to nothing in BM25 but have
+        // the longest posting lists, and a long message's rarest terms carry nearly all of its
+        // score: the query keeps the `MAX_QUERY_TERMS` rarest terms that are not that common
+        // (and the rarest one in any case, so a query of common words still finds something).
+        let common = (self.searcher.num_docs() / 10).max(50);
+        let mut by_rarity: Vec<(u64, &String)> = terms
+            .iter()
+            .map(|t| {
+                let term = Term::from_field_text(self.question_field, t);
+                (self.searcher.doc_freq(&term).unwrap_or(0), t)
+            })
+            .collect();
+        by_rarity.sort();
+        let kept: Vec<&String> = by_rarity
+            .iter()
+            .enumerate()
+            .filter(|(i, (df, _))| *i == 0 || *df <= common)
+            .take(MAX_QUERY_TERMS)
+            .map(|(_, (_, t))| *t)
+            .collect();
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(kept.len() * 2);
+        for t in kept {
             let q = Term::from_field_text(self.question_field, t);
             clauses.push((
                 Occur::Should,
@@ -236,5 +259,35 @@ mod tests {
         assert!(idx.search("weather tomorrow", 3).is_empty());
         assert!(idx.search("?!", 3).is_empty());
         assert!(idx.search("", 3).is_empty());
+    }
+
+    #[test]
+    fn common_words_are_dropped_but_never_all_of_them() {
+        // "card" is in every document, "refund" in one.
+        let texts: Vec<String> = (0..80)
+            .map(|i| {
+                if i == 7 {
+                    "card refund".to_string()
+                } else {
+                    format!("card item{i}")
+                }
+            })
+            .collect();
+        let idx = QuestionIndex::build(
+            &Analyzer::shared(),
+            texts.iter().enumerate().map(|(i, text)| IndexDoc {
+                entry: i,
+                question: Some(i),
+                text,
+            }),
+        )
+        .unwrap();
+        assert!(!idx.search("card", 5).is_empty(), "the rarest term is kept");
+        let long = format!(
+            "{} refund {}",
+            "card ".repeat(20),
+            "please help me now ".repeat(5)
+        );
+        assert_eq!(idx.search(&long, 5)[0].entry, 7);
     }
 }

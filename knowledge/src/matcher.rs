@@ -34,6 +34,11 @@ pub const MAX_MODEL_CLASSES: usize = 2_000;
 /// How many questions per query are compared exactly with the query for the neighbour evidence.
 const EXACT_NEIGHBOURS: usize = 64;
 
+thread_local! {
+    /// Per-thread similarity accumulator for the neighbour search (one slot per question).
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// How many index hits per query feed the index evidence.
 const INDEX_HITS: usize = 10;
 
@@ -281,26 +286,34 @@ impl KnowledgeBase {
         let mut evidence: Vec<Evidence> = vec![Evidence::default(); n];
         let mut closest: Vec<Option<usize>> = vec![None; n];
 
-        // Neighbours: cosine similarity to every question sharing a feature with the query,
-        // accumulated densely (a question list of 15,000 is 60 KB, cheaper than hashing).
-        let mut sims = vec![0.0f32; self.questions.len()];
+        // Neighbours: cosine similarity to every question sharing a (not too common) feature
+        // with the query, accumulated in a per-thread buffer that only the touched slots dirty.
         let mut touched: Vec<u32> = Vec::new();
-        for &(d, w) in &x {
-            for &(q, v) in &self.postings[d as usize] {
-                let s = &mut sims[q as usize];
-                if *s == 0.0 {
-                    touched.push(q);
-                }
-                *s += w * v;
+        SCRATCH.with(|cell| {
+            let mut sims = cell.borrow_mut();
+            if sims.len() < self.questions.len() {
+                sims.resize(self.questions.len(), 0.0);
             }
-        }
+            for &(d, w) in &x {
+                for &(q, v) in &self.postings[d as usize] {
+                    let s = &mut sims[q as usize];
+                    if *s == 0.0 {
+                        touched.push(q);
+                    }
+                    *s += w * v;
+                }
+            }
+            if touched.len() > EXACT_NEIGHBOURS {
+                touched.select_nth_unstable_by(EXACT_NEIGHBOURS, |a, b| {
+                    sims[*b as usize].total_cmp(&sims[*a as usize])
+                });
+            }
+            for &q in &touched {
+                sims[q as usize] = 0.0;
+            }
+        });
+        touched.truncate(EXACT_NEIGHBOURS);
         // Exact cosines for the questions that share the most rare features with the query.
-        if touched.len() > EXACT_NEIGHBOURS {
-            touched.select_nth_unstable_by(EXACT_NEIGHBOURS, |a, b| {
-                sims[*b as usize].total_cmp(&sims[*a as usize])
-            });
-            touched.truncate(EXACT_NEIGHBOURS);
-        }
         let mut oos_neighbour = 0.0f32;
         for &q in &touched {
             let s = dot(&x, &self.vectors[q as usize]);
