@@ -325,26 +325,30 @@ fn bench_kb(c: &mut Criterion, kb_name: &str, kb: &Arc<KnowledgeBase>, measureme
     });
     group.finish();
 
-    let mut group = c.benchmark_group("index_search");
-    group.sample_size(50).measurement_time(measurement);
-    let mut next = 0usize;
-    group.bench_function(kb_name, |b| {
-        b.iter(|| {
-            let text = MESSAGES[next % MESSAGES.len()];
-            next += 1;
-            kb.index().search(black_box(text), INDEX_LIMIT)
-        });
+    bench_per_message(c, "index_search", kb_name, measurement, |text| {
+        kb.index().search(text, INDEX_LIMIT)
     });
-    group.finish();
+    bench_per_message(c, "rank", kb_name, measurement, |text| {
+        kb.rank(text, RANK_LIMIT)
+    });
+}
 
-    let mut group = c.benchmark_group("rank");
+/// Benchmarks `call` over the rotating messages, as `<group>/<kb_name>`.
+fn bench_per_message<R>(
+    c: &mut Criterion,
+    group: &str,
+    kb_name: &str,
+    measurement: Duration,
+    mut call: impl FnMut(&str) -> R,
+) {
+    let mut group = c.benchmark_group(group);
     group.sample_size(50).measurement_time(measurement);
     let mut next = 0usize;
     group.bench_function(kb_name, |b| {
         b.iter(|| {
             let text = MESSAGES[next % MESSAGES.len()];
             next += 1;
-            kb.rank(black_box(text), RANK_LIMIT)
+            call(black_box(text))
         });
     });
     group.finish();

@@ -14,6 +14,17 @@ fn kefu(args: &[&str]) -> Output {
         .expect("run kefu")
 }
 
+fn import(labelled: &Path, out: &Path) -> Output {
+    kefu(&[
+        "kb",
+        "import",
+        "--labelled",
+        &labelled.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ])
+}
+
 fn fixture() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/shop")
@@ -184,14 +195,7 @@ fn import_writes_files_that_check_and_answer() {
         ],
     );
     let out_dir = dir.path().join("kb");
-    let out = kefu(&[
-        "kb",
-        "import",
-        "--labelled",
-        &input.display().to_string(),
-        "--out",
-        &out_dir.display().to_string(),
-    ]);
+    let out = import(&input, &out_dir);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("2 entries, 6 questions, 1 out-of-scope"),
@@ -227,14 +231,7 @@ fn import_rejects_a_bad_line_naming_it() {
         "chats.jsonl",
         &[r#"{"text": "hi", "label": null}"#, r#"{"text": "oops""#],
     );
-    let out = kefu(&[
-        "kb",
-        "import",
-        "--labelled",
-        &input.display().to_string(),
-        "--out",
-        &dir.path().join("kb").display().to_string(),
-    ]);
+    let out = import(&input, &dir.path().join("kb"));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("chats.jsonl:2:"), "{err}");
