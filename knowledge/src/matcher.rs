@@ -328,9 +328,9 @@ impl KnowledgeBase {
             }
         }
 
-        // The model.
+        // The model; a query without a single known feature would only get its prior.
         let mut oos_prob = 0.0;
-        if let Some(model) = &self.model {
+        if let Some(model) = self.model.as_ref().filter(|_| !x.is_empty()) {
             let p = model.predict(&x);
             for (e, ev) in evidence.iter_mut().enumerate() {
                 ev.model = p[e];
@@ -430,5 +430,188 @@ impl Knowledge for KnowledgeBase {
 
     fn entry(&self, id: &str) -> Option<&FaqEntry> {
         self.by_id.get(id).map(|&i| &self.entries[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faq::{LocatedEntry, Location, OutOfScope};
+    use kefu_core::Answers;
+
+    fn located(id: &str, questions: &[&str]) -> LocatedEntry {
+        let location = Location {
+            path: "t.yaml".into(),
+            line: 1,
+            column: 1,
+        };
+        LocatedEntry {
+            entry: FaqEntry {
+                id: id.into(),
+                questions: questions.iter().map(|q| q.to_string()).collect(),
+                answer: Answers {
+                    zh: format!("{id} 的答案"),
+                    en: format!("answer of {id}"),
+                },
+                skill_group: None,
+                action: None,
+                priority: None,
+                follow_ups: vec![],
+                tags: vec![],
+                examples: vec![],
+            },
+            location,
+            example_locations: vec![],
+        }
+    }
+
+    fn set(with_out_of_scope: bool) -> FaqSet {
+        let mut set = FaqSet {
+            entries: vec![
+                located(
+                    "order.card_key_lookup",
+                    &[
+                        "我的卡密在哪里",
+                        "卡密没收到",
+                        "where is my card key",
+                        "i did not get my key",
+                        "show me my code",
+                    ],
+                ),
+                located(
+                    "refund.request",
+                    &[
+                        "我要退款",
+                        "怎么退钱",
+                        "i want a refund",
+                        "give me my money back",
+                        "refund my order",
+                    ],
+                ),
+                located(
+                    "service.contact_hours",
+                    &[
+                        "客服几点上班",
+                        "客服什么时候在",
+                        "what are your support hours",
+                        "when are you open",
+                        "are you online at night",
+                    ],
+                ),
+            ],
+            ..FaqSet::default()
+        };
+        if with_out_of_scope {
+            set.out_of_scope = [
+                "今天天气怎么样",
+                "讲个笑话",
+                "what's the weather",
+                "tell me a joke",
+                "who won the game",
+            ]
+            .iter()
+            .map(|t| OutOfScope {
+                text: t.to_string(),
+                location: Location {
+                    path: "t.yaml".into(),
+                    line: 1,
+                    column: 1,
+                },
+            })
+            .collect();
+        }
+        set
+    }
+
+    fn kb(with_out_of_scope: bool) -> KnowledgeBase {
+        KnowledgeBase::build(set(with_out_of_scope), MatcherOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn paraphrases_rank_their_entry_first_with_a_bounded_confidence() {
+        let kb = kb(true);
+        for (query, id) in [
+            ("卡密在哪看", "order.card_key_lookup"),
+            ("where's my key??", "order.card_key_lookup"),
+            ("refund pls", "refund.request"),
+            ("客服啥时候上班", "service.contact_hours"),
+        ] {
+            let ranking = kb.rank(query, 3);
+            assert_eq!(ranking.top().unwrap().id, id, "{query}");
+            assert!(ranking.candidates.len() <= 3);
+            for pair in ranking.candidates.windows(2) {
+                assert!(pair[0].score >= pair[1].score, "{ranking:?}");
+            }
+            for c in &ranking.candidates {
+                assert!((0.0..=1.0).contains(&c.confidence), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_scope_examples_lower_the_confidence_of_chatter() {
+        let with = kb(true);
+        let without = kb(false);
+        let query = "tell me a joke about the weather";
+        assert!(with.rank(query, 1).confidence() < without.rank(query, 1).confidence().max(0.01));
+        assert_ne!(with.decide(query, 3).0, Decision::Answer);
+        // In-scope questions keep a high confidence.
+        assert_eq!(with.decide("我要退款", 3).0, Decision::Answer);
+    }
+
+    #[test]
+    fn the_matched_question_is_the_closest_one() {
+        let ranking = kb(true).rank("give me my money back now", 1);
+        assert_eq!(
+            ranking.top().unwrap().matched_question,
+            "give me my money back"
+        );
+    }
+
+    #[test]
+    fn unrelated_text_has_no_or_low_candidates_and_an_empty_base_is_an_error() {
+        let kb = kb(true);
+        assert!(kb.rank("", 3).candidates.is_empty());
+        assert_eq!(kb.decide("qwzx", 3).0, Decision::Decline);
+        assert!(matches!(
+            KnowledgeBase::build(FaqSet::default(), MatcherOptions::default()),
+            Err(Error::Empty)
+        ));
+    }
+
+    #[test]
+    fn answers_are_rendered_in_the_asked_locale() {
+        let kb = kb(false);
+        let vars = BTreeMap::new();
+        assert_eq!(
+            kb.render_answer("refund.request", Locale::En, &vars)
+                .unwrap(),
+            "answer of refund.request"
+        );
+        assert_eq!(
+            kb.render_answer("refund.request", Locale::Zh, &vars)
+                .unwrap(),
+            "refund.request 的答案"
+        );
+        assert!(kb.render_answer("nope", Locale::Zh, &vars).is_none());
+    }
+
+    #[test]
+    fn a_base_too_large_for_the_model_still_ranks_by_neighbours_and_index() {
+        let entries: Vec<LocatedEntry> = (0..MAX_MODEL_CLASSES + 1)
+            .map(|i| {
+                let a = format!("question number{i} about topic{i}");
+                let b = format!("another way to ask topic{i}");
+                located(&format!("e{i}"), &[&a, &b])
+            })
+            .collect();
+        let set = FaqSet {
+            entries,
+            ..FaqSet::default()
+        };
+        let kb = KnowledgeBase::build(set, MatcherOptions::default()).unwrap();
+        assert!(kb.model.is_none());
+        let ranking = kb.rank("asking about topic1234", 3);
+        assert_eq!(ranking.top().unwrap().id, "e1234");
     }
 }
