@@ -376,7 +376,8 @@ impl KnowledgeBase {
                 let margin = if rank == 0 { score - runner_up } else { 0.0 };
                 let matched_question = closest[e]
                     .map(|q| self.questions[q].1.clone())
-                    .unwrap_or_else(|| self.entries[e].questions[0].clone());
+                    .or_else(|| self.entries[e].questions.first().cloned())
+                    .unwrap_or_default();
                 let candidate = Candidate {
                     id: self.entries[e].id.clone(),
                     score,
