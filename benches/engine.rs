@@ -181,7 +181,7 @@ fn generated_set(entries: usize) -> FaqSet {
             let product = rng.pick(&products);
             let action = rng.pick(&actions);
             let problem = rng.pick(&problems);
-            let questions = (0..GENERATED_QUESTIONS)
+            let questions: Vec<String> = (0..GENERATED_QUESTIONS)
                 .map(|_| {
                     let mut words = vec![product, action, problem];
                     for _ in 0..2 + rng.below(4) {
@@ -197,23 +197,18 @@ fn generated_set(entries: usize) -> FaqSet {
                     join_words(&words)
                 })
                 .collect();
-            let entry = FaqEntry {
-                id: format!("generated.e{i:05}"),
+            let mut entry = FaqEntry::new(
+                format!("generated.e{i:05}"),
                 questions,
-                answer: kefu_core::Answers {
+                kefu_core::Answers {
                     zh: format!("关于{product}{action}{problem}的问题，请提供订单号，我们会在24小时内处理。"),
                     en: format!(
                         "For {product} {action} issues ({problem}), send us your order number \
                          and we will sort it out within 24 hours."
                     ),
                 },
-                skill_group: None,
-                action: None,
-                priority: None,
-                follow_ups: Vec::new(),
-                tags: vec!["generated".to_string()],
-                examples: Vec::new(),
-            };
+            );
+            entry.tags = vec!["generated".to_string()];
             LocatedEntry {
                 entry,
                 location: Location {

@@ -146,6 +146,26 @@ pub struct FaqEntry {
 }
 
 impl FaqEntry {
+    /// An entry with a static answer and nothing optional set (no skill group, action,
+    /// priority, follow-ups, tags or examples); set those fields directly as needed.
+    pub fn new(
+        id: impl Into<String>,
+        questions: impl IntoIterator<Item = impl Into<String>>,
+        answer: Answers,
+    ) -> Self {
+        FaqEntry {
+            id: id.into(),
+            questions: questions.into_iter().map(Into::into).collect(),
+            answer,
+            skill_group: None,
+            action: None,
+            priority: None,
+            follow_ups: Vec::new(),
+            tags: Vec::new(),
+            examples: Vec::new(),
+        }
+    }
+
     /// Whether answering this entry means passing the customer to a person.
     pub fn needs_person(&self) -> bool {
         self.action == Some(Action::Handoff)

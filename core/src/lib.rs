@@ -46,13 +46,8 @@
 //! }
 //!
 //! # tokio_test_runtime(async {
-//! let entry = FaqEntry {
-//!     id: "service.hours".into(),
-//!     questions: vec!["what are your hours".into()],
-//!     answer: Answers { zh: "9点到24点".into(), en: "9:00 to 24:00".into() },
-//!     skill_group: None, action: None, priority: None,
-//!     follow_ups: vec![], tags: vec![], examples: vec![],
-//! };
+//! let answer = Answers { zh: "9点到24点".into(), en: "9:00 to 24:00".into() };
+//! let entry = FaqEntry::new("service.hours", ["what are your hours"], answer);
 //! let engine = Engine::builder(Arc::new(Hours(entry))).build();
 //! let chat = ConversationKey::new("cli", "alice");
 //! let replies = engine

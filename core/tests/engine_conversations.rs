@@ -46,20 +46,11 @@ impl Knowledge for Keywords {
 }
 
 fn entry(id: &str, questions: &[&str], zh: &str, en: &str) -> FaqEntry {
-    FaqEntry {
-        id: id.into(),
-        questions: questions.iter().map(|s| s.to_string()).collect(),
-        answer: Answers {
-            zh: zh.into(),
-            en: en.into(),
-        },
-        skill_group: None,
-        action: None,
-        priority: None,
-        follow_ups: vec![],
-        tags: vec![],
-        examples: vec![],
-    }
+    let answer = Answers {
+        zh: zh.into(),
+        en: en.into(),
+    };
+    FaqEntry::new(id, questions.iter().copied(), answer)
 }
 
 fn knowledge() -> Keywords {

@@ -447,20 +447,14 @@ mod tests {
             column: 1,
         };
         LocatedEntry {
-            entry: FaqEntry {
-                id: id.into(),
-                questions: questions.iter().map(|q| q.to_string()).collect(),
-                answer: Answers {
+            entry: FaqEntry::new(
+                id,
+                questions.iter().copied(),
+                Answers {
                     zh: format!("{id} 的答案"),
                     en: format!("answer of {id}"),
                 },
-                skill_group: None,
-                action: None,
-                priority: None,
-                follow_ups: vec![],
-                tags: vec![],
-                examples: vec![],
-            },
+            ),
             location,
             example_locations: vec![],
         }
