@@ -329,12 +329,18 @@ impl Engine {
             return Ok(Vec::new());
         }
         let text = message.text.trim();
+        let found = self.entities.extract(text);
+        // Order numbers such as DD2024112300017 say nothing about the customer's language.
+        let words = found
+            .values()
+            .fold(text.to_string(), |t, value| t.replace(value.as_str(), " "));
+        let detected = has_letters(&words).then(|| Locale::detect(&words));
         let conversation = match self.store.load(key).await? {
             Some(c) => c,
             None => {
                 let locale = message
                     .locale
-                    .or_else(|| has_letters(text).then(|| Locale::detect(text)))
+                    .or(detected)
                     .unwrap_or(self.config.default_locale);
                 Conversation::new(key.clone(), &message.user, locale)
             }
@@ -355,13 +361,10 @@ impl Engine {
         };
         turn.conversation.user = message.user.clone();
         if !turn.conversation.locale_pinned {
-            if let Some(locale) = message.locale {
+            if let Some(locale) = message.locale.or(detected) {
                 turn.conversation.locale = locale;
-            } else if has_letters(text) {
-                turn.conversation.locale = Locale::detect(text);
             }
         }
-        let found = self.entities.extract(text);
         turn.conversation.entities.extend(found.clone());
 
         if turn.conversation.holder != Holder::Bot {

@@ -208,6 +208,15 @@ async fn digits_alone_keep_the_conversations_language() {
     bot.say("我的卡密在哪里").await;
     let out = bot.say("202411230001").await;
     assert!(out[0].text.contains("已记录订单号 202411230001"), "{out:?}");
+
+    // Letters inside an order number are not English words.
+    let mut bot = Bot::new();
+    bot.say("我的卡密在哪里").await;
+    let out = bot.say("DD2024112300017").await;
+    assert!(
+        out[0].text.contains("已记录订单号 DD2024112300017"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
