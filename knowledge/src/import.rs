@@ -9,7 +9,7 @@
 
 use crate::Error;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// One labelled utterance.
@@ -204,11 +204,6 @@ fn file_stem(topic: &str) -> String {
     } else {
         stem
     }
-}
-
-/// The set of labels used in `items` (for reports).
-pub fn labels(items: &[Labelled]) -> HashSet<&str> {
-    items.iter().filter_map(|i| i.label.as_deref()).collect()
 }
 
 #[cfg(test)]
