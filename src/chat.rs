@@ -1,8 +1,11 @@
 //! `kefu chat`: a conversation with the bot in the terminal.
 //!
-//! Builds the knowledge base like `kefu ask` does, puts a [`kefu_core::Engine`] with the
-//! in-memory stores in front of it, and sends every line typed as a customer message of one
-//! conversation on the `cli` channel, printing the bot's replies.
+//! Builds the knowledge base like `kefu ask` does, puts a [`kefu_core::Engine`] in front of it
+//! with the configured database (by default the SQLite file `data/kefu.db`, created on first
+//! start) for conversations and the hand-off queue, and sends every line typed as a customer
+//! message of one conversation on the `cli` channel, printing the bot's replies. The
+//! conversation is kept in the database, so a chat ended and started again goes on where it
+//! stopped, mid-flow included; `--conversation` picks another one.
 //!
 //! - When standard input is a terminal, lines are read with rustyline (history, line editing,
 //!   Chinese input); Ctrl-D or Ctrl-C ends the chat. Otherwise plain lines are read without a
@@ -58,19 +61,34 @@ pub fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         eprintln!("loading the knowledge base…");
     }
     let kb = load_kb(config, args.kb.as_deref())?;
-    let engine = Engine::builder(Arc::new(kb))
-        .config(config.engine_config())
-        .entities(config.entity_extractor()?)
-        .build();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let db = runtime.block_on(config.storage.open())?;
+    let engine = Engine::builder(Arc::new(kb))
+        .config(config.engine_config())
+        .entities(config.entity_extractor()?)
+        .store(Arc::new(db.conversations()))
+        .queue(Arc::new(db.queue()))
+        .build();
+    let key = ConversationKey::new(CHANNEL, args.conversation.clone());
+    if interactive {
+        if let Some(earlier) = runtime.block_on(engine.conversation(&key))? {
+            eprintln!(
+                "continuing conversation `{}` ({} turns so far; --conversation NAME starts another)",
+                key.id, earlier.version
+            );
+        }
+    }
     let mut session = Session {
         engine,
         runtime,
-        key: ConversationKey::new(CHANNEL, args.conversation.clone()),
+        key,
         locale: args.lang,
+        // Message ids must not repeat across runs, or the store would take a new message
+        // for a redelivered one.
+        run: kefu_core::conversation::now_millis(),
         next_id: 1,
         buttons: Buttons::default(),
         printer: Printer {
@@ -146,7 +164,9 @@ struct Session {
     key: ConversationKey,
     /// The `--lang` hint sent with every message.
     locale: Option<Locale>,
-    /// The number of the next message id.
+    /// When this run started (ms): the first part of its message ids.
+    run: u64,
+    /// The number of the next message id in this run.
     next_id: u64,
     /// The quick replies a typed number may pick from.
     buttons: Buttons,
@@ -202,7 +222,7 @@ impl Session {
     /// conversation goes on; only failing to print ends it.
     fn turn(&mut self, line: &str) -> anyhow::Result<()> {
         let text = self.buttons.resolve(line);
-        let message_id = format!("m{}", self.next_id);
+        let message_id = format!("{}-{}", self.run, self.next_id);
         self.next_id += 1;
         let mut message = Inbound::new(self.key.clone(), USER, message_id, text);
         if let Some(locale) = self.locale {

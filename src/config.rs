@@ -9,7 +9,13 @@
 //! knowledge: { dir: ./faq }  # omit to use the default knowledge base built into kefu
 //! entities:                  # regexes replacing the built-in ones of the same kind
 //!   order_no: '(KM\d{10})'
+//! storage:                   # where conversations, the queue, tickets and orders live
+//!   url: sqlite://data/kefu.db                      # the default: a file, created on first start
+//!   # url: postgres://kefu@db.internal:5432/kefu    # many kefu processes sharing one database
+//!   # schema: kefu                                  # PostgreSQL only: the schema to use
 //! ```
+//!
+//! The environment variable `KEFU_DATABASE_URL` overrides `storage.url`.
 
 use anyhow::Context;
 use kefu_core::entities::{EntityExtractor, DEFAULT_PATTERNS};
@@ -37,6 +43,59 @@ pub struct Config {
     /// Entity patterns by kind (`order_no`, `ticket_no`, `email`, `phone`, or new kinds),
     /// replacing the built-in pattern of the same kind.
     pub entities: BTreeMap<String, String>,
+    /// Where durable state lives.
+    pub storage: StorageConfig,
+}
+
+/// The `storage` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user@host:port/database`.
+    pub url: String,
+    /// PostgreSQL: the schema kefu's tables live in (created if missing).
+    pub schema: Option<String>,
+    /// Connections to the database per process.
+    pub max_connections: u32,
+}
+
+/// The database of a fresh installation: a file under `./data/`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/kefu.db";
+
+/// The environment variable that overrides `storage.url`.
+pub const DATABASE_URL_ENV: &str = "KEFU_DATABASE_URL";
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            url: DEFAULT_DATABASE_URL.to_string(),
+            schema: None,
+            max_connections: 8,
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The URL to open: `KEFU_DATABASE_URL` when set, else the configured one.
+    pub fn effective_url(&self) -> String {
+        std::env::var(DATABASE_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| self.url.clone())
+    }
+
+    /// Opens the database (creating and migrating it as needed).
+    pub async fn open(&self) -> anyhow::Result<kefu_sql::Database> {
+        let options = kefu_sql::DbOptions {
+            schema: self.schema.clone(),
+            max_connections: self.max_connections.max(1),
+            ..kefu_sql::DbOptions::default()
+        };
+        let url = self.effective_url();
+        let db = kefu_sql::Database::connect(&url, &options).await?;
+        tracing::debug!(database = db.target(), "storage opened");
+        Ok(db)
+    }
 }
 
 /// The `knowledge` section.
@@ -66,6 +125,7 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             knowledge: KnowledgeConfig::default(),
             entities: BTreeMap::new(),
+            storage: StorageConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod chat;
 mod commands;
 mod config;
+mod orders;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -33,6 +34,16 @@ enum Command {
     Kb(KbCommand),
     /// Measure matching quality and speed on labelled cases (JSONL).
     Eval(commands::EvalArgs),
+    /// The shop's own order tables (for shops without an order system of their own).
+    #[command(subcommand)]
+    Orders(OrdersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrdersCommand {
+    /// Imports orders and their card keys from a CSV or JSON file: every row is checked first,
+    /// and either all are imported (in one transaction) or none.
+    Import(orders::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +69,7 @@ fn main() -> ExitCode {
         Command::Kb(KbCommand::Check(args)) => commands::check(&config, args),
         Command::Kb(KbCommand::Import(args)) => commands::import(args),
         Command::Eval(args) => commands::eval(&config, args),
+        Command::Orders(OrdersCommand::Import(args)) => orders::import(&config, args),
     });
     match result {
         Ok(code) => code,

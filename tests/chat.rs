@@ -15,9 +15,20 @@ struct Reply {
     buttons: Vec<(String, String)>,
 }
 
-/// Runs `kefu chat --json [args]` with `lines` on standard input; checks that it exits 0 with
-/// nothing on standard error and returns the replies in order.
+/// Runs `kefu chat --json [args]` with `lines` on standard input, on a database of its own;
+/// checks that it exits 0 with nothing on standard error and returns the replies in order.
 fn chat(args: &[&str], lines: &[&str]) -> Vec<Reply> {
+    let data = tempfile::tempdir().expect("temporary directory");
+    chat_on(&database_in(data.path()), args, lines)
+}
+
+/// The SQLite database URL of a file in `dir`.
+fn database_in(dir: &Path) -> String {
+    format!("sqlite://{}/kefu.db", dir.display())
+}
+
+/// Runs `kefu chat --json [args]` on the database at `database`; see [`chat`].
+fn chat_on(database: &str, args: &[&str], lines: &[&str]) -> Vec<Reply> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
         .arg("chat")
         .arg("--json")
@@ -25,6 +36,7 @@ fn chat(args: &[&str], lines: &[&str]) -> Vec<Reply> {
         // A kefu.yaml in the working directory would change the results.
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("KEFU_LOG")
+        .env("KEFU_DATABASE_URL", database)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -239,4 +251,39 @@ fn the_number_of_a_follow_up_button_asks_its_question() {
     assert_eq!(replies[1].kind, "answer", "{replies:?}");
     assert!(!replies[1].text.contains("回答不了"), "{replies:?}");
     assert_ne!(replies[1].text, greeting.text, "{replies:?}");
+}
+
+#[test]
+fn a_conversation_goes_on_after_a_restart_mid_flow() {
+    let data = tempfile::tempdir().unwrap();
+    let db = database_in(data.path());
+    let first = chat_on(&db, &[], &["我的卡密在哪里"]);
+    assert_eq!(first.last().unwrap().kind, "question", "{first:?}");
+    // A new process: the flow is still waiting for the order number.
+    let second = chat_on(&db, &[], &["DD2024112300017"]);
+    assert!(second[0].text.contains("DD2024112300017"), "{second:?}");
+    assert_eq!(kinds(&second).last(), Some(&"handoff"), "{second:?}");
+    // Another conversation on the same database starts afresh.
+    let other = chat_on(&db, &["--conversation", "other"], &["DD2024112300017"]);
+    assert!(!other.iter().any(|r| r.kind == "handoff"), "{other:?}");
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_is_a_clear_error() {
+    let data = tempfile::tempdir().unwrap();
+    // A directory where the database file should be.
+    std::fs::create_dir(data.path().join("kefu.db")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["chat", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KEFU_DATABASE_URL", database_in(data.path()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the database") && stderr.contains("kefu.db"),
+        "{stderr}"
+    );
 }

@@ -65,6 +65,10 @@ pub struct Conversation {
     pub started_at: u64,
     /// When it last changed (ms since the epoch).
     pub updated_at: u64,
+    /// How many turns have been committed (0 before the first); stores use it to detect a
+    /// conversation changed by somebody else since it was loaded.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Conversation {
@@ -83,6 +87,7 @@ impl Conversation {
             offered: Vec::new(),
             started_at: now,
             updated_at: now,
+            version: 0,
         }
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! [`Engine::handle`] runs one turn:
 //!
-//! 1. de-duplicate by message id and take the conversation's turn lock (messages of one
-//!    conversation are handled one at a time, in order);
+//! 1. take the conversation's turn lock from the store (messages of one conversation are
+//!    handled one at a time, in order, across every process sharing the store) and
+//!    de-duplicate by message id;
 //! 2. load the conversation; if a person holds it, relay the message through the queue and
 //!    say nothing;
 //! 3. understand: language, entities, commands (`/start`, `/help`, `/lang`, `/human`,
@@ -11,7 +12,9 @@
 //! 4. decide: continue the flow in progress, or rank the FAQ and answer / suggest / decline,
 //!    starting the entry's flow or handing off when the entry says so; two misses in a row
 //!    hand off too;
-//! 5. commit the new state and the turn's transcript lines in one store call.
+//! 5. commit the new state and the turn's transcript lines in one store call. Should the
+//!    conversation have changed since it was loaded (a lost lock), the turn is run again on
+//!    the new state; replies are returned only once their turn is committed.
 
 use crate::conversation::{
     now_millis, Conversation, FlowState, HandoffReason, HandoffRequest, Holder, Speaker,
@@ -24,12 +27,31 @@ use crate::locale::Locale;
 use crate::message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 use crate::orders::Orders;
 use crate::replies::Reply;
-use crate::store::{ConversationStore, StoreError, TurnCommit};
+use crate::store::{Committed, ConversationStore, StoreError, TurnCommit};
 use crate::template;
 use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Thresholds};
 use regex::Regex;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// How many times a turn is tried when its conversation keeps changing underneath it (only
+/// when processes share a store without a cross-process lock, such as SQLite). Each conflict
+/// means another turn of the conversation committed, so a turn gives up only if that many
+/// others overtook it.
+const CONFLICT_RETRIES: u32 = 12;
+
+/// A short, growing, jittered pause before a turn is tried again, so racing processes
+/// spread out instead of colliding again.
+async fn conflict_pause(attempt: u32) {
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            % 1000,
+    );
+    let micros = 500 * u64::from(attempt.min(8)) + jitter * u64::from(attempt.min(8));
+    tokio::time::sleep(std::time::Duration::from_micros(micros)).await;
+}
 
 /// Why a turn failed; nothing of it was committed, so the message can be delivered again.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +155,6 @@ impl EngineBuilder {
             orders: self.orders,
             entities: self.entities,
             config: self.config,
-            locks: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -148,7 +169,6 @@ pub struct Engine {
     orders: Option<Arc<dyn Orders>>,
     entities: EntityExtractor,
     config: EngineConfig,
-    locks: Mutex<HashMap<ConversationKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// One turn in the making.
@@ -188,6 +208,21 @@ fn cancel_words() -> &'static Regex {
     })
 }
 
+/// The error of a turn whose conversation kept changing underneath it.
+fn conflict(key: &ConversationKey) -> EngineError {
+    EngineError::Store(StoreError::Unavailable(format!(
+        "conversation {key} kept changing during its turn (is its lock working?); deliver the message again"
+    )))
+}
+
+/// Frees a turn lock; a failure is logged, since the turn itself is already committed and the
+/// store frees a lost lock on its own.
+async fn release(lock: crate::store::TurnLock, key: &ConversationKey) {
+    if let Err(e) = lock.release().await {
+        tracing::warn!(conversation = %key, error = %e, "could not release the turn lock");
+    }
+}
+
 /// Whether the text has letters to tell a language by.
 fn has_letters(text: &str) -> bool {
     text.chars()
@@ -215,14 +250,25 @@ impl Engine {
     /// Handles one customer message and returns the replies to send, in order. A message id
     /// seen before returns no replies.
     pub async fn handle(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
-        let lock = self.turn_lock(&message.conversation);
-        let result = {
-            let _guard = lock.lock().await;
-            self.handle_locked(&message).await
-        };
-        drop(lock);
-        self.forget_idle_lock(&message.conversation);
-        result
+        let lock = self.store.lock(&message.conversation).await?;
+        let mut result = Err(conflict(&message.conversation));
+        for attempt in 0..CONFLICT_RETRIES {
+            if attempt > 0 {
+                conflict_pause(attempt).await;
+            }
+            result = self.handle_locked(&message).await;
+            match &result {
+                Ok(None) => {
+                    tracing::debug!(conversation = %message.conversation, attempt, "conversation changed during the turn; running it again");
+                }
+                _ => break,
+            }
+        }
+        release(lock, &message.conversation).await;
+        match result? {
+            Some(replies) => Ok(replies),
+            None => Err(conflict(&message.conversation)),
+        }
     }
 
     /// The conversation's transcript, oldest first.
@@ -291,42 +337,54 @@ impl Engine {
         holder: Holder,
         lines: Vec<TranscriptLine>,
     ) -> Result<(), EngineError> {
-        let lock = self.turn_lock(key);
-        let _guard = lock.lock().await;
+        let lock = self.store.lock(key).await?;
+        let mut result = Err(conflict(key));
+        for attempt in 0..CONFLICT_RETRIES {
+            if attempt > 0 {
+                conflict_pause(attempt).await;
+            }
+            result = self.update_holder_locked(key, &holder, &lines).await;
+            if !matches!(result, Ok(Committed::Conflict)) {
+                break;
+            }
+        }
+        release(lock, key).await;
+        match result? {
+            Committed::Conflict => Err(conflict(key)),
+            Committed::Stored | Committed::Duplicate => Ok(()),
+        }
+    }
+
+    async fn update_holder_locked(
+        &self,
+        key: &ConversationKey,
+        holder: &Holder,
+        lines: &[TranscriptLine],
+    ) -> Result<Committed, EngineError> {
         let mut conversation = match self.store.load(key).await? {
             Some(c) => c,
             None => Conversation::new(key.clone(), "", self.config.default_locale),
         };
-        conversation.holder = holder;
+        conversation.holder = holder.clone();
         conversation.misses = 0;
         conversation.updated_at = now_millis();
-        self.store
+        Ok(self
+            .store
             .commit(TurnCommit {
                 conversation,
                 message_id: None,
-                lines,
+                lines: lines.to_vec(),
             })
-            .await?;
-        Ok(())
+            .await?)
     }
 
-    fn turn_lock(&self, key: &ConversationKey) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(key.clone()).or_default().clone()
-    }
-
-    fn forget_idle_lock(&self, key: &ConversationKey) {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        if locks.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
-            locks.remove(key);
-        }
-    }
-
-    async fn handle_locked(&self, message: &Inbound) -> Result<Vec<Outbound>, EngineError> {
+    /// One attempt at a turn under the lock; `None` when the conversation changed since it was
+    /// loaded and the turn must run again.
+    async fn handle_locked(&self, message: &Inbound) -> Result<Option<Vec<Outbound>>, EngineError> {
         let key = &message.conversation;
         if self.store.is_processed(key, &message.message_id).await? {
             tracing::debug!(conversation = %key, message = %message.message_id, "duplicate delivery ignored");
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let text = message.text.trim();
         let found = self.entities.extract(text);
@@ -384,7 +442,11 @@ impl Engine {
                 lines: turn.lines,
             })
             .await?;
-        Ok(if committed { replies } else { Vec::new() })
+        Ok(match committed {
+            Committed::Stored => Some(replies),
+            Committed::Duplicate => Some(Vec::new()),
+            Committed::Conflict => None,
+        })
     }
 
     async fn respond(

@@ -41,6 +41,7 @@ pub trait HandoffQueue: Send + Sync {
     ) -> Result<Option<HandoffRequest>, QueueError>;
 
     /// Passes a customer's message to the person who has, or will have, the conversation.
+    /// Relaying the same message id again does nothing.
     async fn relay(&self, message: &Inbound) -> Result<(), QueueError>;
 
     /// Ends a hand-off: the conversation leaves the queue.
@@ -154,11 +155,14 @@ impl HandoffQueue for MemoryQueue {
     }
 
     async fn relay(&self, message: &Inbound) -> Result<(), QueueError> {
-        self.lock()
+        let mut inner = self.lock();
+        let relayed = inner
             .relayed
             .entry(message.conversation.clone())
-            .or_default()
-            .push(message.clone());
+            .or_default();
+        if !relayed.iter().any(|m| m.message_id == message.message_id) {
+            relayed.push(message.clone());
+        }
         Ok(())
     }
 

@@ -10,7 +10,9 @@
 //!   [`knowledge`] (FAQ ranking: [`Knowledge`], [`FaqEntry`], [`Thresholds`]),
 //!   [`store`] ([`ConversationStore`], [`MemoryStore`]),
 //!   [`handoff`] ([`HandoffQueue`], [`MemoryQueue`]),
-//!   [`orders`] ([`Orders`], the port only).
+//!   [`orders`] ([`Orders`], the port only),
+//!   [`tickets`] ([`Tickets`], [`MemoryTickets`]), [`audit`] ([`AuditLog`], [`MemoryAudit`]).
+//!   The `kefu-sql` crate implements the storage ports on SQLite and PostgreSQL.
 //! - [`flows`]: multi-turn tasks an FAQ entry's action starts, one file each.
 //! - [`entities`]: order numbers, ticket numbers, e-mail and phone by configurable regexes.
 //! - [`replies`]: what the bot itself says, in Chinese and English.
@@ -69,6 +71,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 pub mod conversation;
 pub mod engine;
 pub mod entities;
@@ -81,7 +84,9 @@ pub mod orders;
 pub mod replies;
 pub mod store;
 pub mod template;
+pub mod tickets;
 
+pub use audit::{AuditEvent, AuditLog, MemoryAudit};
 pub use conversation::{
     Conversation, HandoffReason, HandoffRequest, Holder, Speaker, TranscriptLine,
 };
@@ -93,4 +98,9 @@ pub use knowledge::{
 pub use locale::Locale;
 pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 pub use orders::{Order, OrderStatus, Orders, OrdersError};
-pub use store::{ConversationStore, MemoryStore, StoreError};
+pub use store::{
+    Committed, ConversationStore, KeyedLocks, MemoryStore, StoreError, TurnCommit, TurnLock,
+};
+pub use tickets::{
+    MemoryTickets, NewTicket, Ticket, TicketEvent, TicketStatus, TicketUpdate, Tickets,
+};

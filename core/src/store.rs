@@ -1,11 +1,27 @@
-//! The `ConversationStore` port: conversation state, transcripts and message de-duplication,
-//! and an in-memory implementation for tests, examples and single-process bots.
+//! The `ConversationStore` port: conversation state, transcripts, message de-duplication and
+//! the per-conversation turn lock, and an in-memory implementation for tests, examples and
+//! single-process bots.
+//!
+//! # The turn protocol
+//!
+//! The engine handles one message like this:
+//!
+//! 1. [`ConversationStore::lock`] — wait for the conversation's turn lock. While it is held no
+//!    other turn of the conversation starts, in this process or (for shared stores) in any
+//!    other process using the same store.
+//! 2. [`ConversationStore::is_processed`] and [`ConversationStore::load`].
+//! 3. [`ConversationStore::commit`] — the new state, the turn's transcript lines and the message
+//!    id, all or nothing. The commit also checks that nobody changed the conversation since it
+//!    was loaded ([`Conversation::version`]); if somebody did, nothing is stored and the engine
+//!    runs the turn again. With a working lock that never happens; the check is what keeps a
+//!    conversation consistent if a lock is lost (a store restarted, a lease expired).
+//! 4. [`TurnLock::release`].
 
 use crate::conversation::{Conversation, TranscriptLine};
 use crate::message::ConversationKey;
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A storage failure; the turn is not committed and may be retried.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +32,139 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// One turn's changes, committed atomically.
+/// What [`ConversationStore::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The turn is stored.
+    Stored,
+    /// The turn's message id was already processed; nothing was stored.
+    Duplicate,
+    /// The conversation changed since it was loaded (its version moved on); nothing was
+    /// stored and the turn should be run again on the new state.
+    Conflict,
+}
+
+/// Frees a lock held outside this process (a database session lock, a lease row). Dropping
+/// it without [`RemoteLock::release`] must free the lock too, if later (for example by
+/// closing the database session that holds it).
+#[async_trait]
+pub trait RemoteLock: Send + Sync {
+    /// Frees the lock now.
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+type LockMap = Arc<Mutex<HashMap<ConversationKey, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// In-process locks by conversation, for stores to build [`TurnLock`]s from. Entries are
+/// dropped as soon as nobody holds or waits for them, so the map stays as small as the number
+/// of conversations in a turn right now.
+#[derive(Clone, Default)]
+pub struct KeyedLocks {
+    map: LockMap,
+}
+
+impl KeyedLocks {
+    /// No locks yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits until no other holder of this process has `key`'s lock, then holds it until the
+    /// returned lock is released or dropped.
+    pub async fn lock(&self, key: &ConversationKey) -> TurnLock {
+        let mutex = {
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        let guard = mutex.lock_owned().await;
+        TurnLock {
+            remote: None,
+            local: Some(LocalGuard {
+                guard: Some(guard),
+                key: key.clone(),
+                map: self.map.clone(),
+            }),
+        }
+    }
+
+    /// How many conversations have a lock held or awaited right now.
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no lock is held or awaited.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct LocalGuard {
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    key: ConversationKey,
+    map: LockMap,
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the map itself still refers to the mutex: nobody holds or waits for it.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// A conversation's turn lock, from [`ConversationStore::lock`]. Release it with
+/// [`TurnLock::release`]; dropping it frees the in-process part at once and the remote part as
+/// its [`RemoteLock`] documents.
+#[must_use = "the lock is freed when dropped"]
+pub struct TurnLock {
+    // Declared first so it is dropped before the local guard.
+    remote: Option<Box<dyn RemoteLock>>,
+    local: Option<LocalGuard>,
+}
+
+impl TurnLock {
+    /// A lock held by nothing (for stores that need none).
+    pub fn none() -> Self {
+        TurnLock {
+            remote: None,
+            local: None,
+        }
+    }
+
+    /// Adds a lock held outside the process, freed before the in-process one.
+    pub fn with_remote(mut self, remote: Box<dyn RemoteLock>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Frees the lock.
+    pub async fn release(mut self) -> Result<(), StoreError> {
+        let result = match self.remote.take() {
+            Some(remote) => remote.release().await,
+            None => Ok(()),
+        };
+        drop(self.local.take());
+        result
+    }
+}
+
+impl std::fmt::Debug for TurnLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnLock")
+            .field("local", &self.local.as_ref().map(|l| &l.key))
+            .field("remote", &self.remote.is_some())
+            .finish()
+    }
+}
+
+/// One turn's changes, committed atomically. `conversation.version` is the version that was
+/// loaded (0 for a conversation not stored yet); the store saves it as the next version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnCommit {
     /// The conversation's state after the turn.
@@ -27,12 +175,15 @@ pub struct TurnCommit {
     pub lines: Vec<TranscriptLine>,
 }
 
-/// Where conversations live between messages.
+/// Where conversations live between messages. See the [module docs](self) for the protocol.
 ///
 /// Implementations must make [`ConversationStore::commit`] atomic: the state, the transcript
 /// lines and the processed message id are all stored, or none is.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
+    /// Waits for the conversation's turn lock and holds it until the lock is released.
+    async fn lock(&self, key: &ConversationKey) -> Result<TurnLock, StoreError>;
+
     /// The conversation's state, if it exists.
     async fn load(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError>;
 
@@ -43,9 +194,10 @@ pub trait ConversationStore: Send + Sync {
         message_id: &str,
     ) -> Result<bool, StoreError>;
 
-    /// Stores one turn atomically. Returns `false` (and stores nothing) when the turn's
-    /// message id was already processed.
-    async fn commit(&self, turn: TurnCommit) -> Result<bool, StoreError>;
+    /// Stores one turn atomically, unless its message id was already processed
+    /// ([`Committed::Duplicate`]) or the stored version is not the one the turn started from
+    /// ([`Committed::Conflict`]).
+    async fn commit(&self, turn: TurnCommit) -> Result<Committed, StoreError>;
 
     /// The whole transcript of a conversation, oldest first.
     async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError>;
@@ -62,6 +214,7 @@ struct MemoryInner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
+    locks: KeyedLocks,
 }
 
 impl MemoryStore {
@@ -79,6 +232,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl ConversationStore for MemoryStore {
+    async fn lock(&self, key: &ConversationKey) -> Result<TurnLock, StoreError> {
+        Ok(self.locks.lock(key).await)
+    }
+
     async fn load(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
         Ok(self.lock().conversations.get(key).cloned())
     }
@@ -94,21 +251,30 @@ impl ConversationStore for MemoryStore {
             .contains(&(key.clone(), message_id.to_string())))
     }
 
-    async fn commit(&self, turn: TurnCommit) -> Result<bool, StoreError> {
+    async fn commit(&self, turn: TurnCommit) -> Result<Committed, StoreError> {
         let mut inner = self.lock();
         let key = turn.conversation.key.clone();
-        if let Some(id) = turn.message_id {
-            if !inner.processed.insert((key.clone(), id)) {
-                return Ok(false);
+        if let Some(id) = &turn.message_id {
+            if inner.processed.contains(&(key.clone(), id.clone())) {
+                return Ok(Committed::Duplicate);
             }
+        }
+        let stored = inner.conversations.get(&key).map_or(0, |c| c.version);
+        if stored != turn.conversation.version {
+            return Ok(Committed::Conflict);
+        }
+        if let Some(id) = turn.message_id {
+            inner.processed.insert((key.clone(), id));
         }
         inner
             .transcripts
             .entry(key.clone())
             .or_default()
             .extend(turn.lines);
-        inner.conversations.insert(key, turn.conversation);
-        Ok(true)
+        let mut conversation = turn.conversation;
+        conversation.version += 1;
+        inner.conversations.insert(key, conversation);
+        Ok(Committed::Stored)
     }
 
     async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError> {

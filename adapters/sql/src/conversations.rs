@@ -1,0 +1,373 @@
+//! [`SqlConversations`]: the `ConversationStore` port on SQLite and PostgreSQL.
+
+use crate::db::{enum_from, enum_text, millis, on_pool, unavailable, BeginWrite, Database, Pool};
+use async_trait::async_trait;
+use kefu_core::store::RemoteLock;
+use kefu_core::{
+    Committed, Conversation, ConversationKey, ConversationStore, Holder, KeyedLocks, StoreError,
+    TranscriptLine, TurnCommit, TurnLock,
+};
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, Row};
+
+/// Conversations, transcripts and processed message ids in the database.
+#[derive(Clone)]
+pub struct SqlConversations {
+    db: Database,
+    locks: KeyedLocks,
+}
+
+const LINE_COLUMNS: &str =
+    "channel, conversation_id, at, speaker, message_id, text, decision, confidence, entry, kind";
+
+impl SqlConversations {
+    pub(crate) fn new(db: Database) -> Self {
+        SqlConversations {
+            db,
+            locks: KeyedLocks::new(),
+        }
+    }
+
+    /// Conversations updated since `since` (ms), newest first (for consoles and reports).
+    pub async fn recent(&self, since: u64, limit: u32) -> Result<Vec<Conversation>, StoreError> {
+        let rows = on_pool!(self.db, |pool| {
+            sqlx::query(
+                "SELECT state, version FROM conversations WHERE updated_at >= $1 \
+                 ORDER BY updated_at DESC LIMIT $2",
+            )
+            .bind(millis(since))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(|e| unavailable("cannot list conversations", e))?
+            .into_iter()
+            .map(|row| conversation_from(row.try_get("state"), row.try_get("version")))
+            .collect::<Result<Vec<_>, _>>()
+        });
+        rows
+    }
+}
+
+fn conversation_from(
+    state: Result<String, sqlx::Error>,
+    version: Result<i64, sqlx::Error>,
+) -> Result<Conversation, StoreError> {
+    let state = state.map_err(|e| unavailable("cannot read a conversation", e))?;
+    let version = version.map_err(|e| unavailable("cannot read a conversation", e))?;
+    let mut conversation: Conversation = serde_json::from_str(&state).map_err(|e| {
+        StoreError::Unavailable(format!("a stored conversation is not readable: {e}"))
+    })?;
+    conversation.version = version.max(0) as u64;
+    Ok(conversation)
+}
+
+fn holder_columns(holder: &Holder) -> (&'static str, Option<&str>) {
+    match holder {
+        Holder::Bot => ("bot", None),
+        Holder::Queue => ("queue", None),
+        Holder::Agent(agent) => ("agent", Some(agent.as_str())),
+    }
+}
+
+/// A 64-bit key for `pg_advisory_lock` (FNV-1a over the namespace and the conversation).
+fn advisory_key(namespace: &str, key: &ConversationKey) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [namespace, &key.channel, &key.id] {
+        for byte in part.bytes().chain([0x1f]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash as i64
+}
+
+/// A connection that is closed, not returned to the pool, if dropped while still armed: a
+/// session that may hold an advisory lock must never go back to the pool.
+struct Armed(Option<PoolConnection<Postgres>>);
+
+impl Armed {
+    fn conn(&mut self) -> &mut PoolConnection<Postgres> {
+        self.0
+            .as_mut()
+            .expect("armed connection present until disarmed")
+    }
+
+    fn disarm(mut self) -> PoolConnection<Postgres> {
+        self.0
+            .take()
+            .expect("armed connection present until disarmed")
+    }
+}
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.0.take() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// A PostgreSQL session advisory lock on a conversation.
+struct PgTurnLock {
+    conn: Armed,
+    key: i64,
+}
+
+#[async_trait]
+impl RemoteLock for PgTurnLock {
+    async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(self.key)
+            .fetch_one(&mut **self.conn.conn())
+            .await
+            .map_err(|e| unavailable("cannot release a conversation lock", e))?
+            .try_get::<bool, _>(0)
+            .map_err(|e| unavailable("cannot release a conversation lock", e))?;
+        if unlocked {
+            // Back to the pool, lock-free.
+            drop(self.conn.disarm());
+            Ok(())
+        } else {
+            // The connection is closed on drop, which frees whatever it holds.
+            Err(StoreError::Unavailable(
+                "a conversation lock was not held when released".to_string(),
+            ))
+        }
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqlConversations {
+    async fn lock(&self, key: &ConversationKey) -> Result<TurnLock, StoreError> {
+        // Turns of one conversation in this process queue here, so each process waits on the
+        // server with at most one connection per conversation.
+        let local = self.locks.lock(key).await;
+        let Pool::Postgres {
+            locks, namespace, ..
+        } = &self.db.pool
+        else {
+            return Ok(local);
+        };
+        let conn = locks
+            .acquire()
+            .await
+            .map_err(|e| unavailable("cannot get a connection for a conversation lock", e))?;
+        let mut armed = Armed(Some(conn));
+        let lock_key = advisory_key(namespace, key);
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(lock_key)
+            .execute(&mut **armed.conn())
+            .await
+            .map_err(|e| unavailable("cannot lock the conversation", e))?;
+        Ok(local.with_remote(Box::new(PgTurnLock {
+            conn: armed,
+            key: lock_key,
+        })))
+    }
+
+    async fn load(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
+        on_pool!(self.db, |pool| {
+            let row = sqlx::query(
+                "SELECT state, version FROM conversations WHERE channel = $1 AND conversation_id = $2",
+            )
+            .bind(&key.channel)
+            .bind(&key.id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| unavailable("cannot load the conversation", e))?;
+            row.map(|row| conversation_from(row.try_get("state"), row.try_get("version")))
+                .transpose()
+        })
+    }
+
+    async fn is_processed(
+        &self,
+        key: &ConversationKey,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self.db, |pool| {
+            let row = sqlx::query(
+                "SELECT 1 FROM processed_messages \
+                 WHERE channel = $1 AND conversation_id = $2 AND message_id = $3",
+            )
+            .bind(&key.channel)
+            .bind(&key.id)
+            .bind(message_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| unavailable("cannot check the message id", e))?;
+            Ok(row.is_some())
+        })
+    }
+
+    async fn commit(&self, turn: TurnCommit) -> Result<Committed, StoreError> {
+        let TurnCommit {
+            conversation: c,
+            message_id,
+            lines,
+        } = turn;
+        let key = &c.key;
+        let expected = millis(c.version);
+        let state = serde_json::to_string(&c)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode the conversation: {e}")))?;
+        let (holder, agent) = holder_columns(&c.holder);
+        let flow = c.flow.as_ref().map(|f| f.name.as_str());
+        let fail = |e| unavailable("cannot commit the turn", e);
+        on_pool!(self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(fail)?;
+            if let Some(id) = &message_id {
+                let inserted = sqlx::query(
+                    "INSERT INTO processed_messages (channel, conversation_id, message_id, at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(&key.channel)
+                .bind(&key.id)
+                .bind(id)
+                .bind(millis(c.updated_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?
+                .rows_affected();
+                if inserted == 0 {
+                    tx.rollback().await.map_err(fail)?;
+                    return Ok(Committed::Duplicate);
+                }
+            }
+            let written = if expected == 0 {
+                sqlx::query(
+                    "INSERT INTO conversations (channel, conversation_id, customer, locale, holder, \
+                     agent, flow, state, version, started_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10) ON CONFLICT DO NOTHING",
+                )
+                .bind(&key.channel)
+                .bind(&key.id)
+                .bind(&c.user)
+                .bind(c.locale.code())
+                .bind(holder)
+                .bind(agent)
+                .bind(flow)
+                .bind(&state)
+                .bind(millis(c.started_at))
+                .bind(millis(c.updated_at))
+                .execute(&mut *tx)
+                .await
+            } else {
+                sqlx::query(
+                    "UPDATE conversations SET customer = $3, locale = $4, holder = $5, agent = $6, \
+                     flow = $7, state = $8, version = version + 1, updated_at = $9 \
+                     WHERE channel = $1 AND conversation_id = $2 AND version = $10",
+                )
+                .bind(&key.channel)
+                .bind(&key.id)
+                .bind(&c.user)
+                .bind(c.locale.code())
+                .bind(holder)
+                .bind(agent)
+                .bind(flow)
+                .bind(&state)
+                .bind(millis(c.updated_at))
+                .bind(expected)
+                .execute(&mut *tx)
+                .await
+            }
+            .map_err(fail)?
+            .rows_affected();
+            if written == 0 {
+                tx.rollback().await.map_err(fail)?;
+                return Ok(Committed::Conflict);
+            }
+            if !lines.is_empty() {
+                let mut sql = format!("INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES ");
+                for i in 0..lines.len() {
+                    let b = i * 10;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push_str(&format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9,
+                        b + 10
+                    ));
+                }
+                let mut query = sqlx::query(&sql);
+                for line in &lines {
+                    query = query
+                        .bind(&key.channel)
+                        .bind(&key.id)
+                        .bind(millis(line.at))
+                        .bind(enum_text(&line.speaker))
+                        .bind(line.message_id.as_deref())
+                        .bind(&line.text)
+                        .bind(line.decision.as_ref().map(enum_text))
+                        .bind(line.confidence.map(f64::from))
+                        .bind(line.entry.as_deref())
+                        .bind(line.kind.as_ref().map(enum_text));
+                }
+                query.execute(&mut *tx).await.map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)?;
+            Ok(Committed::Stored)
+        })
+    }
+
+    async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError> {
+        let fail = |e| unavailable("cannot read the transcript", e);
+        on_pool!(self.db, |pool| {
+            let rows = sqlx::query(&format!(
+                "SELECT {LINE_COLUMNS} FROM transcript_lines \
+                 WHERE channel = $1 AND conversation_id = $2 ORDER BY id"
+            ))
+            .bind(&key.channel)
+            .bind(&key.id)
+            .fetch_all(pool)
+            .await
+            .map_err(fail)?;
+            rows.into_iter()
+                .map(|row| {
+                    let speaker: String = row.try_get("speaker").map_err(fail)?;
+                    let decision: Option<String> = row.try_get("decision").map_err(fail)?;
+                    let kind: Option<String> = row.try_get("kind").map_err(fail)?;
+                    let at: i64 = row.try_get("at").map_err(fail)?;
+                    let confidence: Option<f64> = row.try_get("confidence").map_err(fail)?;
+                    Ok(TranscriptLine {
+                        at: at.max(0) as u64,
+                        speaker: enum_from(&speaker, "speaker")?,
+                        message_id: row.try_get("message_id").map_err(fail)?,
+                        text: row.try_get("text").map_err(fail)?,
+                        decision: decision.map(|d| enum_from(&d, "decision")).transpose()?,
+                        confidence: confidence.map(|c| c as f32),
+                        entry: row.try_get("entry").map_err(fail)?,
+                        kind: kind.map(|k| enum_from(&k, "kind")).transpose()?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advisory_keys_depend_on_namespace_and_conversation() {
+        let a = ConversationKey::new("telegram", "1");
+        let b = ConversationKey::new("telegram", "2");
+        assert_ne!(advisory_key("", &a), advisory_key("", &b));
+        assert_ne!(advisory_key("s1", &a), advisory_key("s2", &a));
+        assert_eq!(advisory_key("s1", &a), advisory_key("s1", &a));
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(
+            advisory_key("", &ConversationKey::new("ab", "c")),
+            advisory_key("", &ConversationKey::new("a", "bc"))
+        );
+    }
+}

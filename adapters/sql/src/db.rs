@@ -1,0 +1,424 @@
+//! Opening a database: connection pools, SQLite set-up, migrations and the schema check.
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, PgPool, Row, SqlitePool};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The newest schema version this build knows (the number of its last migration).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Why a database could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The URL is not a `sqlite:` or `postgres:` URL, or is malformed.
+    #[error("storage url `{url}` is not usable: {reason} — use sqlite://data/kefu.db or postgres://user@host:5432/dbname")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database could not be opened or reached.
+    #[error("cannot open the database {target}: {source} — {hint}")]
+    Connect {
+        /// The file or server.
+        target: String,
+        /// What the driver said.
+        source: sqlx::Error,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// The database was written by a newer kefu.
+    #[error("the database {target} has schema version {found}, newer than this kefu understands (up to {known}); upgrade kefu, or point storage.url at another database")]
+    TooNew {
+        /// The file or server.
+        target: String,
+        /// The database's schema version.
+        found: i64,
+        /// The newest version this build knows.
+        known: i64,
+    },
+    /// A migration failed.
+    #[error("cannot bring the database {target} to schema version {known}: {source}")]
+    Migrate {
+        /// The file or server.
+        target: String,
+        /// The newest version this build knows.
+        known: i64,
+        /// What failed.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// Which database a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// PostgreSQL: the schema kefu's tables live in (created if missing); `None` uses the
+    /// server's default search path (usually `public`).
+    pub schema: Option<String>,
+    /// Connections for queries.
+    pub max_connections: u32,
+    /// PostgreSQL: connections that hold conversations' turn locks (bounds how many turns run
+    /// at once in this process).
+    pub lock_connections: u32,
+    /// How long to wait for a connection or an SQLite write lock.
+    pub timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            schema: None,
+            max_connections: 8,
+            lock_connections: 16,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres {
+        pool: PgPool,
+        locks: PgPool,
+        /// Mixed into advisory-lock keys so databases in different schemas don't contend.
+        namespace: String,
+    },
+}
+
+/// An open database; cheap to clone (pools are shared).
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) pool: Pool,
+    target: String,
+}
+
+/// Runs the same code on either pool: inside, `$pool` is a `&SqlitePool` or a `&PgPool`.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres { pool: $pool, .. } => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken (or
+/// waited for) up front instead of failing half-way; a plain `BEGIN` on PostgreSQL.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+           + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// The store error of a failed query.
+pub(crate) fn unavailable(what: &str, e: sqlx::Error) -> kefu_core::StoreError {
+    kefu_core::StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+impl Database {
+    /// Opens the database at `url` (`sqlite://path/to/file.db`, `sqlite::memory:`,
+    /// `postgres://user@host:port/db`), creating an SQLite file and its directory if needed,
+    /// and migrates it to [`SCHEMA_VERSION`].
+    pub async fn connect(url: &str, options: &DbOptions) -> Result<Database, DbError> {
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, options).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, options).await
+        } else {
+            Err(DbError::BadUrl {
+                url: url.to_string(),
+                reason: "it must start with sqlite: or postgres://".to_string(),
+            })
+        }
+    }
+
+    async fn connect_sqlite(url: &str, options: &DbOptions) -> Result<Database, DbError> {
+        let bad = |reason: String| DbError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| bad(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(options.timeout)
+            .foreign_keys(true)
+            .disable_statement_logging();
+        let file: PathBuf = connect.get_filename().to_path_buf();
+        let in_memory = file.as_os_str().is_empty() || file == Path::new(":memory:");
+        let target = if in_memory {
+            "(in memory)".to_string()
+        } else {
+            file.display().to_string()
+        };
+        if let Some(dir) = file
+            .parent()
+            .filter(|d| !in_memory && !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
+                target: target.clone(),
+                source: sqlx::Error::Io(e),
+                hint: "check that the directory can be created and written",
+            })?;
+        }
+        // An in-memory database lives as long as its one connection.
+        let max = if in_memory {
+            1
+        } else {
+            options.max_connections.max(1)
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
+            .acquire_timeout(options.timeout)
+            .connect_with(connect)
+            .await
+            .map_err(|source| DbError::Connect {
+                target: target.clone(),
+                source,
+                hint: "check the path in storage.url and that its directory is writable",
+            })?;
+        let db = Database {
+            pool: Pool::Sqlite(pool),
+            target,
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn connect_postgres(url: &str, options: &DbOptions) -> Result<Database, DbError> {
+        let mut connect = PgConnectOptions::from_str(url)
+            .map_err(|e| DbError::BadUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?
+            .disable_statement_logging();
+        let target = format!(
+            "postgres://{}:{}/{}",
+            connect.get_host(),
+            connect.get_port(),
+            connect.get_database().unwrap_or("")
+        );
+        let unreachable = |source| {
+            DbError::Connect {
+            target: target.clone(),
+            source,
+            hint: "check storage.url in kefu.yaml and that the PostgreSQL server runs and accepts this user",
+        }
+        };
+        if let Some(schema) = &options.schema {
+            if schema.is_empty()
+                || !schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(DbError::BadUrl {
+                    url: url.to_string(),
+                    reason: format!("schema `{schema}` must be letters, digits and underscores"),
+                });
+            }
+            let mut conn = connect.connect().await.map_err(unreachable)?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&mut conn)
+                .await?;
+            sqlx::Connection::close(conn).await?;
+            connect = connect.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.timeout)
+            .connect_with(connect.clone())
+            .await
+            .map_err(unreachable)?;
+        let locks = PgPoolOptions::new()
+            .max_connections(options.lock_connections.max(1))
+            .acquire_timeout(Duration::from_secs(3600))
+            .connect_lazy_with(connect);
+        let db = Database {
+            pool: Pool::Postgres {
+                pool,
+                locks,
+                namespace: options.schema.clone().unwrap_or_default(),
+            },
+            target,
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// The file or server, for messages.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64, DbError> {
+        Ok(self.applied_version().await?.unwrap_or(0))
+    }
+
+    /// The newest migration applied, or `None` for a database kefu never used.
+    async fn applied_version(&self) -> Result<Option<i64>, sqlx::Error> {
+        let exists = on_pool!(self, |pool| {
+            let sql = match self.backend() {
+                Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+                Backend::Postgres => "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+            };
+            sqlx::query(sql)
+                .fetch_one(pool)
+                .await?
+                .try_get::<i64, _>(0)?
+        });
+        if exists == 0 {
+            return Ok(None);
+        }
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await?
+                .try_get::<Option<i64>, _>(0)
+        })
+    }
+
+    /// Checks the schema is not newer than this build, then applies missing migrations.
+    async fn migrate(&self) -> Result<(), DbError> {
+        if let Some(found) = self.applied_version().await? {
+            if found > SCHEMA_VERSION {
+                return Err(DbError::TooNew {
+                    target: self.target.clone(),
+                    found,
+                    known: SCHEMA_VERSION,
+                });
+            }
+        }
+        let migrated = match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Postgres { pool, .. } => POSTGRES_MIGRATIONS.run(pool).await,
+        };
+        migrated.map_err(|source| DbError::Migrate {
+            target: self.target.clone(),
+            known: SCHEMA_VERSION,
+            source,
+        })?;
+        tracing::debug!(target = %self.target, version = SCHEMA_VERSION, "database ready");
+        Ok(())
+    }
+
+    /// Closes every connection (waiting for the ones in use).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres { pool, locks, .. } => {
+                locks.close().await;
+                pool.close().await;
+            }
+        }
+    }
+
+    /// The conversation store.
+    pub fn conversations(&self) -> crate::SqlConversations {
+        crate::SqlConversations::new(self.clone())
+    }
+
+    /// The hand-off queue.
+    pub fn queue(&self) -> crate::SqlQueue {
+        crate::SqlQueue::new(self.clone())
+    }
+
+    /// The tickets.
+    pub fn tickets(&self) -> crate::SqlTickets {
+        crate::SqlTickets::new(self.clone())
+    }
+
+    /// The shop's order tables.
+    pub fn orders(&self) -> crate::SqlOrders {
+        crate::SqlOrders::new(self.clone())
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> crate::SqlAudit {
+        crate::SqlAudit::new(self.clone())
+    }
+}
+
+/// A serde enum's name (`"snake_case"` variants) as text for a column.
+pub(crate) fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => other.map(|v| v.to_string()).unwrap_or_default(),
+    }
+}
+
+/// A serde enum from its column text.
+pub(crate) fn enum_from<T: serde::de::DeserializeOwned>(
+    text: &str,
+    column: &str,
+) -> Result<T, kefu_core::StoreError> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
+        kefu_core::StoreError::Unavailable(format!(
+            "column {column} holds `{text}`, which this kefu does not know"
+        ))
+    })
+}
+
+/// Milliseconds as the signed integers databases store.
+pub(crate) fn millis(at: u64) -> i64 {
+    i64::try_from(at).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,52 @@
+//! kefu-sql: kefu's durable stores on SQLite (the embedded default) and PostgreSQL (many
+//! processes sharing one database).
+//!
+//! [`Database::connect`] opens either from a URL, creates the SQLite file and its directory on
+//! first start, runs the embedded migrations and refuses a database whose schema is newer
+//! than this build. From a [`Database`] come the adapters of kefu-core's ports:
+//!
+//! | port | adapter | notes |
+//! |---|---|---|
+//! | [`ConversationStore`](kefu_core::ConversationStore) | [`SqlConversations`] | turn lock: an advisory lock on PostgreSQL; a version check on every commit |
+//! | [`HandoffQueue`](kefu_core::HandoffQueue) | [`SqlQueue`] | claims are atomic across processes (`FOR UPDATE SKIP LOCKED`) |
+//! | [`Tickets`](kefu_core::Tickets) | [`SqlTickets`] | numbers like `T20261123000042`, full history |
+//! | [`Orders`](kefu_core::Orders) | [`SqlOrders`] | the shop's own orders and card keys, filled by [`SqlOrders::import`] |
+//! | [`AuditLog`](kefu_core::AuditLog) | [`SqlAudit`] | append only |
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), kefu_sql::DbError> {
+//! use kefu_sql::{Database, DbOptions};
+//! use std::sync::Arc;
+//!
+//! let db = Database::connect("sqlite://data/kefu.db", &DbOptions::default()).await?;
+//! let store = Arc::new(db.conversations());
+//! let queue = Arc::new(db.queue());
+//! // Engine::builder(knowledge).store(store).queue(queue).build()
+//! # Ok(()) }
+//! ```
+//!
+//! # Correctness across processes
+//!
+//! - A turn's state, transcript lines and message id commit in one transaction; the message
+//!   id's primary key makes a second delivery a no-op even when two processes race.
+//! - On PostgreSQL the turn lock is a session advisory lock held on a connection of a small
+//!   pool of its own, so waiting for a lock never starves the queries of the turn holding it.
+//!   Should the process die, the server drops the session and its lock.
+//! - On SQLite the lock is in-process (one process per database file is the intended use);
+//!   should a second process write the same conversation, the version check turns the race
+//!   into a retry instead of a lost update.
+
+mod audit;
+mod conversations;
+mod db;
+pub mod import;
+mod orders;
+mod queue;
+mod tickets;
+
+pub use audit::SqlAudit;
+pub use conversations::SqlConversations;
+pub use db::{Backend, Database, DbError, DbOptions, SCHEMA_VERSION};
+pub use orders::{query_password_hash, ImportSummary, SqlOrders, StoredOrder};
+pub use queue::SqlQueue;
+pub use tickets::SqlTickets;

@@ -1,0 +1,260 @@
+//! [`SqlOrders`]: the shop's own order tables (orders, card keys, delivery state) and the
+//! `Orders` port on them.
+
+use crate::db::{enum_from, enum_text, millis, on_pool, unavailable, BeginWrite, Database};
+use crate::import::OrderRecord;
+use async_trait::async_trait;
+use kefu_core::conversation::now_millis;
+use kefu_core::{Order, OrderStatus, Orders, OrdersError, StoreError};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// The shop's orders in kefu's own tables.
+#[derive(Clone)]
+pub struct SqlOrders {
+    db: Database,
+}
+
+/// Everything kefu keeps about an imported order except its card keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    /// The order number.
+    pub number: String,
+    /// What was bought.
+    pub product: String,
+    /// Where it stands.
+    pub status: OrderStatus,
+    /// The price in cents.
+    pub amount_cents: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// How many.
+    pub quantity: i64,
+    /// The buyer's e-mail, lower-case.
+    pub buyer_email: Option<String>,
+    /// The buyer's phone, digits only.
+    pub buyer_phone: Option<String>,
+    /// [`query_password_hash`] of the order's query password (查询密码).
+    pub query_password_hash: Option<String>,
+    /// The chat channel the buyer was recorded on at purchase.
+    pub buyer_channel: Option<String>,
+    /// The buyer's user id on that channel.
+    pub buyer_user: Option<String>,
+    /// When the order was created (ms since the epoch).
+    pub created_at: Option<u64>,
+    /// When it was paid.
+    pub paid_at: Option<u64>,
+    /// When it was delivered.
+    pub delivered_at: Option<u64>,
+    /// When delivery is expected.
+    pub delivery_due_at: Option<u64>,
+    /// How to redeem the keys.
+    pub redeem: Option<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportSummary {
+    /// Orders new to the database.
+    pub inserted: usize,
+    /// Orders that replaced an order with the same number.
+    pub replaced: usize,
+    /// Card keys stored.
+    pub card_keys: usize,
+}
+
+/// The stored form of an order's query password: SHA-256 over a fixed label, the order number
+/// and the password, in hex. The password itself is never stored.
+pub fn query_password_hash(order: &str, password: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"kefu-order-query-password\0");
+    hasher.update(order.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(password.as_bytes());
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const ORDER_COLUMNS: &str = "number, product, status, amount_cents, currency, quantity, \
+     buyer_email, buyer_phone, query_password_hash, buyer_channel, buyer_user, created_at, \
+     paid_at, delivered_at, delivery_due_at, redeem";
+
+fn opt_time(t: Option<i64>) -> Option<u64> {
+    t.map(|t| t.max(0) as u64)
+}
+
+impl SqlOrders {
+    pub(crate) fn new(db: Database) -> Self {
+        SqlOrders { db }
+    }
+
+    /// Stores validated records (see [`crate::import`]) in one transaction: all of them or,
+    /// on any failure, none. An order number already stored is replaced with its keys.
+    pub async fn import(&self, records: &[OrderRecord]) -> Result<ImportSummary, StoreError> {
+        let fail = |e| unavailable("cannot import the orders (nothing was imported)", e);
+        let now = millis(now_millis());
+        on_pool!(self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(fail)?;
+            let mut summary = ImportSummary::default();
+            for r in records {
+                let existed = sqlx::query("DELETE FROM orders WHERE number = $1")
+                    .bind(&r.number)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?
+                    .rows_affected()
+                    > 0;
+                if existed {
+                    summary.replaced += 1;
+                    // Keys go with their order (ON DELETE CASCADE), but be explicit for
+                    // databases opened without foreign keys.
+                    sqlx::query("DELETE FROM card_keys WHERE order_no = $1")
+                        .bind(&r.number)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(fail)?;
+                } else {
+                    summary.inserted += 1;
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO orders ({ORDER_COLUMNS}, imported_at) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                ))
+                .bind(&r.number)
+                .bind(&r.product)
+                .bind(enum_text(&r.status))
+                .bind(r.amount_cents)
+                .bind(&r.currency)
+                .bind(r.quantity)
+                .bind(r.buyer_email.as_deref())
+                .bind(r.buyer_phone.as_deref())
+                .bind(
+                    r.query_password
+                        .as_deref()
+                        .map(|p| query_password_hash(&r.number, p)),
+                )
+                .bind(r.buyer_channel.as_deref())
+                .bind(r.buyer_user.as_deref())
+                .bind(r.created_at)
+                .bind(r.paid_at)
+                .bind(r.delivered_at)
+                .bind(r.delivery_due_at)
+                .bind(r.redeem.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+                for (position, code) in r.card_keys.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO card_keys (order_no, position, code) VALUES ($1, $2, $3)",
+                    )
+                    .bind(&r.number)
+                    .bind(position as i64)
+                    .bind(code)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(fail)?;
+                    summary.card_keys += 1;
+                }
+            }
+            tx.commit().await.map_err(fail)?;
+            Ok(summary)
+        })
+    }
+
+    /// The stored order with this number.
+    pub async fn get(&self, number: &str) -> Result<Option<StoredOrder>, StoreError> {
+        let bad = |e| unavailable("cannot read the order", e);
+        on_pool!(self.db, |pool| {
+            let row = sqlx::query(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE number = $1"
+            ))
+            .bind(number)
+            .fetch_optional(pool)
+            .await
+            .map_err(bad)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let status: String = row.try_get("status").map_err(bad)?;
+            Ok(Some(StoredOrder {
+                number: row.try_get("number").map_err(bad)?,
+                product: row.try_get("product").map_err(bad)?,
+                status: enum_from(&status, "status")?,
+                amount_cents: row.try_get("amount_cents").map_err(bad)?,
+                currency: row.try_get("currency").map_err(bad)?,
+                quantity: row.try_get("quantity").map_err(bad)?,
+                buyer_email: row.try_get("buyer_email").map_err(bad)?,
+                buyer_phone: row.try_get("buyer_phone").map_err(bad)?,
+                query_password_hash: row.try_get("query_password_hash").map_err(bad)?,
+                buyer_channel: row.try_get("buyer_channel").map_err(bad)?,
+                buyer_user: row.try_get("buyer_user").map_err(bad)?,
+                created_at: opt_time(row.try_get("created_at").map_err(bad)?),
+                paid_at: opt_time(row.try_get("paid_at").map_err(bad)?),
+                delivered_at: opt_time(row.try_get("delivered_at").map_err(bad)?),
+                delivery_due_at: opt_time(row.try_get("delivery_due_at").map_err(bad)?),
+                redeem: row.try_get("redeem").map_err(bad)?,
+            }))
+        })
+    }
+
+    /// An order's card keys, in their original order.
+    pub async fn card_keys(&self, number: &str) -> Result<Vec<String>, StoreError> {
+        let bad = |e| unavailable("cannot read card keys", e);
+        on_pool!(self.db, |pool| {
+            let rows =
+                sqlx::query("SELECT code FROM card_keys WHERE order_no = $1 ORDER BY position")
+                    .bind(number)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(bad)?;
+            rows.iter().map(|r| r.try_get(0).map_err(bad)).collect()
+        })
+    }
+
+    /// Order numbers recorded for a chat identity, newest first.
+    pub async fn for_buyer(&self, channel: &str, user: &str) -> Result<Vec<String>, StoreError> {
+        let bad = |e| unavailable("cannot read orders", e);
+        on_pool!(self.db, |pool| {
+            let rows = sqlx::query(
+                "SELECT number FROM orders WHERE buyer_channel = $1 AND buyer_user = $2 \
+                 ORDER BY created_at DESC, number",
+            )
+            .bind(channel)
+            .bind(user)
+            .fetch_all(pool)
+            .await
+            .map_err(bad)?;
+            rows.iter().map(|r| r.try_get(0).map_err(bad)).collect()
+        })
+    }
+
+    /// How many orders are stored.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        on_pool!(self.db, |pool| {
+            sqlx::query("SELECT COUNT(*) FROM orders")
+                .fetch_one(pool)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| unavailable("cannot count orders", e))
+        })
+    }
+}
+
+#[async_trait]
+impl Orders for SqlOrders {
+    async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
+        let order = self
+            .get(number)
+            .await
+            .map_err(|e| OrdersError::Unavailable(e.to_string()))?;
+        Ok(order.map(|o| Order {
+            number: o.number,
+            product: o.product,
+            status: o.status,
+        }))
+    }
+}

@@ -1,0 +1,837 @@
+//! The store conformance suite: the same tests against SQLite and PostgreSQL.
+
+mod common;
+
+use common::{on_both, TestDb};
+use kefu_core::conversation::now_millis;
+use kefu_core::{
+    AuditEvent, AuditLog, Committed, Conversation, ConversationKey, ConversationStore, Decision,
+    HandoffQueue, HandoffReason, HandoffRequest, Holder, Inbound, Locale, NewTicket, OutboundKind,
+    Priority, Speaker, TicketStatus, TicketUpdate, Tickets, TranscriptLine, TurnCommit,
+};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn key(id: &str) -> ConversationKey {
+    ConversationKey::new("telegram", id)
+}
+
+fn line(speaker: Speaker, text: &str) -> TranscriptLine {
+    TranscriptLine {
+        at: 1_795_400_000_000 + text.len() as u64,
+        speaker,
+        message_id: (speaker == Speaker::Customer).then(|| format!("id-{text}")),
+        text: text.to_string(),
+        decision: (speaker == Speaker::Customer).then_some(Decision::Suggest),
+        confidence: (speaker == Speaker::Customer).then_some(0.375),
+        entry: (speaker == Speaker::Customer).then(|| "order.card_key_lookup".to_string()),
+        kind: (speaker == Speaker::Bot).then_some(OutboundKind::Question),
+    }
+}
+
+fn turn(conversation: &Conversation, message_id: Option<&str>, texts: &[&str]) -> TurnCommit {
+    TurnCommit {
+        conversation: conversation.clone(),
+        message_id: message_id.map(str::to_string),
+        lines: texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                line(
+                    if i % 2 == 0 {
+                        Speaker::Customer
+                    } else {
+                        Speaker::Bot
+                    },
+                    t,
+                )
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_round_trips_with_its_state_and_transcript() {
+    on_both(async |t: &TestDb| {
+        let store = t.open().await.conversations();
+        let k = key("rt");
+        assert_eq!(store.load(&k).await.unwrap(), None, "{}", t.name);
+        let mut c = Conversation::new(k.clone(), "alice", Locale::En);
+        c.holder = Holder::Agent("agent-7".into());
+        c.entities = BTreeMap::from([("order_no".to_string(), "DD2024112300017".to_string())]);
+        c.offered = vec!["a".into(), "b".into()];
+        c.flow = Some(kefu_core::conversation::FlowState {
+            name: "card_key_lookup".into(),
+            entry: "order.card_key_lookup".into(),
+            slots: BTreeMap::from([("order_no".into(), "DD1".into())]),
+            reprompts: 1,
+        });
+        let first = turn(&c, Some("m1"), &["where is my key", "your order number?"]);
+        assert_eq!(
+            store.commit(first.clone()).await.unwrap(),
+            Committed::Stored
+        );
+
+        let loaded = store.load(&k).await.unwrap().expect("stored");
+        assert_eq!(loaded.version, 1, "{}", t.name);
+        assert_eq!(
+            Conversation {
+                version: 0,
+                ..loaded.clone()
+            },
+            c,
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            store.transcript(&k).await.unwrap(),
+            first.lines,
+            "{}",
+            t.name
+        );
+        assert!(store.is_processed(&k, "m1").await.unwrap());
+        assert!(!store.is_processed(&k, "m2").await.unwrap());
+        assert!(!store.is_processed(&key("other"), "m1").await.unwrap());
+
+        // The next turn starts from the loaded version and appends.
+        let second = turn(&loaded, Some("m2"), &["DD2024112300017", "found it"]);
+        assert_eq!(
+            store.commit(second.clone()).await.unwrap(),
+            Committed::Stored
+        );
+        assert_eq!(store.load(&k).await.unwrap().unwrap().version, 2);
+        let all: Vec<_> = first.lines.iter().chain(&second.lines).cloned().collect();
+        assert_eq!(store.transcript(&k).await.unwrap(), all, "{}", t.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processed_message_id_commits_nothing_twice() {
+    on_both(async |t: &TestDb| {
+        let store = t.open().await.conversations();
+        let k = key("dup");
+        let c = Conversation::new(k.clone(), "bob", Locale::Zh);
+        assert_eq!(
+            store
+                .commit(turn(&c, Some("m1"), &["你好", "您好"]))
+                .await
+                .unwrap(),
+            Committed::Stored
+        );
+        let loaded = store.load(&k).await.unwrap().unwrap();
+        let again = turn(&loaded, Some("m1"), &["你好", "您好"]);
+        assert_eq!(
+            store.commit(again).await.unwrap(),
+            Committed::Duplicate,
+            "{}",
+            t.name
+        );
+        assert_eq!(store.transcript(&k).await.unwrap().len(), 2, "{}", t.name);
+        assert_eq!(
+            store.load(&k).await.unwrap().unwrap().version,
+            1,
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_deliveries_of_one_message_commit_once() {
+    on_both(async |t: &TestDb| {
+        // Two "processes" (pools), ten deliveries of the same message each, no lock taken:
+        // the unique constraint alone must let exactly one through.
+        let stores = [
+            t.open().await.conversations(),
+            t.open().await.conversations(),
+        ];
+        let k = key("race");
+        let c = Conversation::new(k.clone(), "carol", Locale::Zh);
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = stores[i % 2].clone();
+            let commit = turn(&c, Some("same"), &["在吗", "在的"]);
+            tasks.push(tokio::spawn(
+                async move { store.commit(commit).await.unwrap() },
+            ));
+        }
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let stored = outcomes.iter().filter(|o| **o == Committed::Stored).count();
+        assert_eq!(stored, 1, "{}: {outcomes:?}", t.name);
+        assert!(
+            outcomes.iter().all(|o| *o != Committed::Conflict),
+            "{}: a duplicate is not a conflict: {outcomes:?}",
+            t.name
+        );
+        assert_eq!(
+            stores[0].transcript(&k).await.unwrap().len(),
+            2,
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_version_conflicts_and_stores_nothing() {
+    on_both(async |t: &TestDb| {
+        let store = t.open().await.conversations();
+        let k = key("stale");
+        let fresh = Conversation::new(k.clone(), "dan", Locale::En);
+        assert_eq!(
+            store
+                .commit(turn(&fresh, Some("m1"), &["hi"]))
+                .await
+                .unwrap(),
+            Committed::Stored
+        );
+        // A second writer that also started from "no conversation yet" has lost the race.
+        assert_eq!(
+            store
+                .commit(turn(&fresh, Some("m2"), &["hello"]))
+                .await
+                .unwrap(),
+            Committed::Conflict,
+            "{}",
+            t.name
+        );
+        let v1 = store.load(&k).await.unwrap().unwrap();
+        assert_eq!(
+            store.commit(turn(&v1, Some("m3"), &["one"])).await.unwrap(),
+            Committed::Stored
+        );
+        assert_eq!(
+            store.commit(turn(&v1, Some("m4"), &["two"])).await.unwrap(),
+            Committed::Conflict,
+            "{}",
+            t.name
+        );
+        // Nothing of the conflicting turns was kept, not even their message ids.
+        assert!(!store.is_processed(&k, "m2").await.unwrap(), "{}", t.name);
+        assert!(!store.is_processed(&k, "m4").await.unwrap(), "{}", t.name);
+        let texts: Vec<_> = store
+            .transcript(&k)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(texts, ["hi", "one"], "{}", t.name);
+        // Retried on the current state, the turn goes through.
+        let v2 = store.load(&k).await.unwrap().unwrap();
+        assert_eq!(
+            store.commit(turn(&v2, Some("m4"), &["two"])).await.unwrap(),
+            Committed::Stored
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_turn_lock_excludes_other_holders_until_released_or_dropped() {
+    on_both(async |t: &TestDb| {
+        // On PostgreSQL the two databases act as two processes; on SQLite the lock is per
+        // store, so both lockers share one store.
+        let a = t.open().await.conversations();
+        let b = match t.name {
+            "postgres" => t.open().await.conversations(),
+            _ => a.clone(),
+        };
+        let k = key("locked");
+        let held = a.lock(&k).await.unwrap();
+        let waiter = {
+            let b = b.clone();
+            let k = k.clone();
+            tokio::spawn(async move { b.lock(&k).await.unwrap() })
+        };
+        // Another conversation is not held up.
+        let other = b.lock(&key("free")).await.unwrap();
+        other.release().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiter.is_finished(),
+            "{}: a second holder got the lock",
+            t.name
+        );
+        held.release().await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("the waiter gets the lock once it is released")
+            .unwrap();
+        // Dropped without release (a crashed turn): the lock must still come free.
+        drop(second);
+        let third = tokio::time::timeout(Duration::from_secs(30), a.lock(&k))
+            .await
+            .expect("a dropped lock comes free")
+            .unwrap();
+        third.release().await.unwrap();
+    })
+    .await;
+}
+
+fn request(id: &str, group: &str, priority: Priority, at: u64) -> HandoffRequest {
+    HandoffRequest {
+        conversation: key(id),
+        user: format!("user-{id}"),
+        skill_group: group.to_string(),
+        priority,
+        reason: HandoffReason::Requested,
+        entry: Some("refund.request".into()),
+        locale: Locale::Zh,
+        entities: BTreeMap::from([("order_no".to_string(), "DD1".to_string())]),
+        transcript: vec![line(Speaker::Customer, "转人工")],
+        enqueued_at: at,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_serves_the_most_urgent_longest_waiting_first() {
+    on_both(async |t: &TestDb| {
+        let queue = t.open().await.queue();
+        assert_eq!(
+            queue
+                .enqueue(request("a", "orders", Priority::Normal, 100))
+                .await
+                .unwrap()
+                .position,
+            1
+        );
+        assert_eq!(
+            queue
+                .enqueue(request("b", "orders", Priority::Normal, 200))
+                .await
+                .unwrap()
+                .position,
+            2
+        );
+        assert_eq!(
+            queue
+                .enqueue(request("c", "orders", Priority::Urgent, 300))
+                .await
+                .unwrap()
+                .position,
+            1
+        );
+        assert_eq!(
+            queue
+                .enqueue(request("d", "payments", Priority::Low, 50))
+                .await
+                .unwrap()
+                .position,
+            1
+        );
+        assert_eq!(
+            queue.position(&key("a")).await.unwrap().unwrap().position,
+            2,
+            "{}",
+            t.name
+        );
+        // Queuing again keeps the place and takes the new details.
+        let mut again = request("b", "orders", Priority::Normal, 999);
+        again.reason = HandoffReason::NotUnderstood;
+        assert_eq!(
+            queue.enqueue(again).await.unwrap().position,
+            3,
+            "{}",
+            t.name
+        );
+        assert_eq!(queue.position(&key("zzz")).await.unwrap(), None);
+
+        let first = queue.claim("orders", "amy").await.unwrap().unwrap();
+        assert_eq!(
+            first,
+            request("c", "orders", Priority::Urgent, 300),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            queue.claimed_by(&key("c")).await.unwrap().as_deref(),
+            Some("amy")
+        );
+        assert_eq!(
+            queue.position(&key("c")).await.unwrap(),
+            None,
+            "{}: claimed, not waiting",
+            t.name
+        );
+        assert_eq!(
+            queue
+                .claim("orders", "ben")
+                .await
+                .unwrap()
+                .unwrap()
+                .conversation,
+            key("a")
+        );
+        let b = queue.claim("orders", "amy").await.unwrap().unwrap();
+        assert_eq!(
+            (b.conversation.id.as_str(), b.reason, b.enqueued_at),
+            ("b", HandoffReason::NotUnderstood, 200),
+            "{}",
+            t.name
+        );
+        assert_eq!(queue.claim("orders", "amy").await.unwrap(), None);
+        assert_eq!(queue.waiting(None).await.unwrap().len(), 1);
+
+        queue.close(&key("c")).await.unwrap();
+        assert_eq!(
+            queue.claimed_by(&key("c")).await.unwrap(),
+            None,
+            "{}",
+            t.name
+        );
+        // After closing, the conversation can be queued afresh.
+        assert_eq!(
+            queue
+                .enqueue(request("c", "orders", Priority::Normal, 400))
+                .await
+                .unwrap()
+                .position,
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaying_a_message_twice_keeps_one_copy() {
+    on_both(async |t: &TestDb| {
+        let queue = t.open().await.queue();
+        let m = Inbound::new(key("r"), "eve", "m9", "还在吗");
+        queue.relay(&m).await.unwrap();
+        queue.relay(&m).await.unwrap();
+        queue
+            .relay(&Inbound::new(key("r"), "eve", "m10", "？"))
+            .await
+            .unwrap();
+        let texts: Vec<_> = queue
+            .relayed(&key("r"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.text)
+            .collect();
+        assert_eq!(texts, ["还在吗", "？"], "{}", t.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_claimers_share_500_requests_without_a_double_claim() {
+    on_both(async |t: &TestDb| {
+        let dbs = [t.open().await, t.open().await];
+        let queue = dbs[0].queue();
+        for i in 0..500u64 {
+            let priority = Priority::ALL[(i % 4) as usize];
+            queue
+                .enqueue(request(&format!("q{i}"), "general", priority, 1_000 + i))
+                .await
+                .unwrap();
+        }
+        let mut claimers = Vec::new();
+        for c in 0..20 {
+            let queue = dbs[c % 2].queue();
+            claimers.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(r) = queue.claim("general", &format!("agent-{c}")).await.unwrap() {
+                    mine.push(r.conversation.id);
+                }
+                mine
+            }));
+        }
+        let mut all = Vec::new();
+        for claimer in claimers {
+            all.extend(claimer.await.unwrap());
+        }
+        let unique: HashSet<_> = all.iter().cloned().collect();
+        assert_eq!(all.len(), 500, "{}: claimed {} in all", t.name, all.len());
+        assert_eq!(
+            unique.len(),
+            500,
+            "{}: some request was claimed twice",
+            t.name
+        );
+        assert!(queue.waiting(None).await.unwrap().is_empty(), "{}", t.name);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_get_numbers_history_and_owners() {
+    on_both(async |t: &TestDb| {
+        let tickets = t.open().await.tickets();
+        let new = |order: &str, customer: &str| NewTicket {
+            kind: "refund".into(),
+            order: Some(order.into()),
+            conversation: Some(key(customer)),
+            customer: customer.into(),
+            description: "充值未到账".into(),
+            skill_group: "refunds".into(),
+            sla_millis: 3_600_000,
+            by: "bot".into(),
+        };
+        let a = tickets.open(new("DD1", "u1")).await.unwrap();
+        let b = tickets.open(new("DD1", "u2")).await.unwrap();
+        assert_ne!(a.number, b.number);
+        assert!(
+            a.number.starts_with('T') && a.number.len() >= 15,
+            "{}",
+            a.number
+        );
+        assert_eq!(a.due_at, a.created_at + 3_600_000);
+        assert_eq!(
+            tickets.get(&a.number).await.unwrap().as_ref(),
+            Some(&a),
+            "{}",
+            t.name
+        );
+        assert_eq!(tickets.get("T000").await.unwrap(), None);
+
+        let updated = tickets
+            .update(
+                &a.number,
+                TicketUpdate {
+                    status: Some(TicketStatus::InProgress),
+                    owner: Some("amy".into()),
+                    by: "amy".into(),
+                    note: "checking with the supplier".into(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (updated.status, updated.owner.as_deref()),
+            (TicketStatus::InProgress, Some("amy"))
+        );
+        let resolved = tickets
+            .update(
+                &a.number,
+                TicketUpdate {
+                    status: Some(TicketStatus::Resolved),
+                    owner: None,
+                    by: "amy".into(),
+                    note: "refunded".into(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let history: Vec<_> = resolved
+            .history
+            .iter()
+            .map(|e| (e.status, e.note.as_str()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                (TicketStatus::Open, "opened"),
+                (TicketStatus::InProgress, "checking with the supplier"),
+                (TicketStatus::Resolved, "refunded")
+            ],
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            resolved.owner.as_deref(),
+            Some("amy"),
+            "an update without owner keeps it"
+        );
+        assert_eq!(
+            tickets
+                .update(
+                    "T404",
+                    TicketUpdate {
+                        status: None,
+                        owner: None,
+                        by: "x".into(),
+                        note: String::new()
+                    }
+                )
+                .await
+                .unwrap(),
+            None
+        );
+
+        let for_order: Vec<_> = tickets
+            .for_order("DD1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.number)
+            .collect();
+        assert_eq!(
+            for_order,
+            [b.number.clone(), a.number.clone()],
+            "newest first"
+        );
+        let mine: Vec<_> = tickets
+            .for_customer("telegram", "u2")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.number)
+            .collect();
+        assert_eq!(mine, std::slice::from_ref(&b.number));
+        assert!(tickets
+            .for_customer("discord", "u2")
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            tickets.overdue(b.due_at + 1).await.unwrap().len(),
+            1,
+            "{}: only the unresolved one",
+            t.name
+        );
+
+        // Numbers stay unique when many are opened at once from two processes.
+        let other = t.open().await.tickets();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = if i % 2 == 0 {
+                tickets.clone()
+            } else {
+                other.clone()
+            };
+            let request = new("DD2", "u3");
+            tasks.push(tokio::spawn(async move {
+                store.open(request).await.unwrap().number
+            }));
+        }
+        let mut numbers = HashSet::new();
+        for task in tasks {
+            assert!(
+                numbers.insert(task.await.unwrap()),
+                "{}: a ticket number was given twice",
+                t.name
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_keeps_events_by_subject_in_order() {
+    on_both(async |t: &TestDb| {
+        let audit = t.open().await.audit();
+        for (actor, action) in [
+            ("customer:telegram:1", "card_key.shown"),
+            ("agent:amy", "card_key.revealed"),
+        ] {
+            audit
+                .record(AuditEvent {
+                    at: now_millis(),
+                    actor: actor.into(),
+                    action: action.into(),
+                    subject: "DD1".into(),
+                    detail: "key ****9F2A".into(),
+                })
+                .await
+                .unwrap();
+        }
+        audit
+            .record(AuditEvent {
+                at: 1,
+                actor: "system".into(),
+                action: "order.imported".into(),
+                subject: "DD2".into(),
+                detail: String::new(),
+            })
+            .await
+            .unwrap();
+        let events: Vec<_> = audit
+            .for_subject("DD1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            events,
+            ["card_key.shown", "card_key.revealed"],
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_newer_than_the_binary_refuses_to_open() {
+    on_both(async |t: &TestDb| {
+        let db = t.open().await;
+        assert_eq!(db.schema_version().await.unwrap(), kefu_sql::SCHEMA_VERSION);
+        let future = kefu_sql::SCHEMA_VERSION + 1;
+        let sql = format!(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ({future}, 'from a newer kefu', true, {}, 0)",
+            if t.name == "postgres" { "'\\x00'::bytea" } else { "X'00'" }
+        );
+        match t.name {
+            "postgres" => {
+                let url = format!("{}?options=-c%20search_path%3D{}", t.url, t.options.schema.as_deref().unwrap());
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(&sql).execute(&mut conn).await.unwrap();
+            }
+            _ => {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&t.url).await.unwrap();
+                sqlx::query(&sql).execute(&mut conn).await.unwrap();
+            }
+        }
+        db.close().await;
+        let err = kefu_sql::Database::connect(&t.url, &t.options).await.err().expect("refused");
+        let text = err.to_string();
+        assert!(text.contains(&format!("schema version {future}")) && text.contains("upgrade kefu"), "{}: {text}", t.name);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_sqlite_file_and_its_directory_are_created_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/data/kefu.db");
+    let url = format!("sqlite://{}", path.display());
+    let db = kefu_sql::Database::connect(&url, &kefu_sql::DbOptions::default())
+        .await
+        .unwrap();
+    assert!(path.exists());
+    let kefu_sql::Backend::Sqlite = db.backend() else {
+        panic!("sqlite expected")
+    };
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Opening again migrates nothing and keeps the data.
+    db.conversations()
+        .commit(turn(
+            &Conversation::new(key("x"), "u", Locale::Zh),
+            Some("m1"),
+            &["hi"],
+        ))
+        .await
+        .unwrap();
+    db.close().await;
+    let again = kefu_sql::Database::connect(&url, &kefu_sql::DbOptions::default())
+        .await
+        .unwrap();
+    assert!(again
+        .conversations()
+        .load(&key("x"))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn unusable_urls_and_servers_get_clear_errors() {
+    let bad = kefu_sql::Database::connect("mysql://localhost/x", &Default::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(bad.to_string().contains("sqlite://data/kefu.db"), "{bad}");
+    let options = kefu_sql::DbOptions {
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    // Nothing listens on port 1.
+    let down = kefu_sql::Database::connect("postgres://postgres@127.0.0.1:1/test", &options)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        down.to_string().contains("127.0.0.1:1") && down.to_string().contains("server runs"),
+        "{down}"
+    );
+    let _ = Arc::new(());
+}
+
+fn order(number: &str, keys: &[&str]) -> kefu_sql::import::OrderRecord {
+    kefu_sql::import::OrderRecord {
+        line: 2,
+        number: number.into(),
+        product: "Steam 充值卡 100元".into(),
+        status: kefu_core::OrderStatus::Delivered,
+        amount_cents: 10_000,
+        currency: "CNY".into(),
+        quantity: keys.len().max(1) as i64,
+        buyer_email: Some("buyer@example.com".into()),
+        buyer_phone: Some("13800138000".into()),
+        query_password: Some("8866".into()),
+        buyer_channel: Some("telegram".into()),
+        buyer_user: Some("42".into()),
+        created_at: Some(1_795_400_000_000),
+        paid_at: Some(1_795_400_060_000),
+        delivered_at: Some(1_795_400_120_000),
+        delivery_due_at: None,
+        card_keys: keys.iter().map(|k| k.to_string()).collect(),
+        redeem: Some("https://store.steampowered.com/account/redeemwalletcode".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_orders_keep_their_keys_and_replace_on_reimport() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::Orders;
+        let orders = t.open().await.orders();
+        let first = [
+            order("DD1001", &["AAAA-1111", "BBBB-2222"]),
+            order("DD1002", &[]),
+        ];
+        let summary = orders.import(&first).await.unwrap();
+        assert_eq!(
+            (summary.inserted, summary.replaced, summary.card_keys),
+            (2, 0, 2),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            orders.card_keys("DD1001").await.unwrap(),
+            ["AAAA-1111", "BBBB-2222"],
+            "{}",
+            t.name
+        );
+        let stored = orders.get("DD1001").await.unwrap().unwrap();
+        assert_eq!(stored.buyer_user.as_deref(), Some("42"));
+        assert_eq!(stored.delivered_at, Some(1_795_400_120_000));
+        // The password is kept only as a hash.
+        assert_eq!(
+            stored.query_password_hash,
+            Some(kefu_sql::query_password_hash("DD1001", "8866"))
+        );
+        assert_ne!(stored.query_password_hash, Some("8866".to_string()));
+        let found = orders.find("DD1001").await.unwrap().unwrap();
+        assert_eq!(
+            (found.number.as_str(), found.status),
+            ("DD1001", kefu_core::OrderStatus::Delivered)
+        );
+        assert_eq!(orders.find("DD404").await.unwrap(), None);
+        assert_eq!(orders.for_buyer("telegram", "42").await.unwrap().len(), 2);
+
+        let mut again = order("DD1001", &["CCCC-3333"]);
+        again.status = kefu_core::OrderStatus::Refunded;
+        let summary = orders.import(&[again]).await.unwrap();
+        assert_eq!((summary.inserted, summary.replaced), (0, 1), "{}", t.name);
+        assert_eq!(
+            orders.card_keys("DD1001").await.unwrap(),
+            ["CCCC-3333"],
+            "{}: old keys replaced",
+            t.name
+        );
+        assert_eq!(orders.count().await.unwrap(), 2);
+    })
+    .await;
+}

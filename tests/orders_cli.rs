@@ -1,0 +1,93 @@
+//! `kefu orders import` end to end: a real file, the real binary, an SQLite database.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kefu(database: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KEFU_LOG")
+        .env("KEFU_DATABASE_URL", database)
+        .output()
+        .expect("run kefu")
+}
+
+fn stored(database: &str, number: &str) -> (i64, Vec<String>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let db = kefu_sql::Database::connect(database, &Default::default())
+                .await
+                .unwrap();
+            let orders = db.orders();
+            (
+                orders.count().await.unwrap(),
+                orders.card_keys(number).await.unwrap(),
+            )
+        })
+}
+
+const GOOD: &str = "order_no,product,status,amount,buyer_email,query_password,card_keys\n\
+DD1001,Steam 100元充值卡,已发货,100,a@example.com,8866,\"AAAA-1111;BBBB-2222\"\n\
+DD1002,腾讯视频月卡,待付款,25.5,b@example.com,1234,\n\
+DD1003,王者荣耀 60 点券,充值中,6,,,\n";
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_good_file_is_imported_and_a_bad_one_imports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/kefu.db", dir.path().display());
+
+    // Two bad rows among good ones: both reported by line, nothing imported.
+    let bad = GOOD.replace("已发货", "shipped").replace("25.5", "25.555");
+    let file = write(dir.path(), "bad.csv", &bad);
+    let out = kefu(&db, &["orders", "import", &file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.csv:2:") && stderr.contains("shipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.csv:3:") && stderr.contains("25.555"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert_eq!(stored(&db, "DD1001").0, 0, "a bad file imports nothing");
+
+    let file = write(dir.path(), "orders.csv", GOOD);
+    let out = kefu(&db, &["orders", "import", "--check", &file]);
+    assert!(out.status.success());
+    assert_eq!(stored(&db, "DD1001").0, 0, "--check imports nothing");
+
+    let out = kefu(&db, &["orders", "import", &file]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("imported 3 orders (3 new, 0 replaced) with 2 card keys"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stored(&db, "DD1001"),
+        (3, vec!["AAAA-1111".to_string(), "BBBB-2222".to_string()])
+    );
+
+    // Importing again replaces: a JSON file with a new key for one order.
+    let json = r#"[{"order_no": "DD1001", "product": "Steam 100元充值卡", "status": "delivered", "card_keys": ["CCCC-3333"]}]"#;
+    let file = write(dir.path(), "fix.json", json);
+    let out = kefu(&db, &["orders", "import", &file]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(0 new, 1 replaced)"));
+    assert_eq!(stored(&db, "DD1001"), (3, vec!["CCCC-3333".to_string()]));
+}
