@@ -6,6 +6,7 @@ use kefu_core::{
     Action, Answers, Candidate, ConversationKey, Decision, Engine, EngineConfig, FaqEntry, Inbound,
     Knowledge, Locale, MemoryQueue, MemoryStore, OutboundKind, Priority, Ranking,
 };
+use kefu_core::{Conversation, ConversationStore, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -494,4 +495,78 @@ async fn start_and_help_greet_and_reset_the_flow() {
     assert!(out[0].text.contains("星辰卡铺"), "{out:?}");
     let state = bot.engine.conversation(&bot.chat).await.unwrap().unwrap();
     assert!(state.flow.is_none());
+}
+
+/// A store that, like a second process sharing the database, changes the conversation
+/// between the turn's load and its commit, `races` times.
+struct RacedStore {
+    inner: MemoryStore,
+    races: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ConversationStore for RacedStore {
+    async fn lock(&self, key: &ConversationKey) -> Result<kefu_core::TurnLock, StoreError> {
+        self.inner.lock(key).await
+    }
+    async fn load(&self, key: &ConversationKey) -> Result<Option<Conversation>, StoreError> {
+        self.inner.load(key).await
+    }
+    async fn is_processed(&self, key: &ConversationKey, id: &str) -> Result<bool, StoreError> {
+        self.inner.is_processed(key, id).await
+    }
+    async fn commit(
+        &self,
+        turn: kefu_core::TurnCommit,
+    ) -> Result<kefu_core::Committed, StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.races.load(Ordering::SeqCst) > 0 {
+            self.races.fetch_sub(1, Ordering::SeqCst);
+            // The other process's turn: same state, one version further.
+            let other = kefu_core::TurnCommit {
+                message_id: None,
+                lines: Vec::new(),
+                ..turn.clone()
+            };
+            assert_eq!(
+                self.inner.commit(other).await?,
+                kefu_core::Committed::Stored
+            );
+        }
+        self.inner.commit(turn).await
+    }
+    async fn transcript(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Vec<kefu_core::TranscriptLine>, StoreError> {
+        self.inner.transcript(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_turn_raced_by_another_process_runs_again_and_is_answered_once() {
+    let store = Arc::new(RacedStore {
+        inner: MemoryStore::new(),
+        races: 2.into(),
+    });
+    let engine = Engine::builder(Arc::new(knowledge()))
+        .store(store.clone())
+        .build();
+    let key = ConversationKey::new("telegram", "raced");
+    let replies = engine
+        .handle(Inbound::new(key.clone(), "u", "m1", "客服几点上班？"))
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0].kind, OutboundKind::Answer);
+    let transcript = store.transcript(&key).await.unwrap();
+    assert_eq!(
+        transcript
+            .iter()
+            .filter(|l| l.message_id.as_deref() == Some("m1"))
+            .count(),
+        1
+    );
+    // Two racing commits and the turn itself.
+    assert_eq!(store.load(&key).await.unwrap().unwrap().version, 3);
 }

@@ -1,6 +1,6 @@
 //! [`SqlAudit`]: the `AuditLog` port on SQLite and PostgreSQL.
 
-use crate::db::{millis, on_pool, unavailable, Database};
+use crate::db::{millis, on_pool, on_writer, unavailable, Database};
 use async_trait::async_trait;
 use kefu_core::{AuditEvent, AuditLog, StoreError};
 use sqlx::Row;
@@ -20,7 +20,7 @@ impl SqlAudit {
 #[async_trait]
 impl AuditLog for SqlAudit {
     async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             sqlx::query(
                 "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
             )

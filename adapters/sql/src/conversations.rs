@@ -1,6 +1,8 @@
 //! [`SqlConversations`]: the `ConversationStore` port on SQLite and PostgreSQL.
 
-use crate::db::{enum_from, enum_text, millis, on_pool, unavailable, BeginWrite, Database, Pool};
+use crate::db::{
+    enum_from, enum_text, millis, on_pool, on_writer, unavailable, BeginWrite, Database, Pool,
+};
 use async_trait::async_trait;
 use kefu_core::store::RemoteLock;
 use kefu_core::{
@@ -213,7 +215,7 @@ impl ConversationStore for SqlConversations {
         let (holder, agent) = holder_columns(&c.holder);
         let flow = c.flow.as_ref().map(|f| f.name.as_str());
         let fail = |e| unavailable("cannot commit the turn", e);
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(fail)?;
             if let Some(id) = &message_id {
                 let inserted = sqlx::query(

@@ -98,7 +98,12 @@ impl Default for DbOptions {
 
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// Readers run side by side (WAL); writes go through `writer`, a single connection, so
+    /// writers of this process queue in order instead of sleeping in SQLite's busy handler.
+    Sqlite {
+        pool: SqlitePool,
+        writer: SqlitePool,
+    },
     Postgres {
         pool: PgPool,
         locks: PgPool,
@@ -114,16 +119,28 @@ pub struct Database {
     target: String,
 }
 
-/// Runs the same code on either pool: inside, `$pool` is a `&SqlitePool` or a `&PgPool`.
+/// Runs the same reading code on either pool: inside, `$pool` is a `&SqlitePool` or a
+/// `&PgPool`.
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match &$db.pool {
-            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Sqlite { pool: $pool, .. } => $body,
             $crate::db::Pool::Postgres { pool: $pool, .. } => $body,
         }
     };
 }
 pub(crate) use on_pool;
+
+/// Like [`on_pool`], for code that writes: on SQLite it runs on the writer connection.
+macro_rules! on_writer {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite { writer: $pool, .. } => $body,
+            $crate::db::Pool::Postgres { pool: $pool, .. } => $body,
+        }
+    };
+}
+pub(crate) use on_writer;
 
 /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken (or
 /// waited for) up front instead of failing half-way; a plain `BEGIN` on PostgreSQL.
@@ -201,35 +218,36 @@ impl Database {
                 hint: "check that the directory can be created and written",
             })?;
         }
-        // An in-memory database lives as long as its one connection.
-        let max = if in_memory {
-            1
-        } else {
-            options.max_connections.max(1)
+        let pool_options = |max: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
+                .max_lifetime((!in_memory).then_some(Duration::from_secs(1800)))
+                .acquire_timeout(options.timeout)
+                // A local file needs no ping before every query.
+                .test_before_acquire(false)
         };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(600))
-            })
-            .max_lifetime(if in_memory {
-                None
-            } else {
-                Some(Duration::from_secs(1800))
-            })
-            .acquire_timeout(options.timeout)
-            .connect_with(connect)
+        let cannot_open = |source| DbError::Connect {
+            target: target.clone(),
+            source,
+            hint: "check the path in storage.url and that its directory is writable",
+        };
+        let writer = pool_options(1)
+            .connect_with(connect.clone())
             .await
-            .map_err(|source| DbError::Connect {
-                target: target.clone(),
-                source,
-                hint: "check the path in storage.url and that its directory is writable",
-            })?;
+            .map_err(cannot_open)?;
+        // An in-memory database lives in its one connection.
+        let pool = if in_memory {
+            writer.clone()
+        } else {
+            pool_options(options.max_connections.max(1))
+                .connect_with(connect)
+                .await
+                .map_err(cannot_open)?
+        };
         let db = Database {
-            pool: Pool::Sqlite(pool),
+            pool: Pool::Sqlite { pool, writer },
             target,
         };
         db.migrate().await?;
@@ -277,11 +295,15 @@ impl Database {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.timeout)
+            // Broken connections surface as query errors (the turn is retried by redelivery);
+            // a ping before every query would double the round trips.
+            .test_before_acquire(false)
             .connect_with(connect.clone())
             .await
             .map_err(unreachable)?;
         let locks = PgPoolOptions::new()
             .max_connections(options.lock_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(3600))
             .connect_lazy_with(connect);
         let db = Database {
@@ -299,7 +321,7 @@ impl Database {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite { .. } => Backend::Sqlite,
             Pool::Postgres { .. } => Backend::Postgres,
         }
     }
@@ -349,7 +371,7 @@ impl Database {
             }
         }
         let migrated = match &self.pool {
-            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Pool::Sqlite { writer, .. } => SQLITE_MIGRATIONS.run(writer).await,
             Pool::Postgres { pool, .. } => POSTGRES_MIGRATIONS.run(pool).await,
         };
         migrated.map_err(|source| DbError::Migrate {
@@ -364,7 +386,10 @@ impl Database {
     /// Closes every connection (waiting for the ones in use).
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Sqlite { pool, writer } => {
+                pool.close().await;
+                writer.close().await;
+            }
             Pool::Postgres { pool, locks, .. } => {
                 locks.close().await;
                 pool.close().await;

@@ -1,7 +1,9 @@
 //! [`SqlOrders`]: the shop's own order tables (orders, card keys, delivery state) and the
 //! `Orders` port on them.
 
-use crate::db::{enum_from, enum_text, millis, on_pool, unavailable, BeginWrite, Database};
+use crate::db::{
+    enum_from, enum_text, millis, on_pool, on_writer, unavailable, BeginWrite, Database,
+};
 use crate::import::OrderRecord;
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
@@ -96,7 +98,7 @@ impl SqlOrders {
     pub async fn import(&self, records: &[OrderRecord]) -> Result<ImportSummary, StoreError> {
         let fail = |e| unavailable("cannot import the orders (nothing was imported)", e);
         let now = millis(now_millis());
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(fail)?;
             let mut summary = ImportSummary::default();
             for r in records {

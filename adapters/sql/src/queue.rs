@@ -1,6 +1,6 @@
 //! [`SqlQueue`]: the `HandoffQueue` port on SQLite and PostgreSQL.
 
-use crate::db::{enum_from, enum_text, millis, on_pool, BeginWrite, Database, Pool};
+use crate::db::{enum_from, enum_text, millis, on_pool, on_writer, BeginWrite, Database, Pool};
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
 use kefu_core::handoff::QueuePosition;
@@ -163,7 +163,7 @@ impl HandoffQueue for SqlQueue {
         let transcript = serde_json::to_string(&request.transcript).unwrap_or_else(|_| "[]".into());
         let bad = fail("cannot queue the conversation");
         let key = &request.conversation;
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(&bad)?;
             // A conversation already open in the queue keeps its place (and its enqueue time)
             // but gets the new request's details, and waits again if it was claimed.
@@ -221,7 +221,7 @@ impl HandoffQueue for SqlQueue {
         let bad = fail("cannot claim from the queue");
         let now = millis(now_millis());
         match &self.db.pool {
-            Pool::Sqlite(pool) => {
+            Pool::Sqlite { writer: pool, .. } => {
                 // One statement under SQLite's write lock: nobody else can claim in between.
                 let row = sqlx::query(&format!(
                     "UPDATE handoff_queue SET claimed_by = $2, claimed_at = $3 WHERE id = ( \
@@ -261,7 +261,7 @@ impl HandoffQueue for SqlQueue {
 
     async fn relay(&self, message: &Inbound) -> Result<(), QueueError> {
         let key = &message.conversation;
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             sqlx::query(
                 "INSERT INTO relayed_messages (channel, conversation_id, message_id, customer, text, at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
@@ -280,7 +280,7 @@ impl HandoffQueue for SqlQueue {
     }
 
     async fn close(&self, key: &ConversationKey) -> Result<(), QueueError> {
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             sqlx::query(
                 "UPDATE handoff_queue SET closed_at = $3 \
                  WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL",

@@ -1,6 +1,6 @@
 //! [`SqlTickets`]: the `Tickets` port on SQLite and PostgreSQL.
 
-use crate::db::{millis, on_pool, unavailable, BeginWrite, Database};
+use crate::db::{millis, on_pool, on_writer, unavailable, BeginWrite, Database};
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
 use kefu_core::tickets::ticket_number;
@@ -135,7 +135,7 @@ impl Tickets for SqlTickets {
             Some(k) => (Some(k.channel.as_str()), Some(k.id.as_str())),
             None => (None, None),
         };
-        on_pool!(self.db, |pool| {
+        on_writer!(self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(fail)?;
             let id: i64 = sqlx::query(
                 "INSERT INTO tickets (kind, order_no, channel, conversation_id, customer, \
@@ -210,7 +210,7 @@ impl Tickets for SqlTickets {
     ) -> Result<Option<Ticket>, StoreError> {
         let at = millis(now_millis());
         let fail = |e| unavailable("cannot update the ticket", e);
-        let found = on_pool!(self.db, |pool| {
+        let found = on_writer!(self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(fail)?;
             // One statement changes the row, so concurrent updates each see the other's.
             let row = sqlx::query(
