@@ -1,6 +1,6 @@
 //! [`SqlQueue`]: the `HandoffQueue` port on SQLite and PostgreSQL.
 
-use crate::db::{enum_from, enum_text, millis, on_pool, on_writer, BeginWrite, Database, Pool};
+use crate::db::{enum_from, enum_text, millis, on_pool, on_writer, BeginWrite, Database};
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
 use kefu_core::handoff::QueuePosition;
@@ -220,43 +220,30 @@ impl HandoffQueue for SqlQueue {
     ) -> Result<Option<HandoffRequest>, QueueError> {
         let bad = fail("cannot claim from the queue");
         let now = millis(now_millis());
-        match &self.db.pool {
-            Pool::Sqlite { writer: pool, .. } => {
-                // One statement under SQLite's write lock: nobody else can claim in between.
-                let row = sqlx::query(&format!(
-                    "UPDATE handoff_queue SET claimed_by = $2, claimed_at = $3 WHERE id = ( \
-                     SELECT id FROM handoff_queue \
-                     WHERE skill_group = $1 AND claimed_by IS NULL AND closed_at IS NULL \
-                     ORDER BY priority DESC, enqueued_at, id LIMIT 1) \
-                     RETURNING {REQUEST_COLUMNS}"
-                ))
+        // PostgreSQL: rows another claimer has locked are skipped, not waited for, so
+        // concurrent claimers get different requests. SQLite: the one statement runs under the
+        // database's write lock, so nobody can claim in between.
+        let skip_locked = match self.db.backend() {
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE handoff_queue SET claimed_by = $2, claimed_at = $3 WHERE id = ( \
+             SELECT id FROM handoff_queue \
+             WHERE skill_group = $1 AND claimed_by IS NULL AND closed_at IS NULL \
+             ORDER BY priority DESC, enqueued_at, id LIMIT 1{skip_locked}) \
+             RETURNING {REQUEST_COLUMNS}"
+        );
+        on_writer!(self.db, |pool| {
+            let row = sqlx::query(&sql)
                 .bind(skill_group)
                 .bind(agent)
                 .bind(now)
                 .fetch_optional(pool)
                 .await
                 .map_err(&bad)?;
-                row.as_ref().map(request_from).transpose()
-            }
-            Pool::Postgres { pool, .. } => {
-                // Rows another claimer has locked are skipped, not waited for: concurrent
-                // claimers get different requests.
-                let row = sqlx::query(&format!(
-                    "UPDATE handoff_queue SET claimed_by = $2, claimed_at = $3 WHERE id = ( \
-                     SELECT id FROM handoff_queue \
-                     WHERE skill_group = $1 AND claimed_by IS NULL AND closed_at IS NULL \
-                     ORDER BY priority DESC, enqueued_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     RETURNING {REQUEST_COLUMNS}"
-                ))
-                .bind(skill_group)
-                .bind(agent)
-                .bind(now)
-                .fetch_optional(pool)
-                .await
-                .map_err(&bad)?;
-                row.as_ref().map(request_from).transpose()
-            }
-        }
+            row.as_ref().map(request_from).transpose()
+        })
     }
 
     async fn relay(&self, message: &Inbound) -> Result<(), QueueError> {
