@@ -3,7 +3,8 @@
 //! # What is measured
 //!
 //! [`Engine::handle`] on the built-in knowledge base with its conversation store and hand-off
-//! queue in memory, in an SQLite file (WAL, as `kefu` runs by default) and in PostgreSQL
+//! queue in memory, in an SQLite file (WAL, as `kefu` runs by default; `sqlite_uncached` without
+//! the in-process copy of recently committed conversations) and in PostgreSQL
 //! (`KEFU_BENCH_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`, in a schema of
 //! its own that is dropped afterwards; skipped with a notice when the server cannot be reached).
 //!
@@ -65,6 +66,24 @@ async fn setups(kb: Arc<KnowledgeBase>) -> Vec<Bench> {
         .expect("SQLite");
     out.push(Bench {
         name: "sqlite",
+        engine: sql_engine(&kb, &db),
+        cleanup: None,
+        _dir: Some(dir),
+    });
+    // The same without the in-process copy of recently committed conversations: every turn
+    // reads its conversation from the file first (what a turn costs after a restart, or when
+    // several processes share the file).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}/kefu.db", dir.path().display());
+    let uncached = kefu_sql::DbOptions {
+        conversation_cache: 0,
+        ..Default::default()
+    };
+    let db = kefu_sql::Database::connect(&url, &uncached)
+        .await
+        .expect("SQLite");
+    out.push(Bench {
+        name: "sqlite_uncached",
         engine: sql_engine(&kb, &db),
         cleanup: None,
         _dir: Some(dir),

@@ -27,7 +27,7 @@ use crate::locale::Locale;
 use crate::message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 use crate::orders::Orders;
 use crate::replies::Reply;
-use crate::store::{Committed, ConversationStore, StoreError, TurnCommit};
+use crate::store::{Committed, ConversationStore, StoreError, TurnCommit, TurnStart};
 use crate::template;
 use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Thresholds};
 use regex::Regex;
@@ -382,10 +382,13 @@ impl Engine {
     /// loaded and the turn must run again.
     async fn handle_locked(&self, message: &Inbound) -> Result<Option<Vec<Outbound>>, EngineError> {
         let key = &message.conversation;
-        if self.store.is_processed(key, &message.message_id).await? {
-            tracing::debug!(conversation = %key, message = %message.message_id, "duplicate delivery ignored");
-            return Ok(Some(Vec::new()));
-        }
+        let stored = match self.store.start_turn(key, &message.message_id).await? {
+            TurnStart::Processed => {
+                tracing::debug!(conversation = %key, message = %message.message_id, "duplicate delivery ignored");
+                return Ok(Some(Vec::new()));
+            }
+            TurnStart::Ready(stored) => stored,
+        };
         let text = message.text.trim();
         let found = self.entities.extract(text);
         // Order numbers such as DD2024112300017 say nothing about the customer's language.
@@ -393,7 +396,7 @@ impl Engine {
             .values()
             .fold(text.to_string(), |t, value| t.replace(value.as_str(), " "));
         let detected = has_letters(&words).then(|| Locale::detect(&words));
-        let conversation = match self.store.load(key).await? {
+        let conversation = match stored {
             Some(c) => c,
             None => {
                 let locale = message

@@ -100,6 +100,7 @@ pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 pub use orders::{Order, OrderStatus, Orders, OrdersError};
 pub use store::{
     Committed, ConversationStore, KeyedLocks, MemoryStore, StoreError, TurnCommit, TurnLock,
+    TurnStart,
 };
 pub use tickets::{
     MemoryTickets, NewTicket, Ticket, TicketEvent, TicketStatus, TicketUpdate, Tickets,

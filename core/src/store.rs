@@ -9,7 +9,9 @@
 //! 1. [`ConversationStore::lock`] — wait for the conversation's turn lock. While it is held no
 //!    other turn of the conversation starts, in this process or (for shared stores) in any
 //!    other process using the same store.
-//! 2. [`ConversationStore::is_processed`] and [`ConversationStore::load`].
+//! 2. [`ConversationStore::start_turn`]: whether the message was processed already and, if
+//!    not, the conversation as stored (by default [`ConversationStore::is_processed`] then
+//!    [`ConversationStore::load`]; databases answer both in one query).
 //! 3. [`ConversationStore::commit`] — the new state, the turn's transcript lines and the message
 //!    id, all or nothing. The commit also checks that nobody changed the conversation since it
 //!    was loaded ([`Conversation::version`]); if somebody did, nothing is stored and the engine
@@ -163,6 +165,18 @@ impl std::fmt::Debug for TurnLock {
     }
 }
 
+/// What a turn starts from, from [`ConversationStore::start_turn`].
+// Returned once per turn and taken apart at once, never stored: boxing would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnStart {
+    /// The message was processed before; the turn does nothing.
+    Processed,
+    /// The conversation as stored, or `None` for one not stored yet.
+    Ready(Option<Conversation>),
+}
+
 /// One turn's changes, committed atomically. `conversation.version` is the version that was
 /// loaded (0 for a conversation not stored yet); the store saves it as the next version.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,6 +207,20 @@ pub trait ConversationStore: Send + Sync {
         key: &ConversationKey,
         message_id: &str,
     ) -> Result<bool, StoreError>;
+
+    /// Whether `message_id` was already processed and, if not, the conversation's state: all
+    /// a turn reads before it runs. The default asks [`ConversationStore::is_processed`] and
+    /// then [`ConversationStore::load`]; a store that can answer both at once should.
+    async fn start_turn(
+        &self,
+        key: &ConversationKey,
+        message_id: &str,
+    ) -> Result<TurnStart, StoreError> {
+        if self.is_processed(key, message_id).await? {
+            return Ok(TurnStart::Processed);
+        }
+        Ok(TurnStart::Ready(self.load(key).await?))
+    }
 
     /// Stores one turn atomically, unless its message id was already processed
     /// ([`Committed::Duplicate`]) or the stored version is not the one the turn started from

@@ -1,22 +1,18 @@
 //! [`SqlConversations`]: the `ConversationStore` port on SQLite and PostgreSQL.
 
-use crate::db::{
-    enum_from, enum_text, millis, on_pool, on_writer, unavailable, BeginWrite, Database, Pool,
-};
+use crate::db::{enum_from, enum_text, millis, on_pool, unavailable, Armed, Database, Pool};
 use async_trait::async_trait;
 use kefu_core::store::RemoteLock;
 use kefu_core::{
-    Committed, Conversation, ConversationKey, ConversationStore, Holder, KeyedLocks, StoreError,
-    TranscriptLine, TurnCommit, TurnLock,
+    Committed, Conversation, ConversationKey, ConversationStore, Holder, StoreError,
+    TranscriptLine, TurnCommit, TurnLock, TurnStart,
 };
-use sqlx::pool::PoolConnection;
-use sqlx::{Postgres, Row};
+use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 /// Conversations, transcripts and processed message ids in the database.
 #[derive(Clone)]
 pub struct SqlConversations {
     db: Database,
-    locks: KeyedLocks,
 }
 
 const LINE_COLUMNS: &str =
@@ -24,10 +20,7 @@ const LINE_COLUMNS: &str =
 
 impl SqlConversations {
     pub(crate) fn new(db: Database) -> Self {
-        SqlConversations {
-            db,
-            locks: KeyedLocks::new(),
-        }
+        SqlConversations { db }
     }
 
     /// Conversations updated since `since` (ms), newest first (for consoles and reports).
@@ -83,35 +76,9 @@ fn advisory_key(namespace: &str, key: &ConversationKey) -> i64 {
     hash as i64
 }
 
-/// A connection that is closed, not returned to the pool, if dropped while still armed: a
-/// session that may hold an advisory lock must never go back to the pool.
-struct Armed(Option<PoolConnection<Postgres>>);
-
-impl Armed {
-    fn conn(&mut self) -> &mut PoolConnection<Postgres> {
-        self.0
-            .as_mut()
-            .expect("armed connection present until disarmed")
-    }
-
-    fn disarm(mut self) -> PoolConnection<Postgres> {
-        self.0
-            .take()
-            .expect("armed connection present until disarmed")
-    }
-}
-
-impl Drop for Armed {
-    fn drop(&mut self) {
-        if let Some(mut conn) = self.0.take() {
-            conn.close_on_drop();
-        }
-    }
-}
-
 /// A PostgreSQL session advisory lock on a conversation.
 struct PgTurnLock {
-    conn: Armed,
+    conn: Armed<Postgres>,
     key: i64,
 }
 
@@ -120,7 +87,7 @@ impl RemoteLock for PgTurnLock {
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(self.key)
-            .fetch_one(&mut **self.conn.conn())
+            .fetch_one(self.conn.conn())
             .await
             .map_err(|e| unavailable("cannot release a conversation lock", e))?
             .try_get::<bool, _>(0)
@@ -143,7 +110,7 @@ impl ConversationStore for SqlConversations {
     async fn lock(&self, key: &ConversationKey) -> Result<TurnLock, StoreError> {
         // Turns of one conversation in this process queue here, so each process waits on the
         // server with at most one connection per conversation.
-        let local = self.locks.lock(key).await;
+        let local = self.db.locks.lock(key).await;
         let Pool::Postgres {
             locks, namespace, ..
         } = &self.db.pool
@@ -154,11 +121,11 @@ impl ConversationStore for SqlConversations {
             .acquire()
             .await
             .map_err(|e| unavailable("cannot get a connection for a conversation lock", e))?;
-        let mut armed = Armed(Some(conn));
+        let mut armed = Armed::new(conn);
         let lock_key = advisory_key(namespace, key);
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(lock_key)
-            .execute(&mut **armed.conn())
+            .execute(armed.conn())
             .await
             .map_err(|e| unavailable("cannot lock the conversation", e))?;
         Ok(local.with_remote(Box::new(PgTurnLock {
@@ -202,122 +169,68 @@ impl ConversationStore for SqlConversations {
         })
     }
 
-    async fn commit(&self, turn: TurnCommit) -> Result<Committed, StoreError> {
-        let TurnCommit {
-            conversation: c,
-            message_id,
-            lines,
-        } = turn;
-        let key = &c.key;
-        let expected = millis(c.version);
-        let state = serde_json::to_string(&c)
-            .map_err(|e| StoreError::Unavailable(format!("cannot encode the conversation: {e}")))?;
-        let (holder, agent) = holder_columns(&c.holder);
-        let flow = c.flow.as_ref().map(|f| f.name.as_str());
-        let fail = |e| unavailable("cannot commit the turn", e);
-        on_writer!(self.db, |pool| {
-            let mut tx = pool.begin_write().await.map_err(fail)?;
-            if let Some(id) = &message_id {
-                let inserted = sqlx::query(
-                    "INSERT INTO processed_messages (channel, conversation_id, message_id, at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(&key.channel)
-                .bind(&key.id)
-                .bind(id)
-                .bind(millis(c.updated_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?
-                .rows_affected();
-                if inserted == 0 {
-                    tx.rollback().await.map_err(fail)?;
-                    return Ok(Committed::Duplicate);
-                }
+    async fn start_turn(
+        &self,
+        key: &ConversationKey,
+        message_id: &str,
+    ) -> Result<TurnStart, StoreError> {
+        if let Some(cache) = &self.db.turns {
+            if let Some(start) = cache.get(key, message_id) {
+                return Ok(start);
             }
-            let written = if expected == 0 {
-                sqlx::query(
-                    "INSERT INTO conversations (channel, conversation_id, customer, locale, holder, \
-                     agent, flow, state, version, started_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10) ON CONFLICT DO NOTHING",
-                )
-                .bind(&key.channel)
-                .bind(&key.id)
-                .bind(&c.user)
-                .bind(c.locale.code())
-                .bind(holder)
-                .bind(agent)
-                .bind(flow)
-                .bind(&state)
-                .bind(millis(c.started_at))
-                .bind(millis(c.updated_at))
-                .execute(&mut *tx)
-                .await
-            } else {
-                sqlx::query(
-                    "UPDATE conversations SET customer = $3, locale = $4, holder = $5, agent = $6, \
-                     flow = $7, state = $8, version = version + 1, updated_at = $9 \
-                     WHERE channel = $1 AND conversation_id = $2 AND version = $10",
-                )
-                .bind(&key.channel)
-                .bind(&key.id)
-                .bind(&c.user)
-                .bind(c.locale.code())
-                .bind(holder)
-                .bind(agent)
-                .bind(flow)
-                .bind(&state)
-                .bind(millis(c.updated_at))
-                .bind(expected)
-                .execute(&mut *tx)
-                .await
+        }
+        on_pool!(self.db, |pool| {
+            let row = sqlx::query(
+                "SELECT EXISTS (SELECT 1 FROM processed_messages \
+                 WHERE channel = $1 AND conversation_id = $2 AND message_id = $3) AS seen, \
+                 c.state, c.version FROM (SELECT 1 AS one) AS one \
+                 LEFT JOIN conversations c ON c.channel = $1 AND c.conversation_id = $2",
+            )
+            .bind(&key.channel)
+            .bind(&key.id)
+            .bind(message_id)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| unavailable("cannot load the conversation", e))?;
+            let seen: bool = row
+                .try_get("seen")
+                .map_err(|e| unavailable("cannot check the message id", e))?;
+            if seen {
+                return Ok(TurnStart::Processed);
             }
-            .map_err(fail)?
-            .rows_affected();
-            if written == 0 {
-                tx.rollback().await.map_err(fail)?;
-                return Ok(Committed::Conflict);
+            let state: Option<String> = row
+                .try_get("state")
+                .map_err(|e| unavailable("cannot load the conversation", e))?;
+            match state {
+                None => Ok(TurnStart::Ready(None)),
+                Some(state) => Ok(TurnStart::Ready(Some(conversation_from(
+                    Ok(state),
+                    row.try_get("version"),
+                )?))),
             }
-            if !lines.is_empty() {
-                let mut sql = format!("INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES ");
-                for i in 0..lines.len() {
-                    let b = i * 10;
-                    if i > 0 {
-                        sql.push_str(", ");
-                    }
-                    sql.push_str(&format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 9,
-                        b + 10
-                    ));
-                }
-                let mut query = sqlx::query(&sql);
-                for line in &lines {
-                    query = query
-                        .bind(&key.channel)
-                        .bind(&key.id)
-                        .bind(millis(line.at))
-                        .bind(enum_text(&line.speaker))
-                        .bind(line.message_id.as_deref())
-                        .bind(&line.text)
-                        .bind(line.decision.as_ref().map(enum_text))
-                        .bind(line.confidence.map(f64::from))
-                        .bind(line.entry.as_deref())
-                        .bind(line.kind.as_ref().map(enum_text));
-                }
-                query.execute(&mut *tx).await.map_err(fail)?;
-            }
-            tx.commit().await.map_err(fail)?;
-            Ok(Committed::Stored)
         })
+    }
+
+    async fn commit(&self, turn: TurnCommit) -> Result<Committed, StoreError> {
+        let row = ConversationRow::new(&turn)?;
+        let committed = match &self.db.pool {
+            Pool::Sqlite { writer, .. } => commit_sqlite(writer, &turn, &row).await,
+            Pool::Postgres { pool, .. } => commit_postgres(pool, &turn, &row).await,
+        };
+        if let Some(cache) = &self.db.turns {
+            let key = &turn.conversation.key;
+            match committed {
+                Ok(Committed::Stored) => {
+                    let message_id = turn.message_id.as_deref();
+                    let mut stored = turn.conversation;
+                    stored.version += 1;
+                    cache.stored(&stored.key.clone(), stored, message_id);
+                }
+                // Somebody else wrote the conversation, or the outcome is unknown.
+                _ => cache.forget(key),
+            }
+        }
+        committed
     }
 
     async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError> {
@@ -353,6 +266,247 @@ impl ConversationStore for SqlConversations {
                 .collect()
         })
     }
+}
+
+/// The columns a commit writes besides the transcript.
+struct ConversationRow<'a> {
+    state: String,
+    holder: &'static str,
+    agent: Option<&'a str>,
+    flow: Option<&'a str>,
+    /// The version the turn started from.
+    expected: i64,
+}
+
+impl<'a> ConversationRow<'a> {
+    fn new(turn: &'a TurnCommit) -> Result<Self, StoreError> {
+        let c = &turn.conversation;
+        let state = serde_json::to_string(c)
+            .map_err(|e| StoreError::Unavailable(format!("cannot encode the conversation: {e}")))?;
+        let (holder, agent) = holder_columns(&c.holder);
+        Ok(ConversationRow {
+            state,
+            holder,
+            agent,
+            flow: c.flow.as_ref().map(|f| f.name.as_str()),
+            expected: millis(c.version),
+        })
+    }
+}
+
+/// What the `conversations_version_step` trigger (SQLite migration 2) aborts a write with
+/// when the stored version is not the one the turn started from.
+const VERSION_CONFLICT: &str = "kefu: conversation version conflict";
+
+/// SQLite: the whole turn as one statement list, run in one call to the connection's thread
+/// (each call costs tens of microseconds, far more than the writes). Nothing can be decided
+/// between statements, so the database refuses what must not be stored: a processed message
+/// id by its primary key, a stale version by the trigger. Either error leaves the
+/// transaction open and the turn unstored, and it is rolled back.
+async fn commit_sqlite(
+    writer: &SqlitePool,
+    turn: &TurnCommit,
+    row: &ConversationRow<'_>,
+) -> Result<Committed, StoreError> {
+    let fail = |e| unavailable("cannot commit the turn", e);
+    let c = &turn.conversation;
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    if turn.message_id.is_some() {
+        sql.push_str(
+            "INSERT INTO processed_messages (channel, conversation_id, message_id, at) \
+             VALUES ($1, $2, $12, $11); ",
+        );
+    }
+    sql.push_str(
+        "INSERT INTO conversations (channel, conversation_id, customer, locale, holder, agent, \
+         flow, state, version, started_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (channel, conversation_id) DO UPDATE SET customer = excluded.customer, \
+         locale = excluded.locale, holder = excluded.holder, agent = excluded.agent, \
+         flow = excluded.flow, state = excluded.state, version = excluded.version, \
+         updated_at = excluded.updated_at; ",
+    );
+    if !turn.lines.is_empty() {
+        sql.push_str(&format!(
+            "INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES "
+        ));
+        for i in 0..turn.lines.len() {
+            let b = 13 + i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "($1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+        }
+        sql.push_str("; ");
+    }
+    sql.push_str("COMMIT");
+    let mut query = sqlx::query::<Sqlite>(&sql)
+        .bind(&c.key.channel)
+        .bind(&c.key.id)
+        .bind(&c.user)
+        .bind(c.locale.code())
+        .bind(row.holder)
+        .bind(row.agent)
+        .bind(row.flow)
+        .bind(&row.state)
+        .bind(row.expected.saturating_add(1))
+        .bind(millis(c.started_at))
+        .bind(millis(c.updated_at))
+        .bind(turn.message_id.as_deref());
+    for line in &turn.lines {
+        query = query
+            .bind(millis(line.at))
+            .bind(enum_text(&line.speaker))
+            .bind(line.message_id.as_deref())
+            .bind(&line.text)
+            .bind(line.decision.as_ref().map(enum_text))
+            .bind(line.confidence.map(f64::from))
+            .bind(line.entry.as_deref())
+            .bind(line.kind.as_ref().map(enum_text));
+    }
+    // If this future is dropped half-way the transaction may be open: the connection is
+    // then closed, which rolls it back, instead of going back to the pool.
+    let mut conn = Armed::new(writer.acquire().await.map_err(fail)?);
+    let error = match query.execute(conn.conn()).await {
+        Ok(_) => {
+            drop(conn.disarm());
+            return Ok(Committed::Stored);
+        }
+        Err(error) => error,
+    };
+    let refused = match &error {
+        sqlx::Error::Database(e) if e.message().contains(VERSION_CONFLICT) => {
+            Some(Committed::Conflict)
+        }
+        sqlx::Error::Database(e)
+            if e.is_unique_violation() && e.message().contains("processed_messages") =>
+        {
+            Some(Committed::Duplicate)
+        }
+        _ => None,
+    };
+    if sqlx::query("ROLLBACK").execute(conn.conn()).await.is_ok() {
+        drop(conn.disarm());
+    }
+    refused.ok_or_else(|| fail(error))
+}
+
+/// PostgreSQL: one transaction, deciding between statements.
+async fn commit_postgres(
+    pool: &PgPool,
+    turn: &TurnCommit,
+    row: &ConversationRow<'_>,
+) -> Result<Committed, StoreError> {
+    let fail = |e| unavailable("cannot commit the turn", e);
+    let c = &turn.conversation;
+    let key = &c.key;
+    let mut tx = pool.begin().await.map_err(fail)?;
+    if let Some(id) = &turn.message_id {
+        let inserted = sqlx::query(
+            "INSERT INTO processed_messages (channel, conversation_id, message_id, at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.channel)
+        .bind(&key.id)
+        .bind(id)
+        .bind(millis(c.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await.map_err(fail)?;
+            return Ok(Committed::Duplicate);
+        }
+    }
+    let written = if row.expected == 0 {
+        sqlx::query(
+            "INSERT INTO conversations (channel, conversation_id, customer, locale, holder, \
+             agent, flow, state, version, started_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .bind(&key.channel)
+        .bind(&key.id)
+        .bind(&c.user)
+        .bind(c.locale.code())
+        .bind(row.holder)
+        .bind(row.agent)
+        .bind(row.flow)
+        .bind(&row.state)
+        .bind(millis(c.started_at))
+        .bind(millis(c.updated_at))
+        .execute(&mut *tx)
+        .await
+    } else {
+        sqlx::query(
+            "UPDATE conversations SET customer = $3, locale = $4, holder = $5, agent = $6, \
+             flow = $7, state = $8, version = version + 1, updated_at = $9 \
+             WHERE channel = $1 AND conversation_id = $2 AND version = $10",
+        )
+        .bind(&key.channel)
+        .bind(&key.id)
+        .bind(&c.user)
+        .bind(c.locale.code())
+        .bind(row.holder)
+        .bind(row.agent)
+        .bind(row.flow)
+        .bind(&row.state)
+        .bind(millis(c.updated_at))
+        .bind(row.expected)
+        .execute(&mut *tx)
+        .await
+    }
+    .map_err(fail)?
+    .rows_affected();
+    if written == 0 {
+        tx.rollback().await.map_err(fail)?;
+        return Ok(Committed::Conflict);
+    }
+    if !turn.lines.is_empty() {
+        let mut sql = format!("INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES ");
+        for i in 0..turn.lines.len() {
+            let b = 3 + i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "($1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+        }
+        let mut query = sqlx::query(&sql).bind(&key.channel).bind(&key.id);
+        for line in &turn.lines {
+            query = query
+                .bind(millis(line.at))
+                .bind(enum_text(&line.speaker))
+                .bind(line.message_id.as_deref())
+                .bind(&line.text)
+                .bind(line.decision.as_ref().map(enum_text))
+                .bind(line.confidence.map(f64::from))
+                .bind(line.entry.as_deref())
+                .bind(line.kind.as_ref().map(enum_text));
+        }
+        query.execute(&mut *tx).await.map_err(fail)?;
+    }
+    tx.commit().await.map_err(fail)?;
+    Ok(Committed::Stored)
 }
 
 #[cfg(test)]

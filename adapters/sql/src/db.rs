@@ -1,18 +1,22 @@
 //! Opening a database: connection pools, SQLite set-up, migrations and the schema check.
 
+use crate::cache::TurnCache;
+use kefu_core::KeyedLocks;
 use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, PgPool, Row, SqlitePool};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The newest schema version this build knows (the number of its last migration).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Why a database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +87,11 @@ pub struct DbOptions {
     pub lock_connections: u32,
     /// How long to wait for a connection or an SQLite write lock.
     pub timeout: Duration,
+    /// SQLite: how many conversations keep their last committed state in memory, so their
+    /// next turn starts without a read (0: none). The copy only saves time; the database
+    /// still refuses a stale or duplicate turn. Not used on PostgreSQL, where another
+    /// instance may well have handled the conversation's last message.
+    pub conversation_cache: usize,
 }
 
 impl Default for DbOptions {
@@ -92,6 +101,7 @@ impl Default for DbOptions {
             max_connections: 8,
             lock_connections: 16,
             timeout: Duration::from_secs(10),
+            conversation_cache: 10_000,
         }
     }
 }
@@ -117,6 +127,9 @@ pub(crate) enum Pool {
 pub struct Database {
     pub(crate) pool: Pool,
     target: String,
+    /// Shared by every conversation store of this database in this process.
+    pub(crate) turns: Option<Arc<TurnCache>>,
+    pub(crate) locks: KeyedLocks,
 }
 
 /// Runs the same reading code on either pool: inside, `$pool` is a `&SqlitePool` or a
@@ -163,6 +176,37 @@ impl BeginWrite for PgPool {
     type Db = sqlx::Postgres;
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.begin().await
+    }
+}
+
+/// A pooled connection that is closed, not returned to the pool, if dropped while armed: a
+/// session that may hold a lock or an unfinished transaction must never be reused.
+pub(crate) struct Armed<DB: sqlx::Database>(Option<PoolConnection<DB>>);
+
+impl<DB: sqlx::Database> Armed<DB> {
+    pub(crate) fn new(conn: PoolConnection<DB>) -> Self {
+        Armed(Some(conn))
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut DB::Connection {
+        self.0
+            .as_mut()
+            .expect("armed connection present until disarmed")
+    }
+
+    /// The connection, safe to return to the pool again.
+    pub(crate) fn disarm(mut self) -> PoolConnection<DB> {
+        self.0
+            .take()
+            .expect("armed connection present until disarmed")
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Armed<DB> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.0.take() {
+            conn.close_on_drop();
+        }
     }
 }
 
@@ -249,6 +293,9 @@ impl Database {
         let db = Database {
             pool: Pool::Sqlite { pool, writer },
             target,
+            turns: (options.conversation_cache > 0)
+                .then(|| Arc::new(TurnCache::new(options.conversation_cache))),
+            locks: KeyedLocks::new(),
         };
         db.migrate().await?;
         Ok(db)
@@ -313,6 +360,8 @@ impl Database {
                 namespace: options.schema.clone().unwrap_or_default(),
             },
             target,
+            turns: None,
+            locks: KeyedLocks::new(),
         };
         db.migrate().await?;
         Ok(db)

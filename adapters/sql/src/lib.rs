@@ -35,8 +35,18 @@
 //! - On SQLite the lock is in-process (one process per database file is the intended use);
 //!   should a second process write the same conversation, the version check turns the race
 //!   into a retry instead of a lost update.
+//!
+//! # Speed on SQLite
+//!
+//! Each call into SQLite goes to its connection's thread and back, which costs more than the
+//! small queries of a turn. So a turn's commit is a single statement list, and a turn whose
+//! conversation this process committed last starts from the state it kept
+//! ([`DbOptions::conversation_cache`]) instead of reading it. Neither shortcut is trusted for
+//! correctness: the database refuses a duplicate message id by its key and a stale version by
+//! a trigger, and the engine then runs the turn again from the stored state.
 
 mod audit;
+mod cache;
 mod conversations;
 mod db;
 pub mod import;

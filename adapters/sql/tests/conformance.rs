@@ -7,7 +7,7 @@ use kefu_core::conversation::now_millis;
 use kefu_core::{
     AuditEvent, AuditLog, Committed, Conversation, ConversationKey, ConversationStore, Decision,
     HandoffQueue, HandoffReason, HandoffRequest, Holder, Inbound, Locale, NewTicket, OutboundKind,
-    Priority, Speaker, TicketStatus, TicketUpdate, Tickets, TranscriptLine, TurnCommit,
+    Priority, Speaker, TicketStatus, TicketUpdate, Tickets, TranscriptLine, TurnCommit, TurnStart,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -230,6 +230,99 @@ async fn a_stale_version_conflicts_and_stores_nothing() {
             store.commit(turn(&v2, Some("m4"), &["two"])).await.unwrap(),
             Committed::Stored
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_starts_from_one_read_of_message_id_and_state() {
+    on_both(async |t: &TestDb| {
+        let store = t.open().await.conversations();
+        let k = key("start");
+        assert_eq!(
+            store.start_turn(&k, "m1").await.unwrap(),
+            TurnStart::Ready(None),
+            "{}",
+            t.name
+        );
+        let c = Conversation::new(k.clone(), "erin", Locale::Zh);
+        store
+            .commit(turn(&c, Some("m1"), &["卡密在哪"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.start_turn(&k, "m1").await.unwrap(),
+            TurnStart::Processed,
+            "{}",
+            t.name
+        );
+        let TurnStart::Ready(Some(stored)) = store.start_turn(&k, "m2").await.unwrap() else {
+            panic!("{}: a stored conversation and a new message", t.name);
+        };
+        assert_eq!(stored, store.load(&k).await.unwrap().unwrap(), "{}", t.name);
+        assert_eq!(stored.version, 1, "{}", t.name);
+        // Another conversation's message ids are not this one's.
+        assert_eq!(
+            store.start_turn(&key("other"), "m1").await.unwrap(),
+            TurnStart::Ready(None),
+            "{}",
+            t.name
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_abandoned_half_way_stores_all_or_nothing() {
+    on_both(async |t: &TestDb| {
+        // A caller that gives up on a commit (a dropped webhook request, a shutdown) drops
+        // its future at any point. The turn may or may not have been stored (a server can
+        // finish a transaction whose client is gone), but never in part, and the store stays
+        // usable: delivering the message again stores it exactly once.
+        let store = t.open().await.conversations();
+        let k = key("abandoned");
+        let mut c = Conversation::new(k.clone(), "fay", Locale::En);
+        for i in 0..40u64 {
+            let id = format!("m{i}");
+            let commit = turn(&c, Some(&id), &["where is my key", "here it is"]);
+            // Give up after the commit has been polled a few times: at i = 0 before it
+            // starts, later at points inside it (tokio timers are too coarse for this).
+            tokio::select! {
+                biased;
+                _ = store.commit(commit) => {}
+                _ = async {
+                    for _ in 0..i * i * 8 {
+                        tokio::task::yield_now().await;
+                    }
+                } => {}
+            };
+            let again = turn(&c, Some(&id), &["where is my key", "here it is"]);
+            let outcome = store.commit(again).await.unwrap();
+            assert!(
+                matches!(outcome, Committed::Stored | Committed::Duplicate),
+                "{}: turn {i}: {outcome:?}",
+                t.name
+            );
+            // Exactly one of the two attempts is stored, whole.
+            let want = i + 1;
+            let mut reads = 0;
+            c = loop {
+                let state = store.load(&k).await.unwrap().unwrap();
+                let lines = store.transcript(&k).await.unwrap().len() as u64;
+                if state.version == want && lines == 2 * want {
+                    assert!(store.is_processed(&k, &id).await.unwrap(), "{}", t.name);
+                    break state;
+                }
+                reads += 1;
+                assert!(
+                    reads < 500 && state.version <= want && lines <= 2 * want,
+                    "{}: turn {i}: version {}, {lines} lines",
+                    t.name,
+                    state.version
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+        }
     })
     .await;
 }
@@ -734,6 +827,81 @@ async fn the_sqlite_file_and_its_directory_are_created_in_wal_mode() {
         .await
         .unwrap()
         .is_some());
+}
+
+#[tokio::test]
+async fn a_version_1_sqlite_database_is_upgraded_with_its_data() {
+    // A database as the first release left it: only migration 1, one conversation with two
+    // lines and a processed message id.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/kefu.db", dir.path().display());
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut v1 = sqlx::migrate!("./migrations/sqlite");
+        v1.migrations = v1.migrations.iter().take(1).cloned().collect();
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let mut conn = options.create_if_missing(true).connect().await.unwrap();
+        v1.run(&mut conn).await.unwrap();
+        let state =
+            serde_json::to_string(&Conversation::new(key("old"), "gus", Locale::Zh)).unwrap();
+        sqlx::raw_sql(&format!(
+            "INSERT INTO conversations VALUES ('telegram', 'old', 'gus', 'zh', 'bot', NULL, \
+             NULL, '{state}', 1, 1, 1); \
+             INSERT INTO processed_messages VALUES ('telegram', 'old', 'm1', 1); \
+             INSERT INTO transcript_lines (channel, conversation_id, at, speaker, message_id, \
+             text) VALUES ('telegram', 'old', 1, 'customer', 'm1', '在吗'), \
+             ('telegram', 'old', 2, 'bot', NULL, '在的');"
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let db = kefu_sql::Database::connect(&url, &kefu_sql::DbOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(db.schema_version().await.unwrap(), kefu_sql::SCHEMA_VERSION);
+    let store = db.conversations();
+    let k = key("old");
+    assert_eq!(
+        store.start_turn(&k, "m1").await.unwrap(),
+        TurnStart::Processed
+    );
+    let TurnStart::Ready(Some(c)) = store.start_turn(&k, "m2").await.unwrap() else {
+        panic!("the conversation survives the upgrade");
+    };
+    assert_eq!(c.version, 1);
+    assert_eq!(
+        store
+            .commit(turn(&c, Some("m1"), &["again"]))
+            .await
+            .unwrap(),
+        Committed::Duplicate
+    );
+    let mut stale = c.clone();
+    stale.version = 0;
+    assert_eq!(
+        store
+            .commit(turn(&stale, Some("m2"), &["x"]))
+            .await
+            .unwrap(),
+        Committed::Conflict
+    );
+    assert_eq!(
+        store
+            .commit(turn(&c, Some("m2"), &["卡密在哪", "在订单页"]))
+            .await
+            .unwrap(),
+        Committed::Stored
+    );
+    let texts: Vec<_> = store
+        .transcript(&k)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["在吗", "在的", "卡密在哪", "在订单页"]);
 }
 
 #[tokio::test]
