@@ -66,12 +66,16 @@ pub fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let db = runtime.block_on(config.storage.open())?;
-    let engine = Engine::builder(Arc::new(kb))
+    let mut builder = Engine::builder(Arc::new(kb))
         .config(config.engine_config())
         .entities(config.entity_extractor()?)
         .store(Arc::new(db.conversations()))
         .queue(Arc::new(db.queue()))
-        .build();
+        .audit(Arc::new(db.audit()));
+    if let Some(orders) = runtime.block_on(config.orders.open(&db))? {
+        builder = builder.orders(orders);
+    }
+    let engine = builder.build();
     let key = ConversationKey::new(CHANNEL, args.conversation.clone());
     if interactive {
         if let Some(earlier) = runtime.block_on(engine.conversation(&key))? {

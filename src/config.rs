@@ -45,6 +45,62 @@ pub struct Config {
     pub entities: BTreeMap<String, String>,
     /// Where durable state lives.
     pub storage: StorageConfig,
+    /// Where the bot looks orders up, and how long a customer's proof of owning one holds.
+    pub orders: OrdersConfig,
+}
+
+/// The `orders` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersConfig {
+    /// `tables`: kefu's own order tables (filled by `kefu orders import`); `none`: order flows
+    /// hand off with the number they collected; `auto` (the default): `tables` once any order
+    /// has been imported.
+    pub backend: OrdersBackend,
+    /// Minutes a proof of owning an order holds in a conversation.
+    pub verification_minutes: u64,
+    /// Failed proofs in an hour, by one customer or for one order, before lookups stop and
+    /// the risk group takes over.
+    pub max_failed_proofs: usize,
+}
+
+/// Where orders come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrdersBackend {
+    /// `tables` when orders have been imported, else `none`.
+    Auto,
+    /// kefu's own order tables.
+    Tables,
+    /// No order system.
+    None,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        OrdersConfig {
+            backend: OrdersBackend::Auto,
+            verification_minutes: engine.verification_ttl_ms / 60_000,
+            max_failed_proofs: engine.max_failed_proofs,
+        }
+    }
+}
+
+impl OrdersConfig {
+    /// The order system to connect, if any.
+    pub async fn open(
+        &self,
+        db: &kefu_sql::Database,
+    ) -> anyhow::Result<Option<std::sync::Arc<dyn kefu_core::Orders>>> {
+        let orders = db.orders();
+        let connect = match self.backend {
+            OrdersBackend::None => false,
+            OrdersBackend::Tables => true,
+            OrdersBackend::Auto => orders.count().await? > 0,
+        };
+        Ok(connect.then(|| std::sync::Arc::new(orders) as std::sync::Arc<dyn kefu_core::Orders>))
+    }
 }
 
 /// The `storage` section.
@@ -126,6 +182,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             entities: BTreeMap::new(),
             storage: StorageConfig::default(),
+            orders: OrdersConfig::default(),
         }
     }
 }
@@ -182,6 +239,8 @@ impl Config {
         EngineConfig {
             thresholds: self.thresholds,
             variables: self.variables.clone(),
+            verification_ttl_ms: self.orders.verification_minutes.saturating_mul(60_000),
+            max_failed_proofs: self.orders.max_failed_proofs.max(1),
             ..EngineConfig::default()
         }
     }
@@ -228,6 +287,24 @@ mod tests {
         .to_string();
         assert!(err.starts_with("kefu.yaml:3:"), "{err}");
         assert!(err.contains("sugest"), "{err}");
+    }
+
+    #[test]
+    fn the_orders_section_sets_the_backend_and_the_proof_rules() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "orders:\n  backend: tables\n  verification_minutes: 5\n  max_failed_proofs: 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.orders.backend, OrdersBackend::Tables);
+        let engine = c.engine_config();
+        assert_eq!(engine.verification_ttl_ms, 5 * 60_000);
+        assert_eq!(engine.max_failed_proofs, 3);
+        assert_eq!(Config::default().orders.backend, OrdersBackend::Auto);
+        let err = Config::parse(Path::new("k.yaml"), "orders:\n  backend: http\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("k.yaml") && err.contains("backend"), "{err}");
     }
 
     #[test]

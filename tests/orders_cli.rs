@@ -91,3 +91,93 @@ fn a_good_file_is_imported_and_a_bad_one_imports_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("(0 new, 1 replaced)"));
     assert_eq!(stored(&db, "DD1001"), (3, vec!["CCCC-3333".to_string()]));
 }
+
+/// Runs `kefu chat --json` on `database` with `lines` as the customer's messages; returns the
+/// replies' texts, one string per line of output.
+fn chat(database: &str, lines: &[&str]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["chat", "--json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KEFU_LOG")
+        .env("KEFU_DATABASE_URL", database)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kefu chat");
+    let script: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["text"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn imported_orders_answer_their_buyer_in_kefu_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/kefu.db", dir.path().display());
+    let file = write(
+        dir.path(),
+        "orders.csv",
+        "order_no,product,status,amount,buyer_email,query_password,card_keys\n\
+         DD20241123001,Steam 100元充值卡,已发货,100,a@example.com,8866,\"AAAA-BBBB-1111;CCCC-DDDD-2222\"\n",
+    );
+    assert!(kefu(&database, &["orders", "import", &file])
+        .status
+        .success());
+    // A wrong password, then the right one.
+    let replies = chat(
+        &database,
+        &["我的卡密在哪里查看", "DD20241123001", "1234", "8866"],
+    )
+    .join("\n");
+    assert!(replies.contains("不匹配"), "{replies}");
+    assert!(
+        replies.contains("AAAA-BBBB-1111") && replies.contains("CCCC-DDDD-2222"),
+        "{replies}"
+    );
+    // The database keeps the keys masked in the transcript, the failure and the showing in
+    // the audit log.
+    let (transcript, audit) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use kefu_core::{AuditLog, ConversationStore};
+            let db = kefu_sql::Database::connect(&database, &Default::default())
+                .await
+                .unwrap();
+            let key = kefu_core::ConversationKey::new("cli", "local");
+            let transcript = db.conversations().transcript(&key).await.unwrap();
+            let audit = db.audit().for_subject("DD20241123001").await.unwrap();
+            (transcript, audit)
+        });
+    let text: String = transcript.iter().map(|l| l.text.clone() + "\n").collect();
+    assert!(
+        !text.contains("AAAA-BBBB-1111") && text.contains("****-****-1111"),
+        "{text}"
+    );
+    assert!(!text.contains("8866"), "{text}");
+    let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["order.proof_failed", "order.verified", "card_key.shown"]
+    );
+}

@@ -38,6 +38,9 @@ pub struct FlowState {
     pub slots: BTreeMap<String, String>,
     /// How many times in a row the flow asked for its slot without getting it.
     pub reprompts: u32,
+    /// The flow has its order number and waits for proof that the customer bought it.
+    #[serde(default)]
+    pub awaiting_proof: bool,
 }
 
 /// What the engine keeps about one conversation between messages.
@@ -61,6 +64,10 @@ pub struct Conversation {
     pub misses: u32,
     /// FAQ ids offered as numbered choices in the last reply.
     pub offered: Vec<String>,
+    /// Orders whose buyer this conversation's customer proved to be, with when that proof
+    /// expires (ms since the epoch).
+    #[serde(default)]
+    pub verified: BTreeMap<String, u64>,
     /// When it started (ms since the epoch).
     pub started_at: u64,
     /// When it last changed (ms since the epoch).
@@ -85,6 +92,7 @@ impl Conversation {
             entities: BTreeMap::new(),
             misses: 0,
             offered: Vec::new(),
+            verified: BTreeMap::new(),
             started_at: now,
             updated_at: now,
             version: 0,
@@ -137,6 +145,10 @@ pub enum HandoffReason {
     NeedsPerson,
     /// A flow could not finish on its own (e.g. no order system is connected).
     FlowNeedsPerson,
+    /// Too many failed attempts to prove an order's ownership: for the risk team.
+    VerificationFailed,
+    /// The order system could not be reached.
+    OrdersUnavailable,
 }
 
 /// A request for a person, with everything they need so the customer repeats nothing.

@@ -16,11 +16,14 @@
 //!    conversation have changed since it was loaded (a lost lock), the turn is run again on
 //!    the new state; replies are returned only once their turn is committed.
 
+mod ownership;
+
+use crate::audit::AuditLog;
 use crate::conversation::{
     now_millis, Conversation, FlowState, HandoffReason, HandoffRequest, Holder, Speaker,
     TranscriptLine,
 };
-use crate::entities::EntityExtractor;
+use crate::entities::{EntityExtractor, ORDER_NO};
 use crate::flows::{self, FlowSpec};
 use crate::handoff::{HandoffQueue, QueueError};
 use crate::locale::Locale;
@@ -84,6 +87,15 @@ pub struct EngineConfig {
     pub suggestions: usize,
     /// How many transcript lines a hand-off request carries.
     pub handoff_context: usize,
+    /// How long a customer's proof of owning an order holds in the conversation (ms).
+    pub verification_ttl_ms: u64,
+    /// Failed proofs within [`EngineConfig::failed_proof_window_ms`], for one user or one
+    /// order, after which lookups stop and the risk group takes over.
+    pub max_failed_proofs: usize,
+    /// The window failed proofs are counted in (ms).
+    pub failed_proof_window_ms: u64,
+    /// The skill group that handles suspicious lookups.
+    pub risk_skill_group: String,
 }
 
 impl Default for EngineConfig {
@@ -97,6 +109,10 @@ impl Default for EngineConfig {
             max_reprompts: 2,
             suggestions: 3,
             handoff_context: 50,
+            verification_ttl_ms: 30 * 60 * 1000,
+            max_failed_proofs: 5,
+            failed_proof_window_ms: 60 * 60 * 1000,
+            risk_skill_group: "risk".to_string(),
         }
     }
 }
@@ -107,11 +123,20 @@ pub struct EngineBuilder {
     store: Option<Arc<dyn ConversationStore>>,
     queue: Option<Arc<dyn HandoffQueue>>,
     orders: Option<Arc<dyn Orders>>,
+    audit: Option<Arc<dyn AuditLog>>,
     entities: EntityExtractor,
     config: EngineConfig,
 }
 
 impl EngineBuilder {
+    /// Where card keys shown and ownership checks are recorded (default: in memory). The
+    /// failed checks recorded here are what stops guessing across conversations, so processes
+    /// sharing a database should share it.
+    pub fn audit(mut self, audit: Arc<dyn AuditLog>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
     /// The conversation store (default: in memory).
     pub fn store(mut self, store: Arc<dyn ConversationStore>) -> Self {
         self.store = Some(store);
@@ -153,6 +178,9 @@ impl EngineBuilder {
                 .queue
                 .unwrap_or_else(|| Arc::new(crate::handoff::MemoryQueue::new())),
             orders: self.orders,
+            audit: self
+                .audit
+                .unwrap_or_else(|| Arc::new(crate::audit::MemoryAudit::new())),
             entities: self.entities,
             config: self.config,
         }
@@ -165,8 +193,8 @@ pub struct Engine {
     knowledge: Arc<dyn Knowledge>,
     store: Arc<dyn ConversationStore>,
     queue: Arc<dyn HandoffQueue>,
-    #[allow(dead_code)] // Read by the order flows once ownership checks exist.
     orders: Option<Arc<dyn Orders>>,
+    audit: Arc<dyn AuditLog>,
     entities: EntityExtractor,
     config: EngineConfig,
 }
@@ -176,6 +204,8 @@ struct Turn {
     conversation: Conversation,
     out: Vec<Outbound>,
     lines: Vec<TranscriptLine>,
+    /// Whether the message came from a private chat.
+    private: bool,
 }
 
 impl Turn {
@@ -237,6 +267,7 @@ impl Engine {
             store: None,
             queue: None,
             orders: None,
+            audit: None,
             entities: EntityExtractor::default(),
             config: EngineConfig::default(),
         }
@@ -419,14 +450,24 @@ impl Engine {
                 entry: None,
                 kind: None,
             }],
+            private: message.private,
         };
         turn.conversation.user = message.user.clone();
-        if !turn.conversation.locale_pinned {
+        // A reply to "prove this order is yours" is a secret, not a sentence: it says nothing
+        // about the language, and what looks like a number in it is not an order to remember.
+        let proof_expected = turn
+            .conversation
+            .flow
+            .as_ref()
+            .is_some_and(|f| f.awaiting_proof);
+        if !turn.conversation.locale_pinned && !proof_expected {
             if let Some(locale) = message.locale.or(detected) {
                 turn.conversation.locale = locale;
             }
         }
-        turn.conversation.entities.extend(found.clone());
+        if !proof_expected {
+            turn.conversation.entities.extend(found.clone());
+        }
 
         if turn.conversation.holder != Holder::Bot {
             self.queue.relay(message).await?;
@@ -618,6 +659,7 @@ impl Engine {
                 entry: entry.id.clone(),
                 slots: BTreeMap::new(),
                 reprompts: 0,
+                awaiting_proof: false,
             });
             let known = turn.conversation.entities.clone();
             return match spec.filled(&known) {
@@ -658,6 +700,13 @@ impl Engine {
             return Ok(());
         }
         let entry = self.knowledge.entry(&flow.entry).cloned();
+        if flow.awaiting_proof {
+            if let Some(entry) = entry.as_ref() {
+                return self
+                    .continue_proof(turn, &spec, flow, text, found, entry)
+                    .await;
+            }
+        }
         if let (Some((kind, value)), Some(entry)) = (spec.filled(found), entry.as_ref()) {
             return self.finish_flow(turn, &spec, kind, value, entry).await;
         }
@@ -696,6 +745,9 @@ impl Engine {
         entry: &FaqEntry,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
+        if kind == ORDER_NO && self.orders.is_some() && spec.needs_owner {
+            return self.order_flow(turn, spec, value, entry).await;
+        }
         let values = BTreeMap::from([(kind.to_string(), value.to_string())]);
         let text = self.render(FlowSpec::noted(kind).text(turn.locale()), &values);
         self.push(turn, text, OutboundKind::Answer, Vec::new());
@@ -710,14 +762,26 @@ impl Engine {
         reason: HandoffReason,
         entry: Option<&FaqEntry>,
     ) -> Result<(), EngineError> {
-        let key = turn.conversation.key.clone();
-        let mut transcript = self.store.transcript(&key).await?;
-        transcript.extend(turn.lines.iter().cloned());
-        let skip = transcript.len().saturating_sub(self.config.handoff_context);
         let skill_group = entry
             .and_then(|e| e.skill_group.clone())
             .unwrap_or_else(|| self.config.default_skill_group.clone());
         let priority = entry.and_then(|e| e.priority).unwrap_or(Priority::Normal);
+        self.hand_off_to(turn, reason, entry, skill_group, priority)
+            .await
+    }
+
+    async fn hand_off_to(
+        &self,
+        turn: &mut Turn,
+        reason: HandoffReason,
+        entry: Option<&FaqEntry>,
+        skill_group: String,
+        priority: Priority,
+    ) -> Result<(), EngineError> {
+        let key = turn.conversation.key.clone();
+        let mut transcript = self.store.transcript(&key).await?;
+        transcript.extend(turn.lines.iter().cloned());
+        let skip = transcript.len().saturating_sub(self.config.handoff_context);
         let request = HandoffRequest {
             conversation: key.clone(),
             user: turn.conversation.user.clone(),
@@ -757,11 +821,24 @@ impl Engine {
     }
 
     fn push(&self, turn: &mut Turn, text: String, kind: OutboundKind, buttons: Vec<QuickReply>) {
+        self.push_masked(turn, text.clone(), text, kind, buttons);
+    }
+
+    /// Sends `text` but keeps `recorded` in the transcript (which agents see): for replies
+    /// carrying card keys.
+    fn push_masked(
+        &self,
+        turn: &mut Turn,
+        text: String,
+        recorded: String,
+        kind: OutboundKind,
+        buttons: Vec<QuickReply>,
+    ) {
         turn.lines.push(TranscriptLine {
             at: now_millis(),
             speaker: Speaker::Bot,
             message_id: None,
-            text: text.clone(),
+            text: recorded,
             decision: None,
             confidence: None,
             entry: None,

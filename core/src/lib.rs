@@ -97,7 +97,7 @@ pub use knowledge::{
 };
 pub use locale::Locale;
 pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
-pub use orders::{Order, OrderStatus, Orders, OrdersError};
+pub use orders::{MemoryOrder, MemoryOrders, Order, OrderStatus, Orders, OrdersError, Proof};
 pub use store::{
     Committed, ConversationStore, KeyedLocks, MemoryStore, StoreError, TurnCommit, TurnLock,
     TurnStart,

@@ -1,11 +1,17 @@
-//! The `Orders` port: the shop's orders, as the flows need them.
+//! The `Orders` port: the shop's orders, as the flows need them, and an in-memory
+//! implementation for tests, examples and demos.
 //!
-//! Only the port is defined here; adapters implement it for the shop's own order system or
-//! for kefu's embedded order tables. Without one, flows that need an order hand the
-//! conversation to a person with the order number they collected.
+//! Adapters implement it for kefu's embedded order tables (kefu-sql) or for the shop's own
+//! order system. Without one, flows that need an order hand the conversation to a person with
+//! the order number they collected.
+//!
+//! Nothing here decides who may see an order: that is [`Orders::verify`], which the engine asks
+//! before it shows anything (see the `verify` module of the flows).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,7 +31,7 @@ pub enum OrderStatus {
     Refunded,
 }
 
-/// An order, as much as the bot may know of it.
+/// An order, as much as the bot may tell its verified buyer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// The order number.
@@ -34,6 +40,50 @@ pub struct Order {
     pub product: String,
     /// Where it stands.
     pub status: OrderStatus,
+    /// The price in the currency's smallest unit (fen, cents).
+    pub amount_cents: i64,
+    /// ISO 4217 code (`CNY`, `USD`).
+    pub currency: String,
+    /// When it was paid (ms since the epoch).
+    pub paid_at: Option<u64>,
+    /// When it was delivered (ms since the epoch).
+    pub delivered_at: Option<u64>,
+    /// When delivery is promised by (ms since the epoch).
+    pub delivery_due_at: Option<u64>,
+    /// How to redeem what was bought (shown with the card keys).
+    pub redeem: Option<String>,
+}
+
+impl Order {
+    /// An order with only the required fields set (for tests and examples).
+    pub fn new(number: impl Into<String>, product: impl Into<String>, status: OrderStatus) -> Self {
+        Order {
+            number: number.into(),
+            product: product.into(),
+            status,
+            amount_cents: 0,
+            currency: "CNY".to_string(),
+            paid_at: None,
+            delivered_at: None,
+            delivery_due_at: None,
+            redeem: None,
+        }
+    }
+}
+
+/// What an asker offers to show they bought an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// The chat identity they write from, which the shop may have recorded with the order.
+    Identity {
+        /// The channel (`telegram`, `discord`, `wechat`).
+        channel: String,
+        /// The user's id on it.
+        user: String,
+    },
+    /// Something only the buyer knows: the order's query password (查询密码), or the e-mail
+    /// address or phone number given at purchase.
+    Secret(String),
 }
 
 /// An order-system failure.
@@ -46,8 +96,161 @@ pub enum OrdersError {
 }
 
 /// The shop's orders.
+///
+/// Implementations must answer [`Orders::verify`] the same way, and in about the same time,
+/// for an order that does not exist as for a wrong proof, so an asker learns nothing about
+/// order numbers they cannot prove.
 #[async_trait]
 pub trait Orders: Send + Sync {
-    /// The order with this number, if it exists.
+    /// The order with this number, if it exists. Call only for a verified buyer.
     async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError>;
+
+    /// Whether `proof` shows the asker bought order `number`; `false` for an unknown order.
+    async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError>;
+
+    /// The order's card keys, in order. Call only for a verified buyer.
+    async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError>;
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An e-mail address or phone number as compared: e-mail lower-cased, phone numbers as their
+/// last 11 digits (so `+86 138-0013-8000` matches `13800138000`), anything else trimmed.
+pub fn normalize_secret(secret: &str) -> String {
+    let trimmed = secret.trim();
+    if trimmed.contains('@') {
+        return trimmed.to_lowercase();
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let phone_like = digits.len() >= 7
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c));
+    if phone_like {
+        let skip = digits.len().saturating_sub(11);
+        return digits[skip..].to_string();
+    }
+    trimmed.to_string()
+}
+
+/// One order of a [`MemoryOrders`], with what proves its buyer.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryOrder {
+    /// The order.
+    pub order: Option<Order>,
+    /// Card keys.
+    pub keys: Vec<String>,
+    /// The query password.
+    pub password: Option<String>,
+    /// The buyer's e-mail address or phone number.
+    pub contacts: Vec<String>,
+    /// Chat identities linked to the order, as `(channel, user)`.
+    pub identities: Vec<(String, String)>,
+}
+
+/// [`Orders`] in memory; [`MemoryOrders::unavailable`] makes it fail like a system that is down.
+#[derive(Default)]
+pub struct MemoryOrders {
+    orders: Mutex<HashMap<String, MemoryOrder>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryOrders {
+    /// No orders.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces an order.
+    pub fn insert(&self, entry: MemoryOrder) {
+        let number = entry
+            .order
+            .as_ref()
+            .map(|o| o.number.clone())
+            .unwrap_or_default();
+        self.lock().insert(number, entry);
+    }
+
+    /// Makes every call fail (`true`) or work again (`false`).
+    pub fn unavailable(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, MemoryOrder>> {
+        self.orders.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check(&self) -> Result<(), OrdersError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(OrdersError::Unavailable(
+                "the order system is down".to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Orders for MemoryOrders {
+    async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
+        self.check()?;
+        Ok(self.lock().get(number).and_then(|e| e.order.clone()))
+    }
+
+    async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError> {
+        self.check()?;
+        let orders = self.lock();
+        let Some(entry) = orders.get(number) else {
+            return Ok(false);
+        };
+        Ok(match proof {
+            Proof::Identity { channel, user } => entry
+                .identities
+                .iter()
+                .any(|(c, u)| c == channel && constant_time_eq(u.as_bytes(), user.as_bytes())),
+            Proof::Secret(secret) => {
+                let given = normalize_secret(secret);
+                let password = entry
+                    .password
+                    .as_ref()
+                    .is_some_and(|p| constant_time_eq(p.as_bytes(), secret.trim().as_bytes()));
+                let contact = entry
+                    .contacts
+                    .iter()
+                    .any(|c| constant_time_eq(normalize_secret(c).as_bytes(), given.as_bytes()));
+                password | contact
+            }
+        })
+    }
+
+    async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError> {
+        self.check()?;
+        Ok(self
+            .lock()
+            .get(number)
+            .map(|e| e.keys.clone())
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_by_what_the_buyer_means() {
+        assert_eq!(normalize_secret(" Buyer@Example.COM "), "buyer@example.com");
+        assert_eq!(normalize_secret("+86 138-0013-8000"), "13800138000");
+        assert_eq!(normalize_secret("13800138000"), "13800138000");
+        assert_eq!(normalize_secret(" pass1234 "), "pass1234");
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
 }

@@ -35,6 +35,40 @@ pub enum Reply {
     LanguageSet,
     /// `/lang` without a known language.
     LanguageUnknown,
+    /// Asks for proof of owning order `{order_no}`.
+    AskProof,
+    /// The proof did not match (also for an order that does not exist) (`{order_no}`).
+    ProofFailed,
+    /// Too many failed proofs: lookups stop and the risk team takes over.
+    VerificationLocked,
+    /// What the transcript keeps instead of the proof a customer sent.
+    ProofHidden,
+    /// Card keys are only sent in a private chat.
+    KeysPrivateOnly,
+    /// The card keys (`{order_no}`, `{product}`, `{keys}`, `{redeem}`).
+    CardKeys,
+    /// How to redeem when the order says nothing.
+    RedeemDefault,
+    /// The order system is down (`{order_no}`).
+    OrdersUnavailable,
+    /// Order status: not paid (`{order_no}`, `{product}`).
+    StatusAwaitingPayment,
+    /// Order status: paid, waiting for delivery (`{order_no}`, `{product}`, `{expected}`).
+    StatusPaid,
+    /// Order status: being delivered (`{order_no}`, `{product}`, `{expected}`).
+    StatusDelivering,
+    /// Order status: delivered (`{order_no}`, `{product}`).
+    StatusDelivered,
+    /// Order status: delivery failed (`{order_no}`, `{product}`).
+    StatusFailed,
+    /// Order status: refunded (`{order_no}`, `{product}`).
+    StatusRefunded,
+    /// Paid or delivering past its promised time (`{order_no}`, `{product}`, `{late}`).
+    StatusOverdue,
+    /// `{expected}` when a due time is known (`{minutes}`).
+    ExpectedWithin,
+    /// `{expected}` when no due time is known.
+    ExpectedSoon,
 }
 
 impl Reply {
@@ -69,6 +103,40 @@ impl Reply {
             (LanguageSet, En) => "OK, I'll reply in English from now on.",
             (LanguageUnknown, Zh) => "请用 /lang zh 或 /lang en 选择语言。",
             (LanguageUnknown, En) => "Use /lang zh or /lang en to choose a language.",
+            (AskProof, Zh) => "为保护您的订单安全，请回复订单 {order_no} 的查询密码，或下单时填写的邮箱/手机号。回复“取消”可结束。",
+            (AskProof, En) => "To keep your order safe, please reply with the query password of order {order_no}, or the e-mail address or phone number you gave when buying. Reply \"cancel\" to stop.",
+            (ProofFailed, Zh) => "订单号 {order_no} 与验证信息不匹配，请核对订单号和查询密码（或下单邮箱/手机号）后再试。",
+            (ProofFailed, En) => "Order number {order_no} and that verification detail don't match. Please check the order number and the query password (or the e-mail / phone you bought with) and try again.",
+            (VerificationLocked, Zh) => "验证失败次数过多，为保护订单安全，自助查询已暂停一小时。正在为您转接风控专员核实身份。",
+            (VerificationLocked, En) => "There have been too many failed checks, so self-service lookups are paused for an hour to protect the order. I'm passing you to our risk team to confirm it's you.",
+            (ProofHidden, Zh) => "[验证信息已隐藏]",
+            (ProofHidden, En) => "[verification details hidden]",
+            (KeysPrivateOnly, Zh) => "为了您的资金安全，卡密只在私聊中发送，不会出现在群里。请私聊我并发送订单号，我会在私聊中发给您。",
+            (KeysPrivateOnly, En) => "For your safety, card keys are only sent in a private chat, never in a group. Message me privately with your order number and I'll send them there.",
+            (CardKeys, Zh) => "订单 {order_no}（{product}）的卡密如下，请勿泄露给他人：\n{keys}\n使用方法：{redeem}",
+            (CardKeys, En) => "Here are the card keys for order {order_no} ({product}). Don't share them with anyone:\n{keys}\nHow to redeem: {redeem}",
+            (RedeemDefault, Zh) => "在对应平台的“兑换/充值”页面输入卡密即可。",
+            (RedeemDefault, En) => "enter the key on the platform's redeem or top-up page.",
+            (OrdersUnavailable, Zh) => "非常抱歉，订单系统暂时无法访问，我没能查到订单 {order_no}。已为您转接人工客服，会尽快为您处理。",
+            (OrdersUnavailable, En) => "Sorry, the order system can't be reached right now, so I couldn't look up order {order_no}. I'm passing you to a person who will follow up.",
+            (StatusAwaitingPayment, Zh) => "订单 {order_no}（{product}）还没有付款成功。付款后会自动发货；如果您已经付款，支付结果可能还在同步，请过几分钟再查。未付款的订单可以直接重新下单。",
+            (StatusAwaitingPayment, En) => "Order {order_no} ({product}) hasn't been paid yet. It's delivered automatically once paid; if you have paid, the payment may still be syncing, so please check again in a few minutes.",
+            (StatusPaid, Zh) => "订单 {order_no}（{product}）已付款成功，正在排队发货，{expected}。发货后回复“查卡密”即可查看。",
+            (StatusPaid, En) => "Order {order_no} ({product}) is paid and queued for delivery; {expected}. Once delivered, ask me for your card key.",
+            (StatusDelivering, Zh) => "订单 {order_no}（{product}）正在发货/充值中，{expected}。到账后会自动通知您。",
+            (StatusDelivering, En) => "Order {order_no} ({product}) is being delivered right now; {expected}.",
+            (StatusDelivered, Zh) => "订单 {order_no}（{product}）已发货完成。卡密类商品回复“查卡密”即可查看；充值类商品请到游戏或平台内查看到账情况。",
+            (StatusDelivered, En) => "Order {order_no} ({product}) has been delivered. For card keys, ask me for your card key; for top-ups, check the balance in the game or app.",
+            (StatusFailed, Zh) => "订单 {order_no}（{product}）发货失败了，非常抱歉，您的货款不会丢失。可以为您转人工安排补发或退款。",
+            (StatusFailed, En) => "Delivery of order {order_no} ({product}) failed. Sorry about that; your money is safe. A person can arrange a redelivery or a refund for you.",
+            (StatusRefunded, Zh) => "订单 {order_no}（{product}）已退款，款项一般 1-3 个工作日原路退回。",
+            (StatusRefunded, En) => "Order {order_no} ({product}) has been refunded; the money usually reaches your original payment method within 1-3 working days.",
+            (StatusOverdue, Zh) => "订单 {order_no}（{product}）已超过预计发货时间 {late} 分钟，非常抱歉。可以为您转人工加急处理。",
+            (StatusOverdue, En) => "Order {order_no} ({product}) is {late} minutes past its promised delivery time. Sorry about that; a person can chase it for you.",
+            (ExpectedWithin, Zh) => "预计 {minutes} 分钟内完成",
+            (ExpectedWithin, En) => "it should be done within {minutes} minutes",
+            (ExpectedSoon, Zh) => "通常几分钟内完成",
+            (ExpectedSoon, En) => "it usually takes a few minutes",
         }
     }
 }

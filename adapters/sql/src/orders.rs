@@ -7,7 +7,8 @@ use crate::db::{
 use crate::import::OrderRecord;
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
-use kefu_core::{Order, OrderStatus, Orders, OrdersError, StoreError};
+use kefu_core::orders::{constant_time_eq, normalize_secret};
+use kefu_core::{Order, OrderStatus, Orders, OrdersError, Proof, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -249,14 +250,58 @@ impl SqlOrders {
 #[async_trait]
 impl Orders for SqlOrders {
     async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
-        let order = self
-            .get(number)
-            .await
-            .map_err(|e| OrdersError::Unavailable(e.to_string()))?;
+        let order = self.get(number).await.map_err(unavailable_orders)?;
         Ok(order.map(|o| Order {
             number: o.number,
             product: o.product,
             status: o.status,
+            amount_cents: o.amount_cents,
+            currency: o.currency,
+            paid_at: o.paid_at,
+            delivered_at: o.delivered_at,
+            delivery_due_at: o.delivery_due_at,
+            redeem: o.redeem,
         }))
     }
+
+    async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError> {
+        let order = self.get(number).await.map_err(unavailable_orders)?;
+        // An unknown order costs the same comparisons as a known one, and answers `false`.
+        let field = |f: fn(&StoredOrder) -> &Option<String>| {
+            order
+                .as_ref()
+                .and_then(|o| f(o).clone())
+                .unwrap_or_default()
+        };
+        Ok(match proof {
+            Proof::Identity { channel, user } => {
+                let linked_user = field(|o| &o.buyer_user);
+                let same_user = constant_time_eq(linked_user.as_bytes(), user.as_bytes());
+                !linked_user.is_empty() && field(|o| &o.buyer_channel) == *channel && same_user
+            }
+            Proof::Secret(secret) => {
+                let given_hash = query_password_hash(number, secret.trim());
+                let stored_hash = field(|o| &o.query_password_hash);
+                let password = constant_time_eq(given_hash.as_bytes(), stored_hash.as_bytes());
+                let given = normalize_secret(secret);
+                let contact = [field(|o| &o.buyer_email), field(|o| &o.buyer_phone)]
+                    .iter()
+                    .filter(|c| !c.is_empty())
+                    .fold(false, |found, c| {
+                        found | constant_time_eq(normalize_secret(c).as_bytes(), given.as_bytes())
+                    });
+                order.is_some() && (password | (contact && !given.is_empty()))
+            }
+        })
+    }
+
+    async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError> {
+        SqlOrders::card_keys(self, number)
+            .await
+            .map_err(unavailable_orders)
+    }
+}
+
+fn unavailable_orders(e: StoreError) -> OrdersError {
+    OrdersError::Unavailable(e.to_string())
 }

@@ -66,7 +66,9 @@ async fn a_turn_round_trips_with_its_state_and_transcript() {
             entry: "order.card_key_lookup".into(),
             slots: BTreeMap::from([("order_no".into(), "DD1".into())]),
             reprompts: 1,
+            awaiting_proof: true,
         });
+        c.verified = BTreeMap::from([("DD1".to_string(), 1_795_400_000_000)]);
         let first = turn(&c, Some("m1"), &["where is my key", "your order number?"]);
         assert_eq!(
             store.commit(first.clone()).await.unwrap(),
@@ -1000,6 +1002,73 @@ async fn imported_orders_keep_their_keys_and_replace_on_reimport() {
             t.name
         );
         assert_eq!(orders.count().await.unwrap(), 2);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_buyer_proves_an_order_and_unknown_orders_prove_nothing() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::{Orders, Proof};
+        let db = t.open().await;
+        let orders = db.orders();
+        let mut unlinked = order("DD20241123002", &["KEY-2"]);
+        unlinked.buyer_channel = None;
+        unlinked.buyer_user = None;
+        unlinked.query_password = None;
+        orders
+            .import(&[order("DD20241123001", &["KEY-1"]), unlinked])
+            .await
+            .unwrap();
+        let secret = |s: &str| Proof::Secret(s.to_string());
+        let identity = |c: &str, u: &str| Proof::Identity {
+            channel: c.to_string(),
+            user: u.to_string(),
+        };
+        let n = "DD20241123001";
+        for (proof, expected) in [
+            (identity("telegram", "42"), true),
+            (identity("telegram", "43"), false),
+            (identity("discord", "42"), false),
+            (secret("8866"), true),
+            (secret(" 8866 "), true),
+            (secret("8867"), false),
+            (secret("Buyer@Example.com"), true),
+            (secret("+86 138 0013 8000"), true),
+            (secret("13800138001"), false),
+            (secret(""), false),
+        ] {
+            assert_eq!(
+                orders.verify(n, &proof).await.unwrap(),
+                expected,
+                "{}: {proof:?}",
+                t.name
+            );
+        }
+        // No password and no linked user: neither an empty password nor an empty user proves it.
+        let m = "DD20241123002";
+        assert!(!orders.verify(m, &secret("")).await.unwrap());
+        assert!(!orders.verify(m, &identity("telegram", "")).await.unwrap());
+        assert!(orders
+            .verify(m, &secret("buyer@example.com"))
+            .await
+            .unwrap());
+        // An unknown order proves nothing, whatever the proof.
+        for proof in [
+            secret("8866"),
+            secret("buyer@example.com"),
+            identity("telegram", "42"),
+        ] {
+            assert!(
+                !orders.verify("DD29999999999", &proof).await.unwrap(),
+                "{}",
+                t.name
+            );
+        }
+        let found = Orders::find(&orders, n).await.unwrap().unwrap();
+        assert_eq!(found.amount_cents, 10_000);
+        assert!(found.redeem.unwrap().contains("redeem"));
+        assert_eq!(Orders::card_keys(&orders, n).await.unwrap(), ["KEY-1"]);
     })
     .await;
 }

@@ -5,8 +5,8 @@
 //! `Orders` port, finishing means handing the conversation to the entry's skill group with
 //! what was collected, so the person starts with the number in hand.
 
-mod card_key_lookup;
-mod delivery_status;
+pub mod card_key_lookup;
+pub mod delivery_status;
 mod refund_request;
 mod ticket_progress;
 
@@ -23,6 +23,9 @@ pub struct FlowSpec {
     pub slot: &'static [&'static str],
     /// How it asks for the slot.
     pub ask: Reply,
+    /// Whether it shows an order's details, so the asker must prove they bought it (with an
+    /// order system connected; without one the flow hands off with the number).
+    pub needs_owner: bool,
 }
 
 impl FlowSpec {

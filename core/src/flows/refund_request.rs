@@ -11,4 +11,5 @@ pub const SPEC: FlowSpec = FlowSpec {
     name: "refund_request",
     slot: ORDER_SLOT,
     ask: Reply::AskOrderNo,
+    needs_owner: false,
 };

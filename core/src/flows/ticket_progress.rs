@@ -11,4 +11,5 @@ pub const SPEC: FlowSpec = FlowSpec {
     name: "ticket_progress",
     slot: &[TICKET_NO, ORDER_NO],
     ask: Reply::AskTicketNo,
+    needs_owner: false,
 };

@@ -1,0 +1,349 @@
+//! Flows that show an order: the ownership check, then the card keys or the delivery status.
+//!
+//! Nothing about an order is shown until the asker is proven its buyer, by the chat identity
+//! the shop linked to the order or by a secret only the buyer knows (the query password, or the
+//! e-mail or phone given at purchase). The proof holds for the conversation for
+//! [`EngineConfig::verification_ttl_ms`](super::EngineConfig). A wrong proof and an unknown order
+//! get the same answer. Failed proofs are recorded in the audit log under both the order and the
+//! customer; after [`EngineConfig::max_failed_proofs`](super::EngineConfig) of either within the
+//! window, lookups stop and the conversation goes to the risk group.
+
+use super::{Engine, EngineError, Turn};
+use crate::audit::AuditEvent;
+use crate::conversation::{now_millis, FlowState, HandoffReason};
+use crate::entities::{EMAIL, ORDER_NO, PHONE};
+use crate::flows::{card_key_lookup, delivery_status, FlowSpec};
+use crate::message::{OutboundKind, QuickReply};
+use crate::orders::{Orders, OrdersError, Proof};
+use crate::replies::Reply;
+use crate::{Decision, FaqEntry, Priority};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Audit action of a failed proof (recorded under the order and under the customer).
+pub const PROOF_FAILED: &str = "order.proof_failed";
+/// Audit action of a successful proof.
+pub const VERIFIED: &str = "order.verified";
+/// Audit action of card keys shown to their buyer.
+pub const KEYS_SHOWN: &str = "card_key.shown";
+
+fn customer(turn: &Turn) -> String {
+    format!(
+        "customer:{}:{}",
+        turn.conversation.key.channel, turn.conversation.user
+    )
+}
+
+impl Engine {
+    fn order_system(&self) -> Arc<dyn Orders> {
+        self.orders
+            .clone()
+            .expect("order flows run only with an order system")
+    }
+
+    /// A flow that shows an order has its number: check ownership, then show it.
+    pub(super) async fn order_flow(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        number: &str,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        if spec.name == card_key_lookup::SPEC.name && !turn.private {
+            // Not even the proof belongs in a group.
+            self.say(turn, Reply::KeysPrivateOnly, OutboundKind::Answer, &[]);
+            return Ok(());
+        }
+        let now = now_millis();
+        turn.conversation.verified.retain(|_, until| *until > now);
+        if turn.conversation.verified.contains_key(number) {
+            return self.show_order(turn, spec, number, entry).await;
+        }
+        if self.locked_out(turn, number).await? {
+            return self.lock_out(turn, entry).await;
+        }
+        let identity = Proof::Identity {
+            channel: turn.conversation.key.channel.clone(),
+            user: turn.conversation.user.clone(),
+        };
+        match self.order_system().verify(number, &identity).await {
+            Err(e) => return self.orders_down(turn, number, entry, e).await,
+            Ok(true) => {
+                self.verified(turn, number, "chat identity").await?;
+                return self.show_order(turn, spec, number, entry).await;
+            }
+            Ok(false) => {}
+        }
+        turn.conversation.flow = Some(FlowState {
+            name: spec.name.to_string(),
+            entry: entry.id.clone(),
+            slots: BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]),
+            reprompts: 0,
+            awaiting_proof: true,
+        });
+        let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
+        let text = self.render(Reply::AskProof.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Question, Vec::new());
+        Ok(())
+    }
+
+    /// The reply to "prove this order is yours".
+    pub(super) async fn continue_proof(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        flow: FlowState,
+        text: &str,
+        found: &BTreeMap<String, String>,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        let Some(number) = flow.slots.get(ORDER_NO).cloned() else {
+            turn.conversation.flow = None;
+            return self.understand(turn, text).await;
+        };
+        // "What about order 2024…": a sentence naming another order starts over with it. A
+        // bare number is an attempt at the proof (a phone number, a numeric password).
+        if let Some(other) = found.get(ORDER_NO).filter(|o| **o != number) {
+            let rest = text.replace(other.as_str(), "");
+            if rest.chars().any(char::is_alphabetic) {
+                turn.conversation
+                    .entities
+                    .insert(ORDER_NO.to_string(), other.clone());
+                return self.order_flow(turn, spec, other, entry).await;
+            }
+        }
+        // A question about something else changes the topic without counting as a failure.
+        // What looks like a proof (one ASCII token such as a password, or an e-mail address or
+        // phone number) is taken as one even if it happens to match a question.
+        let token = text.trim();
+        let proof_like = found.contains_key(EMAIL)
+            || found.contains_key(PHONE)
+            || (token.is_ascii() && !token.contains(char::is_whitespace));
+        let ranking = self.knowledge.rank(text, 1);
+        let decision = self.config.thresholds.decide(ranking.confidence());
+        if let (Decision::Answer, Some(top), false) = (decision, ranking.top(), proof_like) {
+            if top.id != flow.entry {
+                turn.conversation.flow = None;
+                self.note_understanding(turn, decision, Some(top));
+                let confidence = top.confidence;
+                return self
+                    .answer_entry(turn, &top.id.clone(), Some(confidence))
+                    .await;
+            }
+        }
+        // The message is a secret: the transcript, and so every agent, never sees it.
+        turn.lines[0].text = Reply::ProofHidden.text(turn.locale()).to_string();
+        turn.conversation.flow = None;
+        if self.locked_out(turn, &number).await? {
+            return self.lock_out(turn, entry).await;
+        }
+        let mut secrets: Vec<String> = [EMAIL, PHONE]
+            .iter()
+            .filter_map(|kind| found.get(*kind).cloned())
+            .collect();
+        secrets.push(text.trim().to_string());
+        secrets.dedup();
+        for secret in secrets {
+            match self
+                .order_system()
+                .verify(&number, &Proof::Secret(secret))
+                .await
+            {
+                Err(e) => return self.orders_down(turn, &number, entry, e).await,
+                Ok(true) => {
+                    self.verified(turn, &number, "secret").await?;
+                    return self.show_order(turn, spec, &number, entry).await;
+                }
+                Ok(false) => {}
+            }
+        }
+        self.proof_failed(turn, &number).await?;
+        if self.locked_out(turn, &number).await? {
+            return self.lock_out(turn, entry).await;
+        }
+        turn.conversation.flow = Some(FlowState {
+            reprompts: flow.reprompts + 1,
+            ..flow
+        });
+        let values = BTreeMap::from([(ORDER_NO.to_string(), number)]);
+        let text = self.render(Reply::ProofFailed.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Question, Vec::new());
+        Ok(())
+    }
+
+    /// Whether the customer or the order has had too many failed proofs lately.
+    async fn locked_out(&self, turn: &Turn, number: &str) -> Result<bool, EngineError> {
+        let since = now_millis().saturating_sub(self.config.failed_proof_window_ms);
+        for subject in [number.to_string(), customer(turn)] {
+            let failures = self
+                .audit
+                .for_subject(&subject)
+                .await?
+                .iter()
+                .filter(|e| e.action == PROOF_FAILED && e.at >= since)
+                .count();
+            if failures >= self.config.max_failed_proofs {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn proof_failed(&self, turn: &Turn, number: &str) -> Result<(), EngineError> {
+        let at = now_millis();
+        let actor = customer(turn);
+        tracing::info!(conversation = %turn.conversation.key, "an order ownership proof failed");
+        for (subject, detail) in [
+            (number.to_string(), actor.clone()),
+            (actor.clone(), format!("order {number}")),
+        ] {
+            self.audit
+                .record(AuditEvent {
+                    at,
+                    actor: actor.clone(),
+                    action: PROOF_FAILED.to_string(),
+                    subject,
+                    detail,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn verified(&self, turn: &mut Turn, number: &str, how: &str) -> Result<(), EngineError> {
+        let now = now_millis();
+        turn.conversation.verified.insert(
+            number.to_string(),
+            now.saturating_add(self.config.verification_ttl_ms),
+        );
+        self.audit
+            .record(AuditEvent {
+                at: now,
+                actor: customer(turn),
+                action: VERIFIED.to_string(),
+                subject: number.to_string(),
+                detail: format!("by {how}"),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn lock_out(&self, turn: &mut Turn, entry: &FaqEntry) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        tracing::warn!(conversation = %turn.conversation.key, "too many failed ownership proofs; handing to the risk group");
+        self.say(turn, Reply::VerificationLocked, OutboundKind::Answer, &[]);
+        self.hand_off_to(
+            turn,
+            HandoffReason::VerificationFailed,
+            Some(entry),
+            self.config.risk_skill_group.clone(),
+            Priority::High,
+        )
+        .await
+    }
+
+    async fn orders_down(
+        &self,
+        turn: &mut Turn,
+        number: &str,
+        entry: &FaqEntry,
+        error: OrdersError,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        tracing::warn!(conversation = %turn.conversation.key, %error, "the order system failed");
+        let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
+        let text = self.render(Reply::OrdersUnavailable.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Answer, Vec::new());
+        self.hand_off(turn, HandoffReason::OrdersUnavailable, Some(entry))
+            .await
+    }
+
+    /// Shows a verified buyer their order: the card keys, or where the order stands.
+    async fn show_order(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        number: &str,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        let orders = self.order_system();
+        let order = match orders.find(number).await {
+            Err(e) => return self.orders_down(turn, number, entry, e).await,
+            Ok(Some(order)) => order,
+            Ok(None) => {
+                // Verified a moment ago, gone now (deleted by the shop): say no more than
+                // for a wrong proof.
+                let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
+                let text = self.render(Reply::ProofFailed.text(turn.locale()), &values);
+                self.push(turn, text, OutboundKind::Answer, Vec::new());
+                return Ok(());
+            }
+        };
+        let mut values = BTreeMap::from([
+            (ORDER_NO.to_string(), order.number.clone()),
+            ("product".to_string(), order.product.clone()),
+        ]);
+        if spec.name == card_key_lookup::SPEC.name {
+            let keys = match orders.card_keys(number).await {
+                Err(e) => return self.orders_down(turn, number, entry, e).await,
+                Ok(keys) => keys,
+            };
+            if !keys.is_empty() {
+                let redeem = order
+                    .redeem
+                    .clone()
+                    .unwrap_or_else(|| Reply::RedeemDefault.text(turn.locale()).to_string());
+                values.insert("redeem".to_string(), redeem);
+                let template = Reply::CardKeys.text(turn.locale());
+                values.insert("keys".to_string(), card_key_lookup::list(&keys, false));
+                let shown = self.render(template, &values);
+                values.insert("keys".to_string(), card_key_lookup::list(&keys, true));
+                let recorded = self.render(template, &values);
+                self.push_masked(turn, shown, recorded, OutboundKind::Answer, Vec::new());
+                self.audit
+                    .record(AuditEvent {
+                        at: now_millis(),
+                        actor: customer(turn),
+                        action: KEYS_SHOWN.to_string(),
+                        subject: number.to_string(),
+                        detail: format!(
+                            "{} key(s): {}",
+                            keys.len(),
+                            keys.iter()
+                                .map(|k| card_key_lookup::mask(k))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
+                    .await?;
+                tracing::info!(conversation = %turn.conversation.key, keys = keys.len(), "card keys shown to their buyer");
+                return Ok(());
+            }
+            // No keys (yet): where the order stands says why.
+        }
+        let status = delivery_status::explain(&order, now_millis());
+        let expected = match status.minutes_left {
+            Some(minutes) => {
+                let minutes = BTreeMap::from([("minutes".to_string(), minutes.to_string())]);
+                self.render(Reply::ExpectedWithin.text(turn.locale()), &minutes)
+            }
+            None => Reply::ExpectedSoon.text(turn.locale()).to_string(),
+        };
+        values.insert("expected".to_string(), expected);
+        values.insert(
+            "late".to_string(),
+            status.minutes_late.unwrap_or_default().to_string(),
+        );
+        let text = self.render(status.reply.text(turn.locale()), &values);
+        let buttons = if status.offer_person {
+            let human = Reply::HumanButton.text(turn.locale());
+            vec![QuickReply::new(human, human)]
+        } else {
+            Vec::new()
+        };
+        self.push(turn, text, OutboundKind::Answer, buttons);
+        Ok(())
+    }
+}
