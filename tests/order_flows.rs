@@ -290,7 +290,7 @@ async fn card_keys_are_never_shown_in_a_group_chat() {
     let replies = bot
         .send(
             Inbound::new(
-                key,
+                key.clone(),
                 "linked-user",
                 "",
                 format!("show me the code for order {DELIVERED} plz"),
@@ -299,6 +299,18 @@ async fn card_keys_are_never_shown_in_a_group_chat() {
         )
         .await;
     assert!(!shows_keys(&texts(&replies)));
+    // Delivery status may be told in a group to the linked buyer, but nobody is asked for a
+    // password there.
+    let ask = |user: &str| {
+        Inbound::new(key.clone(), user, "", format!("订单{DELIVERED}发货了吗")).in_group()
+    };
+    let status = texts(&bot.send(ask("linked-user")).await);
+    assert!(status.contains("已发货完成"), "{status}");
+    let stranger = texts(&bot.send(ask("stranger")).await);
+    assert!(
+        stranger.contains("私聊") && !stranger.contains("为保护您的订单安全，请回复"),
+        "{stranger}"
+    );
 }
 
 #[tokio::test]

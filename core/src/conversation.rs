@@ -64,8 +64,9 @@ pub struct Conversation {
     pub misses: u32,
     /// FAQ ids offered as numbered choices in the last reply.
     pub offered: Vec<String>,
-    /// Orders whose buyer this conversation's customer proved to be, with when that proof
-    /// expires (ms since the epoch).
+    /// Proofs of owning orders, by customer and order (`user` U+001F `order number`: in a
+    /// group chat each customer proves their own), with when each expires (ms since the
+    /// epoch).
     #[serde(default)]
     pub verified: BTreeMap<String, u64>,
     /// When it started (ms since the epoch).

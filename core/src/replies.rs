@@ -45,6 +45,8 @@ pub enum Reply {
     ProofHidden,
     /// Card keys are only sent in a private chat.
     KeysPrivateOnly,
+    /// Proof of owning an order is only asked for in a private chat.
+    ProofPrivateOnly,
     /// The card keys (`{order_no}`, `{product}`, `{keys}`, `{redeem}`).
     CardKeys,
     /// How to redeem when the order says nothing.
@@ -113,6 +115,8 @@ impl Reply {
             (ProofHidden, En) => "[verification details hidden]",
             (KeysPrivateOnly, Zh) => "为了您的资金安全，卡密只在私聊中发送，不会出现在群里。请私聊我并发送订单号，我会在私聊中发给您。",
             (KeysPrivateOnly, En) => "For your safety, card keys are only sent in a private chat, never in a group. Message me privately with your order number and I'll send them there.",
+            (ProofPrivateOnly, Zh) => "为保护您的订单安全，核实身份需要在私聊中进行，请不要在群里发送查询密码。请私聊我并发送订单号。",
+            (ProofPrivateOnly, En) => "To keep your order safe, checking it's yours happens in a private chat; please don't post your query password in the group. Message me privately with your order number.",
             (CardKeys, Zh) => "订单 {order_no}（{product}）的卡密如下，请勿泄露给他人：\n{keys}\n使用方法：{redeem}",
             (CardKeys, En) => "Here are the card keys for order {order_no} ({product}). Don't share them with anyone:\n{keys}\nHow to redeem: {redeem}",
             (RedeemDefault, Zh) => "在对应平台的“兑换/充值”页面输入卡密即可。",

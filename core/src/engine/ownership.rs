@@ -27,6 +27,12 @@ pub const VERIFIED: &str = "order.verified";
 /// Audit action of card keys shown to their buyer.
 pub const KEYS_SHOWN: &str = "card_key.shown";
 
+/// Where a proof is kept in the conversation: per customer, since a group chat is one
+/// conversation of many customers.
+fn proof_key(turn: &Turn, number: &str) -> String {
+    format!("{}\u{1f}{number}", turn.conversation.user)
+}
+
 fn customer(turn: &Turn) -> String {
     format!(
         "customer:{}:{}",
@@ -57,7 +63,11 @@ impl Engine {
         }
         let now = now_millis();
         turn.conversation.verified.retain(|_, until| *until > now);
-        if turn.conversation.verified.contains_key(number) {
+        if turn
+            .conversation
+            .verified
+            .contains_key(&proof_key(turn, number))
+        {
             return self.show_order(turn, spec, number, entry).await;
         }
         if self.locked_out(turn, number).await? {
@@ -74,6 +84,11 @@ impl Engine {
                 return self.show_order(turn, spec, number, entry).await;
             }
             Ok(false) => {}
+        }
+        if !turn.private {
+            // A password posted in a group is no longer a secret.
+            self.say(turn, Reply::ProofPrivateOnly, OutboundKind::Answer, &[]);
+            return Ok(());
         }
         turn.conversation.flow = Some(FlowState {
             name: spec.name.to_string(),
@@ -213,10 +228,10 @@ impl Engine {
 
     async fn verified(&self, turn: &mut Turn, number: &str, how: &str) -> Result<(), EngineError> {
         let now = now_millis();
-        turn.conversation.verified.insert(
-            number.to_string(),
-            now.saturating_add(self.config.verification_ttl_ms),
-        );
+        let key = proof_key(turn, number);
+        turn.conversation
+            .verified
+            .insert(key, now.saturating_add(self.config.verification_ttl_ms));
         self.audit
             .record(AuditEvent {
                 at: now,
