@@ -711,18 +711,8 @@ impl Engine {
             return self.finish_flow(turn, &spec, kind, value, entry).await;
         }
         // Not the slot: a new question changes the topic; anything else is asked again.
-        let ranking = self.knowledge.rank(text, 1);
-        let decision = self.config.thresholds.decide(ranking.confidence());
-        if let (Decision::Answer, Some(top)) = (decision, ranking.top()) {
-            if top.id != flow.entry {
-                tracing::debug!(conversation = %turn.conversation.key, from = %flow.name, to = %top.id, "topic changed mid-flow");
-                turn.conversation.flow = None;
-                self.note_understanding(turn, decision, Some(top));
-                let confidence = top.confidence;
-                return self
-                    .answer_entry(turn, &top.id.clone(), Some(confidence))
-                    .await;
-            }
+        if self.changed_topic(turn, &flow, text).await? {
+            return Ok(());
         }
         flow.reprompts += 1;
         if flow.reprompts > self.config.max_reprompts {
@@ -734,6 +724,31 @@ impl Engine {
         turn.conversation.flow = Some(flow);
         self.say(turn, Reply::Reprompt, OutboundKind::Question, &[]);
         Ok(())
+    }
+
+    /// If `text` is answered by an entry other than the one that started `flow`, leaves the
+    /// flow and answers it (true); otherwise does nothing (false).
+    async fn changed_topic(
+        &self,
+        turn: &mut Turn,
+        flow: &FlowState,
+        text: &str,
+    ) -> Result<bool, EngineError> {
+        let ranking = self.knowledge.rank(text, 1);
+        let decision = self.config.thresholds.decide(ranking.confidence());
+        let Some(top) = ranking.top().filter(|top| top.id != flow.entry) else {
+            return Ok(false);
+        };
+        if decision != Decision::Answer {
+            return Ok(false);
+        }
+        tracing::debug!(conversation = %turn.conversation.key, from = %flow.name, to = %top.id, "topic changed mid-flow");
+        turn.conversation.flow = None;
+        self.note_understanding(turn, decision, Some(top));
+        let confidence = top.confidence;
+        self.answer_entry(turn, &top.id.clone(), Some(confidence))
+            .await?;
+        Ok(true)
     }
 
     async fn finish_flow(

@@ -294,6 +294,48 @@ impl<'a> ConversationRow<'a> {
     }
 }
 
+/// `INSERT INTO transcript_lines` for `count` lines: channel and conversation id are `$1` and
+/// `$2`, each line's other eight columns follow from `$first` on, as [`bind_lines`] binds them.
+fn insert_lines_sql(count: usize, first: usize) -> String {
+    let rows: Vec<String> = (0..count)
+        .map(|i| {
+            let params: Vec<String> = (0..8).map(|k| format!("${}", first + i * 8 + k)).collect();
+            format!("($1, $2, {})", params.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// Binds the eight per-line columns of [`insert_lines_sql`], line after line.
+fn bind_lines<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    lines: &'q [TranscriptLine],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for line in lines {
+        query = query
+            .bind(millis(line.at))
+            .bind(enum_text(&line.speaker))
+            .bind(line.message_id.as_deref())
+            .bind(&line.text)
+            .bind(line.decision.as_ref().map(enum_text))
+            .bind(line.confidence.map(f64::from))
+            .bind(line.entry.as_deref())
+            .bind(line.kind.as_ref().map(enum_text));
+    }
+    query
+}
+
 /// What the `conversations_version_step` trigger (SQLite migration 2) aborts a write with
 /// when the stored version is not the one the turn started from.
 const VERSION_CONFLICT: &str = "kefu: conversation version conflict";
@@ -327,26 +369,7 @@ async fn commit_sqlite(
          updated_at = excluded.updated_at; ",
     );
     if !turn.lines.is_empty() {
-        sql.push_str(&format!(
-            "INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES "
-        ));
-        for i in 0..turn.lines.len() {
-            let b = 13 + i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "($1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
-        }
+        sql.push_str(&insert_lines_sql(turn.lines.len(), 13));
         sql.push_str("; ");
     }
     sql.push_str("COMMIT");
@@ -363,17 +386,7 @@ async fn commit_sqlite(
         .bind(millis(c.started_at))
         .bind(millis(c.updated_at))
         .bind(turn.message_id.as_deref());
-    for line in &turn.lines {
-        query = query
-            .bind(millis(line.at))
-            .bind(enum_text(&line.speaker))
-            .bind(line.message_id.as_deref())
-            .bind(&line.text)
-            .bind(line.decision.as_ref().map(enum_text))
-            .bind(line.confidence.map(f64::from))
-            .bind(line.entry.as_deref())
-            .bind(line.kind.as_ref().map(enum_text));
-    }
+    query = bind_lines(query, &turn.lines);
     // If this future is dropped half-way the transaction may be open: the connection is
     // then closed, which rolls it back, instead of going back to the pool.
     let mut conn = Armed::new(writer.acquire().await.map_err(fail)?);
@@ -473,36 +486,9 @@ async fn commit_postgres(
         return Ok(Committed::Conflict);
     }
     if !turn.lines.is_empty() {
-        let mut sql = format!("INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES ");
-        for i in 0..turn.lines.len() {
-            let b = 3 + i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "($1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b,
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
-        }
-        let mut query = sqlx::query(&sql).bind(&key.channel).bind(&key.id);
-        for line in &turn.lines {
-            query = query
-                .bind(millis(line.at))
-                .bind(enum_text(&line.speaker))
-                .bind(line.message_id.as_deref())
-                .bind(&line.text)
-                .bind(line.decision.as_ref().map(enum_text))
-                .bind(line.confidence.map(f64::from))
-                .bind(line.entry.as_deref())
-                .bind(line.kind.as_ref().map(enum_text));
-        }
+        let sql = insert_lines_sql(turn.lines.len(), 3);
+        let query = sqlx::query(&sql).bind(&key.channel).bind(&key.id);
+        let query = bind_lines(query, &turn.lines);
         query.execute(&mut *tx).await.map_err(fail)?;
     }
     tx.commit().await.map_err(fail)?;
@@ -512,6 +498,18 @@ async fn commit_postgres(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transcript_line_parameters_follow_each_other() {
+        assert_eq!(
+            insert_lines_sql(2, 3),
+            format!(
+                "INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), \
+                 ($1, $2, $11, $12, $13, $14, $15, $16, $17, $18)"
+            )
+        );
+    }
 
     #[test]
     fn advisory_keys_depend_on_namespace_and_conversation() {

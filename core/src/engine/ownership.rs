@@ -16,7 +16,7 @@ use crate::flows::{card_key_lookup, delivery_status, FlowSpec};
 use crate::message::{OutboundKind, QuickReply};
 use crate::orders::{Orders, OrdersError, Proof};
 use crate::replies::Reply;
-use crate::{Decision, FaqEntry, Priority};
+use crate::{FaqEntry, Priority};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -45,6 +45,13 @@ impl Engine {
         self.orders
             .clone()
             .expect("order flows run only with an order system")
+    }
+
+    /// Says `reply`, whose `{order_no}` is `number`.
+    fn say_about_order(&self, turn: &mut Turn, reply: Reply, number: &str, kind: OutboundKind) {
+        let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
+        let text = self.render(reply.text(turn.locale()), &values);
+        self.push(turn, text, kind, Vec::new());
     }
 
     /// A flow that shows an order has its number: check ownership, then show it.
@@ -97,9 +104,7 @@ impl Engine {
             reprompts: 0,
             awaiting_proof: true,
         });
-        let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
-        let text = self.render(Reply::AskProof.text(turn.locale()), &values);
-        self.push(turn, text, OutboundKind::Question, Vec::new());
+        self.say_about_order(turn, Reply::AskProof, number, OutboundKind::Question);
         Ok(())
     }
 
@@ -135,17 +140,8 @@ impl Engine {
         let proof_like = found.contains_key(EMAIL)
             || found.contains_key(PHONE)
             || (token.is_ascii() && !token.contains(char::is_whitespace));
-        let ranking = self.knowledge.rank(text, 1);
-        let decision = self.config.thresholds.decide(ranking.confidence());
-        if let (Decision::Answer, Some(top), false) = (decision, ranking.top(), proof_like) {
-            if top.id != flow.entry {
-                turn.conversation.flow = None;
-                self.note_understanding(turn, decision, Some(top));
-                let confidence = top.confidence;
-                return self
-                    .answer_entry(turn, &top.id.clone(), Some(confidence))
-                    .await;
-            }
+        if !proof_like && self.changed_topic(turn, &flow, text).await? {
+            return Ok(());
         }
         // The message is a secret: the transcript, and so every agent, never sees it.
         turn.lines[0].text = Reply::ProofHidden.text(turn.locale()).to_string();
@@ -181,9 +177,7 @@ impl Engine {
             reprompts: flow.reprompts + 1,
             ..flow
         });
-        let values = BTreeMap::from([(ORDER_NO.to_string(), number)]);
-        let text = self.render(Reply::ProofFailed.text(turn.locale()), &values);
-        self.push(turn, text, OutboundKind::Question, Vec::new());
+        self.say_about_order(turn, Reply::ProofFailed, &number, OutboundKind::Question);
         Ok(())
     }
 
@@ -267,9 +261,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
         tracing::warn!(conversation = %turn.conversation.key, %error, "the order system failed");
-        let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
-        let text = self.render(Reply::OrdersUnavailable.text(turn.locale()), &values);
-        self.push(turn, text, OutboundKind::Answer, Vec::new());
+        self.say_about_order(turn, Reply::OrdersUnavailable, number, OutboundKind::Answer);
         self.hand_off(turn, HandoffReason::OrdersUnavailable, Some(entry))
             .await
     }
@@ -290,9 +282,7 @@ impl Engine {
             Ok(None) => {
                 // Verified a moment ago, gone now (deleted by the shop): say no more than
                 // for a wrong proof.
-                let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
-                let text = self.render(Reply::ProofFailed.text(turn.locale()), &values);
-                self.push(turn, text, OutboundKind::Answer, Vec::new());
+                self.say_about_order(turn, Reply::ProofFailed, number, OutboundKind::Answer);
                 return Ok(());
             }
         };
