@@ -97,7 +97,9 @@ pub use knowledge::{
 };
 pub use locale::Locale;
 pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
-pub use orders::{MemoryOrder, MemoryOrders, Order, OrderStatus, Orders, OrdersError, Proof};
+pub use orders::{
+    MemoryOrder, MemoryOrders, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof,
+};
 pub use store::{
     Committed, ConversationStore, KeyedLocks, MemoryStore, StoreError, TurnCommit, TurnLock,
     TurnStart,

@@ -29,6 +29,43 @@ pub enum OrderStatus {
     Failed,
     /// Refunded.
     Refunded,
+    /// Cancelled before it was paid.
+    Cancelled,
+}
+
+impl OrderStatus {
+    /// Every status.
+    pub const ALL: [OrderStatus; 7] = [
+        OrderStatus::AwaitingPayment,
+        OrderStatus::Paid,
+        OrderStatus::Delivering,
+        OrderStatus::Delivered,
+        OrderStatus::Failed,
+        OrderStatus::Refunded,
+        OrderStatus::Cancelled,
+    ];
+
+    /// The status's name in storage and APIs (`awaiting_payment`, `paid`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::AwaitingPayment => "awaiting_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Delivering => "delivering",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Failed => "failed",
+            OrderStatus::Refunded => "refunded",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the buyer paid and has not (yet) received what they paid for: the states a
+    /// refund can be requested in without a person judging the goods.
+    pub fn is_undelivered(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Paid | OrderStatus::Delivering | OrderStatus::Failed
+        )
+    }
 }
 
 /// An order, as much as the bot may tell its verified buyer.
@@ -93,6 +130,18 @@ pub enum OrdersError {
     /// The order system could not be reached or failed.
     #[error("order system unavailable: {0}")]
     Unavailable(String),
+    /// The order system does not offer this operation; the engine opens a ticket instead.
+    #[error("the order system does not support {0}")]
+    Unsupported(&'static str),
+}
+
+/// What became of a change the customer asked for (a cancellation, a refund).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderChange {
+    /// Done; the order as it is now.
+    Done(Order),
+    /// Not done: the order's state does not allow it (it was paid or delivered meanwhile).
+    NotAllowed(OrderStatus),
 }
 
 /// The shop's orders.
@@ -110,6 +159,23 @@ pub trait Orders: Send + Sync {
 
     /// The order's card keys, in order. Call only for a verified buyer.
     async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError>;
+
+    /// Cancels an order that is still awaiting payment, atomically: an order paid meanwhile
+    /// is left alone and answered with [`OrderChange::NotAllowed`]. Call only for a verified
+    /// buyer. The default answers [`OrdersError::Unsupported`].
+    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
+        let _ = number;
+        Err(OrdersError::Unsupported("cancelling orders"))
+    }
+
+    /// Refunds a paid, undelivered order (see [`OrderStatus::is_undelivered`]) in full,
+    /// atomically; any other state is answered with [`OrderChange::NotAllowed`]. The engine
+    /// calls it only for refunds within the shop's auto-approval limit. The default answers
+    /// [`OrdersError::Unsupported`].
+    async fn refund(&self, number: &str, reason: &str) -> Result<OrderChange, OrdersError> {
+        let _ = (number, reason);
+        Err(OrdersError::Unsupported("refunds"))
+    }
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -186,6 +252,24 @@ impl MemoryOrders {
         self.orders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Moves an order to `to` if its status passes `allowed`.
+    fn change(
+        &self,
+        number: &str,
+        to: OrderStatus,
+        allowed: fn(OrderStatus) -> bool,
+    ) -> Result<OrderChange, OrdersError> {
+        let mut orders = self.lock();
+        let Some(order) = orders.get_mut(number).and_then(|e| e.order.as_mut()) else {
+            return Err(OrdersError::Unavailable(format!("order {number} vanished")));
+        };
+        if !allowed(order.status) {
+            return Ok(OrderChange::NotAllowed(order.status));
+        }
+        order.status = to;
+        Ok(OrderChange::Done(order.clone()))
+    }
+
     fn check(&self) -> Result<(), OrdersError> {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(OrdersError::Unavailable(
@@ -236,6 +320,18 @@ impl Orders for MemoryOrders {
             .get(number)
             .map(|e| e.keys.clone())
             .unwrap_or_default())
+    }
+
+    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
+        self.check()?;
+        self.change(number, OrderStatus::Cancelled, |s| {
+            s == OrderStatus::AwaitingPayment
+        })
+    }
+
+    async fn refund(&self, number: &str, _reason: &str) -> Result<OrderChange, OrdersError> {
+        self.check()?;
+        self.change(number, OrderStatus::Refunded, OrderStatus::is_undelivered)
     }
 }
 

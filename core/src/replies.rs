@@ -65,6 +65,8 @@ pub enum Reply {
     StatusFailed,
     /// Order status: refunded (`{order_no}`, `{product}`).
     StatusRefunded,
+    /// Order status: cancelled before payment (`{order_no}`, `{product}`).
+    StatusCancelled,
     /// Paid or delivering past its promised time (`{order_no}`, `{product}`, `{late}`).
     StatusOverdue,
     /// `{expected}` when a due time is known (`{minutes}`).
@@ -135,6 +137,8 @@ impl Reply {
             (StatusFailed, En) => "Delivery of order {order_no} ({product}) failed. Sorry about that; your money is safe. A person can arrange a redelivery or a refund for you.",
             (StatusRefunded, Zh) => "订单 {order_no}（{product}）已退款，款项一般 1-3 个工作日原路退回。",
             (StatusRefunded, En) => "Order {order_no} ({product}) has been refunded; the money usually reaches your original payment method within 1-3 working days.",
+            (StatusCancelled, Zh) => "订单 {order_no}（{product}）已取消，没有产生扣款。如仍需要，请重新下单。",
+            (StatusCancelled, En) => "Order {order_no} ({product}) was cancelled before payment, so nothing was charged. Place a new order if you still need it.",
             (StatusOverdue, Zh) => "订单 {order_no}（{product}）已超过预计发货时间 {late} 分钟，非常抱歉。可以为您转人工加急处理。",
             (StatusOverdue, En) => "Order {order_no} ({product}) is {late} minutes past its promised delivery time. Sorry about that; a person can chase it for you.",
             (ExpectedWithin, Zh) => "预计 {minutes} 分钟内完成",

@@ -954,7 +954,7 @@ fn build_record(
         &mut errors,
         row.text(Field::Status),
         "status is missing — give one of awaiting_payment, paid, delivering, delivered, failed, \
-         refunded (or 待付款, 已付款, 发货中, 已发货, 失败, 已退款)",
+         refunded, cancelled (or 待付款, 已付款, 发货中, 已发货, 失败, 已退款, 已取消)",
         parse_status,
     );
     let amount_cents = optional(&mut errors, row.text(Field::Amount), parse_amount).unwrap_or(0);
@@ -1112,7 +1112,7 @@ fn looks_shortened(s: &str) -> bool {
     mantissa_ok && digits(exponent)
 }
 
-const STATUS_WORDS: [(&str, OrderStatus); 25] = [
+const STATUS_WORDS: [(&str, OrderStatus); 29] = [
     ("awaiting_payment", OrderStatus::AwaitingPayment),
     ("paid", OrderStatus::Paid),
     ("delivering", OrderStatus::Delivering),
@@ -1138,6 +1138,10 @@ const STATUS_WORDS: [(&str, OrderStatus); 25] = [
     ("充值失败", OrderStatus::Failed),
     ("已退款", OrderStatus::Refunded),
     ("退款成功", OrderStatus::Refunded),
+    ("cancelled", OrderStatus::Cancelled),
+    ("canceled", OrderStatus::Cancelled),
+    ("已取消", OrderStatus::Cancelled),
+    ("已关闭", OrderStatus::Cancelled),
 ];
 
 fn parse_status(s: &str) -> Result<OrderStatus, String> {
@@ -1149,7 +1153,7 @@ fn parse_status(s: &str) -> Result<OrderStatus, String> {
         .ok_or_else(|| {
             format!(
                 "status \"{s}\" is not known — use one of awaiting_payment, paid, delivering, \
-                 delivered, failed, refunded (or 待付款, 已付款, 发货中, 已发货, 失败, 已退款)"
+                 delivered, failed, refunded, cancelled (or 待付款, 已付款, 发货中, 已发货, 失败, 已退款, 已取消)"
             )
         })
 }
@@ -1503,7 +1507,8 @@ mod tests {
         assert_eq!(
             errors[0].to_string(),
             "orders.csv:3: status \"shipped\" is not known — use one of awaiting_payment, paid, \
-             delivering, delivered, failed, refunded (or 待付款, 已付款, 发货中, 已发货, 失败, 已退款)"
+             delivering, delivered, failed, refunded, cancelled (or 待付款, 已付款, 发货中, 已发货, \
+             失败, 已退款, 已取消)"
         );
     }
 

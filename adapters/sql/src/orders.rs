@@ -8,7 +8,7 @@ use crate::import::OrderRecord;
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
 use kefu_core::orders::{constant_time_eq, normalize_secret};
-use kefu_core::{Order, OrderStatus, Orders, OrdersError, Proof, StoreError};
+use kefu_core::{Order, OrderChange, OrderStatus, Orders, OrdersError, Proof, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -235,6 +235,33 @@ impl SqlOrders {
         })
     }
 
+    /// Moves an order to `to` if it is in one of the `from` states, in one statement, so a
+    /// concurrent payment or delivery cannot be overwritten; `Ok(None)` for an unknown order,
+    /// `Ok(Some(Err(status)))` when its status does not allow the change.
+    pub async fn change_status(
+        &self,
+        number: &str,
+        from: &[OrderStatus],
+        to: OrderStatus,
+    ) -> Result<Option<Result<StoredOrder, OrderStatus>>, StoreError> {
+        let fail = |e| unavailable("cannot change the order", e);
+        let allowed: Vec<String> = from.iter().map(enum_text).collect();
+        let list = (0..allowed.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("UPDATE orders SET status = $1 WHERE number = $2 AND status IN ({list})");
+        let changed = on_writer!(self.db, |pool| {
+            let mut query = sqlx::query(&sql).bind(enum_text(&to)).bind(number);
+            for status in &allowed {
+                query = query.bind(status);
+            }
+            query.execute(pool).await.map_err(fail)?.rows_affected() > 0
+        });
+        let order = self.get(number).await?;
+        Ok(order.map(|o| if changed { Ok(o) } else { Err(o.status) }))
+    }
+
     /// How many orders are stored.
     pub async fn count(&self) -> Result<i64, StoreError> {
         on_pool!(self.db, |pool| {
@@ -299,6 +326,43 @@ impl Orders for SqlOrders {
         SqlOrders::card_keys(self, number)
             .await
             .map_err(unavailable_orders)
+    }
+
+    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
+        let from = [OrderStatus::AwaitingPayment];
+        self.change(number, &from, OrderStatus::Cancelled).await
+    }
+
+    async fn refund(&self, number: &str, _reason: &str) -> Result<OrderChange, OrdersError> {
+        let from = [
+            OrderStatus::Paid,
+            OrderStatus::Delivering,
+            OrderStatus::Failed,
+        ];
+        self.change(number, &from, OrderStatus::Refunded).await
+    }
+}
+
+impl SqlOrders {
+    async fn change(
+        &self,
+        number: &str,
+        from: &[OrderStatus],
+        to: OrderStatus,
+    ) -> Result<OrderChange, OrdersError> {
+        match self
+            .change_status(number, from, to)
+            .await
+            .map_err(unavailable_orders)?
+        {
+            Some(Ok(_)) => Ok(OrderChange::Done(self.find(number).await?.ok_or_else(
+                || OrdersError::Unavailable(format!("order {number} vanished")),
+            )?)),
+            Some(Err(status)) => Ok(OrderChange::NotAllowed(status)),
+            None => Err(OrdersError::Unavailable(format!(
+                "order {number} is not in the order tables"
+            ))),
+        }
     }
 }
 

@@ -47,6 +47,7 @@ pub fn explain(order: &Order, now: u64) -> StatusReply {
         OrderStatus::Delivered => Reply::StatusDelivered,
         OrderStatus::Failed => Reply::StatusFailed,
         OrderStatus::Refunded => Reply::StatusRefunded,
+        OrderStatus::Cancelled => Reply::StatusCancelled,
     };
     StatusReply {
         reply,
