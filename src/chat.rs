@@ -71,6 +71,7 @@ pub fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         .entities(config.entity_extractor()?)
         .store(Arc::new(db.conversations()))
         .queue(Arc::new(db.queue()))
+        .tickets(Arc::new(db.tickets()))
         .audit(Arc::new(db.audit()));
     if let Some(orders) = runtime.block_on(config.orders.open(&db))? {
         builder = builder.orders(orders);
@@ -302,7 +303,7 @@ fn colour_of(kind: OutboundKind) -> &'static str {
         OutboundKind::Answer => "32",
         OutboundKind::Suggestion | OutboundKind::Question | OutboundKind::Survey => "33",
         OutboundKind::Handoff => "35",
-        OutboundKind::AgentMessage => "36",
+        OutboundKind::AgentMessage | OutboundKind::Notification => "36",
     }
 }
 

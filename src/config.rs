@@ -13,6 +13,13 @@
 //!   url: sqlite://data/kefu.db                      # the default: a file, created on first start
 //!   # url: postgres://kefu@db.internal:5432/kefu    # many kefu processes sharing one database
 //!   # schema: kefu                                  # PostgreSQL only: the schema to use
+//! self_service:              # what a proven buyer may do without a person
+//!   key_views_per_day: 5            # card-key views (first + resends) per order a day; 0: no limit
+//!   cancel_unpaid: true             # cancel unpaid orders (else a ticket asks a person to)
+//!   refund_auto_approve_cents: 5000 # refund undelivered orders up to ¥50 at once; 0: never
+//!   refund_skill_group: refunds     # the team that reviews the other refunds
+//!   ticket_sla_hours: 24            # when a ticket the bot opens is due
+//!   utc_offset_minutes: 480         # the shop's time zone for times shown (UTC+8)
 //! ```
 //!
 //! The environment variable `KEFU_DATABASE_URL` overrides `storage.url`.
@@ -47,6 +54,42 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Where the bot looks orders up, and how long a customer's proof of owning one holds.
     pub orders: OrdersConfig,
+    /// What a proven buyer may do without a person, and the tickets the bot opens.
+    pub self_service: SelfServiceConfig,
+}
+
+/// The `self_service` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SelfServiceConfig {
+    /// Times an order's card keys are shown (the first time and resends) in 24 hours before a
+    /// person must check; 0 for no limit.
+    pub key_views_per_day: usize,
+    /// Whether buyers may cancel unpaid orders themselves (otherwise a ticket asks a person).
+    pub cancel_unpaid: bool,
+    /// Refunds of undelivered orders up to this amount (fen, cents) are made at once; 0 makes
+    /// every refund a ticket for the refund group.
+    pub refund_auto_approve_cents: i64,
+    /// The skill group refund tickets go to.
+    pub refund_skill_group: String,
+    /// Hours the team has for a ticket the bot opens.
+    pub ticket_sla_hours: u64,
+    /// The shop's time zone in minutes from UTC (480: China), for times shown to customers.
+    pub utc_offset_minutes: i32,
+}
+
+impl Default for SelfServiceConfig {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        SelfServiceConfig {
+            key_views_per_day: engine.max_key_views_per_day,
+            cancel_unpaid: engine.self_cancel,
+            refund_auto_approve_cents: engine.refund_auto_approve_cents,
+            refund_skill_group: engine.refund_skill_group,
+            ticket_sla_hours: engine.ticket_sla_ms / 3_600_000,
+            utc_offset_minutes: engine.utc_offset_minutes,
+        }
+    }
 }
 
 /// The `orders` section.
@@ -183,6 +226,7 @@ impl Default for Config {
             entities: BTreeMap::new(),
             storage: StorageConfig::default(),
             orders: OrdersConfig::default(),
+            self_service: SelfServiceConfig::default(),
         }
     }
 }
@@ -231,6 +275,28 @@ impl Config {
                 t.suggest
             );
         }
+        let service = &config.self_service;
+        if !config.skill_groups.contains(&service.refund_skill_group) {
+            anyhow::bail!(
+                "{}: self_service.refund_skill_group `{}` is not one of the skill_groups ({}); add it there or pick one of them",
+                path.display(),
+                service.refund_skill_group,
+                config.skill_groups.iter().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if !(-720..=840).contains(&service.utc_offset_minutes) {
+            anyhow::bail!(
+                "{}: self_service.utc_offset_minutes must be between -720 and 840 (got {}); China is 480",
+                path.display(),
+                service.utc_offset_minutes
+            );
+        }
+        if service.refund_auto_approve_cents < 0 || service.ticket_sla_hours == 0 {
+            anyhow::bail!(
+                "{}: self_service.refund_auto_approve_cents must be 0 or more and ticket_sla_hours more than 0",
+                path.display()
+            );
+        }
         Ok(config)
     }
 
@@ -241,6 +307,12 @@ impl Config {
             variables: self.variables.clone(),
             verification_ttl_ms: self.orders.verification_minutes.saturating_mul(60_000),
             max_failed_proofs: self.orders.max_failed_proofs.max(1),
+            max_key_views_per_day: self.self_service.key_views_per_day,
+            self_cancel: self.self_service.cancel_unpaid,
+            refund_auto_approve_cents: self.self_service.refund_auto_approve_cents,
+            refund_skill_group: self.self_service.refund_skill_group.clone(),
+            ticket_sla_ms: self.self_service.ticket_sla_hours.saturating_mul(3_600_000),
+            utc_offset_minutes: self.self_service.utc_offset_minutes,
             ..EngineConfig::default()
         }
     }
@@ -305,6 +377,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("k.yaml") && err.contains("backend"), "{err}");
+    }
+
+    #[test]
+    fn the_self_service_section_sets_the_limits() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "self_service:\n  key_views_per_day: 2\n  cancel_unpaid: false\n  refund_auto_approve_cents: 5000\n  ticket_sla_hours: 4\n  utc_offset_minutes: 0\n",
+        )
+        .unwrap();
+        let engine = c.engine_config();
+        assert_eq!(engine.max_key_views_per_day, 2);
+        assert!(!engine.self_cancel);
+        assert_eq!(engine.refund_auto_approve_cents, 5000);
+        assert_eq!(engine.refund_skill_group, "refunds");
+        assert_eq!(engine.ticket_sla_ms, 4 * 3_600_000);
+        assert_eq!(engine.utc_offset_minutes, 0);
+        assert_eq!(
+            Config::default().engine_config(),
+            EngineConfig {
+                thresholds: Config::default().thresholds,
+                variables: Config::default().variables,
+                ..EngineConfig::default()
+            }
+        );
+        for (yaml, words) in [
+            ("self_service:\n  refund_skill_group: refundz\n", "refundz"),
+            (
+                "self_service:\n  utc_offset_minutes: 9999\n",
+                "utc_offset_minutes",
+            ),
+            ("self_service:\n  ticket_sla_hours: 0\n", "ticket_sla_hours"),
+            ("self_service:\n  auto_refund: 1\n", "auto_refund"),
+        ] {
+            let err = Config::parse(Path::new("k.yaml"), yaml)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("k.yaml") && err.contains(words), "{err}");
+        }
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The order flows on the built-in knowledge base, in Chinese and English: card keys and
-//! delivery status only for the customer who proves they bought the order.
+//! The order flows on the built-in knowledge base, in Chinese and English: card keys,
+//! delivery status, cancellations, refunds and tickets — only for the customer who proves
+//! they bought the order.
 
 use kefu_core::conversation::{HandoffReason, Speaker};
 use kefu_core::{
     AuditLog, ConversationKey, Engine, EngineConfig, HandoffRequest, Inbound, MemoryAudit,
-    MemoryOrder, MemoryOrders, MemoryQueue, MemoryStore, Order, OrderStatus, Outbound,
-    OutboundKind, Priority,
+    MemoryOrder, MemoryOrders, MemoryQueue, MemoryStore, MemoryTickets, Order, OrderStatus, Orders,
+    OrdersError, Outbound, OutboundKind, Priority, Proof, Ticket, TicketStatus, TicketUpdate,
+    Tickets,
 };
 use kefu_knowledge::{defaults, KnowledgeBase, MatcherOptions, ValidationOptions};
 use std::io::Write;
@@ -16,6 +18,7 @@ const DELIVERED: &str = "2024112300017";
 const DELIVERING: &str = "2024112300018";
 const FAILED: &str = "2024112300019";
 const OVERDUE: &str = "2024112300020";
+const UNPAID: &str = "2024112300021";
 const UNKNOWN: &str = "2024112399999";
 
 fn knowledge() -> Arc<KnowledgeBase> {
@@ -34,6 +37,7 @@ fn now() -> u64 {
 fn shop() -> Arc<MemoryOrders> {
     let orders = MemoryOrders::new();
     let mut delivered = Order::new(DELIVERED, "Steam 钱包充值卡 100 元", OrderStatus::Delivered);
+    delivered.amount_cents = 10_000;
     delivered.redeem = Some("Steam 客户端 → 账户 → 兑换钱包充值码".to_string());
     orders.insert(MemoryOrder {
         order: Some(delivered),
@@ -44,13 +48,15 @@ fn shop() -> Arc<MemoryOrders> {
     });
     let mut delivering = Order::new(DELIVERING, "王者荣耀 600 点券", OrderStatus::Delivering);
     delivering.delivery_due_at = Some(now() + 10 * 60_000);
+    delivering.amount_cents = 6_000;
     let mut overdue = Order::new(OVERDUE, "原神 月卡", OrderStatus::Paid);
     overdue.delivery_due_at = Some(now() - 30 * 60_000);
-    for order in [
-        delivering,
-        Order::new(FAILED, "Netflix gift card", OrderStatus::Failed),
-        overdue,
-    ] {
+    overdue.amount_cents = 3_000;
+    let mut failed = Order::new(FAILED, "Netflix gift card", OrderStatus::Failed);
+    failed.amount_cents = 2_000;
+    let mut unpaid = Order::new(UNPAID, "Razer Gold 50", OrderStatus::AwaitingPayment);
+    unpaid.amount_cents = 3_500;
+    for order in [delivering, failed, overdue, unpaid] {
         orders.insert(MemoryOrder {
             order: Some(order),
             password: Some("pass1234".to_string()),
@@ -66,6 +72,7 @@ struct Bot {
     queue: Arc<MemoryQueue>,
     audit: Arc<MemoryAudit>,
     orders: Arc<MemoryOrders>,
+    tickets: Arc<MemoryTickets>,
     next: u64,
 }
 
@@ -75,15 +82,22 @@ impl Bot {
     }
 
     fn with(config: EngineConfig) -> Bot {
+        let orders = shop();
+        Bot::over(config, orders.clone(), orders)
+    }
+
+    /// A bot whose engine reaches the shop's orders through `port`.
+    fn over(config: EngineConfig, orders: Arc<MemoryOrders>, port: Arc<dyn Orders>) -> Bot {
         let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new());
         let audit = Arc::new(MemoryAudit::new());
-        let orders = shop();
+        let tickets = Arc::new(MemoryTickets::new());
         let engine = Engine::builder(knowledge())
             .store(store.clone())
             .queue(queue.clone())
             .audit(audit.clone())
-            .orders(orders.clone())
+            .orders(port)
+            .tickets(tickets.clone())
             .config(config)
             .build();
         Bot {
@@ -92,8 +106,42 @@ impl Bot {
             queue,
             audit,
             orders,
+            tickets,
             next: 0,
         }
+    }
+
+    /// A bot that refunds undelivered orders up to ¥50 by itself.
+    fn self_service() -> Bot {
+        Bot::with(EngineConfig {
+            refund_auto_approve_cents: 5_000,
+            ..EngineConfig::default()
+        })
+    }
+
+    async fn status(&self, number: &str) -> OrderStatus {
+        self.orders.find(number).await.unwrap().unwrap().status
+    }
+
+    async fn tickets_of(&self, number: &str) -> Vec<Ticket> {
+        self.tickets.for_order(number).await.unwrap()
+    }
+
+    /// Proves `number` in a fresh private chat after `question`; returns the reply to the proof.
+    async fn proven(&mut self, chat: &str, question: &str, number: &str) -> String {
+        self.say(chat, chat, question).await;
+        let asked = self.say(chat, chat, number).await;
+        assert!(
+            asked.contains("查询密码") || asked.contains("query password"),
+            "{asked}"
+        );
+        self.say(chat, chat, "pass1234").await
+    }
+
+    /// The replies (with their buttons) of a private message.
+    async fn replies(&mut self, chat: &str, text: &str) -> Vec<Outbound> {
+        let key = ConversationKey::new("telegram", chat);
+        self.send(Inbound::new(key, chat, "", text)).await
     }
 
     async fn send(&mut self, message: Inbound) -> Vec<Outbound> {
@@ -333,18 +381,35 @@ async fn a_customer_can_change_topic_while_asked_for_proof() {
 }
 
 #[tokio::test]
-async fn when_the_order_system_is_down_the_customer_gets_an_apology_and_a_person() {
+async fn when_the_order_system_is_down_the_customer_gets_an_apology_and_a_ticket() {
     let mut bot = Bot::new();
     bot.orders.unavailable(true);
     bot.say("c12", "u12", "where is my card key").await;
-    let reply = bot.say("c12", "u12", DELIVERED).await;
+    let replies = bot.replies("c12", DELIVERED).await;
+    let reply = texts(&replies);
     assert!(reply.contains("can't be reached"), "{reply}");
-    let request = bot.waiting("c12").expect("handed off");
-    assert_eq!(request.reason, HandoffReason::OrdersUnavailable);
-    assert_eq!(
-        request.entities.get("order_no").map(String::as_str),
-        Some(DELIVERED)
+    let tickets = bot.tickets_of(DELIVERED).await;
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].kind, "order_lookup");
+    assert_eq!(tickets[0].skill_group, "orders");
+    assert!(reply.contains(&tickets[0].number), "{reply}");
+    assert!(
+        replies[0]
+            .quick_replies
+            .iter()
+            .any(|q| q.label == "Talk to a person"),
+        "a person is offered: {replies:?}"
     );
+    // In Chinese too; the bot stays with the customer, who may still ask for a person.
+    bot.say("c12b", "u12b", "我的订单怎么还没发货").await;
+    let reply = bot.say("c12b", "u12b", DELIVERING).await;
+    assert!(
+        reply.contains("订单系统暂时无法访问") && reply.contains("工单"),
+        "{reply}"
+    );
+    assert!(bot.waiting("c12b").is_none());
+    bot.say("c12b", "u12b", "人工").await;
+    assert!(bot.waiting("c12b").is_some());
 }
 
 #[tokio::test]
@@ -426,6 +491,7 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
 
     let mut bot = Bot::new();
     let mut shown = String::new();
+    let mut visible = String::new();
     // Keys shown by password, by linked identity and by e-mail; then every conversation asks
     // for a person, so the hand-off context (what agents see) holds the whole exchange.
     bot.say("k1", "u1", "我的卡密在哪里查看").await;
@@ -438,19 +504,44 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
     bot.say("k3", "u3", DELIVERED).await;
     shown += &bot.say("k3", "u3", "buyer@example.com").await;
     assert_eq!(shown.matches(KEYS[0]).count(), 3, "{shown}");
-    for chat in ["k1", "k2", "k3"] {
+    // A refund request and its announced status change, and an agent's audited reveal.
+    bot.proven("k4", "我要申请退款", DELIVERED).await;
+    for ticket in bot.tickets_of(DELIVERED).await {
+        let change = bot
+            .engine
+            .update_ticket(
+                &ticket.number,
+                TicketUpdate {
+                    status: Some(TicketStatus::InProgress),
+                    owner: Some("alice".to_string()),
+                    by: "alice".to_string(),
+                    note: String::new(),
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        visible += &format!("{change:?}\n");
+    }
+    bot.engine
+        .reveal_card_keys(DELIVERED, "alice", "customer asked")
+        .await
+        .unwrap();
+    for chat in ["k1", "k2", "k3", "k4"] {
         bot.say(chat, "u", "人工").await;
     }
 
-    let mut visible = String::new();
-    for chat in ["k1", "k2", "k3"] {
+    for chat in ["k1", "k2", "k3", "k4"] {
         for line in bot.transcript(chat).await {
             visible += &format!("{line:?}\n");
         }
         let request = bot.waiting(chat).expect("handed off");
-        assert!(request.transcript.iter().any(|l| l.speaker == Speaker::Bot
-            && l.kind == Some(OutboundKind::Answer)
-            && l.text.contains("7F3K")));
+        assert!(
+            chat == "k4"
+                || request.transcript.iter().any(|l| l.speaker == Speaker::Bot
+                    && l.kind == Some(OutboundKind::Answer)
+                    && l.text.contains("7F3K"))
+        );
         visible += &format!("{request:?}\n");
     }
     for event in bot.audit.for_subject(DELIVERED).await.unwrap() {
@@ -464,4 +555,484 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
         let secret = &key[..key.len() - 4];
         assert!(!visible.contains(secret), "{secret} leaked");
     }
+}
+
+#[tokio::test]
+async fn an_unpaid_order_is_cancelled_after_the_buyer_confirms_in_chinese() {
+    let mut bot = Bot::new();
+    let asked = bot.say("s1", "s1", "我要取消订单").await;
+    assert!(asked.contains("订单号"), "{asked}");
+    bot.say("s1", "s1", UNPAID).await;
+    let key = ConversationKey::new("telegram", "s1");
+    let offer = bot.send(Inbound::new(key, "s1", "", "pass1234")).await;
+    let text = texts(&offer);
+    assert!(
+        text.contains("确定要取消") && text.contains("¥35.00"),
+        "{text}"
+    );
+    assert_eq!(
+        offer
+            .last()
+            .unwrap()
+            .quick_replies
+            .iter()
+            .map(|q| q.label.as_str())
+            .collect::<Vec<_>>(),
+        ["确认", "不用了"]
+    );
+    assert_eq!(
+        bot.status(UNPAID).await,
+        OrderStatus::AwaitingPayment,
+        "not before the yes"
+    );
+    let done = bot.say("s1", "s1", "确认").await;
+    assert!(done.contains("已取消"), "{done}");
+    assert_eq!(bot.status(UNPAID).await, OrderStatus::Cancelled);
+    let actions: Vec<_> = bot
+        .audit
+        .for_subject(UNPAID)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["order.verified", "order.cancelled"]);
+    // Asked again, the order says where it stands.
+    let again = bot.say("s1", "s1", &format!("取消订单 {UNPAID}")).await;
+    assert!(again.contains("已取消，没有产生扣款"), "{again}");
+}
+
+#[tokio::test]
+async fn saying_no_keeps_the_order_in_english() {
+    let mut bot = Bot::new();
+    let offer = bot.proven("s2", "cancel my order please", UNPAID).await;
+    assert!(offer.contains("Do you want to cancel it?"), "{offer}");
+    let kept = bot.say("s2", "s2", "no").await;
+    assert!(
+        kept.contains(&format!("left order {UNPAID} as it is")),
+        "{kept}"
+    );
+    assert_eq!(bot.status(UNPAID).await, OrderStatus::AwaitingPayment);
+    // "Cancel" at the confirmation stops the flow, not the order.
+    bot.say("s2", "s2", &format!("cancel order {UNPAID}")).await;
+    let kept = bot.say("s2", "s2", "cancel").await;
+    assert!(kept.contains("as it is"), "{kept}");
+    assert_eq!(bot.status(UNPAID).await, OrderStatus::AwaitingPayment);
+}
+
+#[tokio::test]
+async fn a_small_undelivered_order_is_refunded_at_once_with_a_receipt() {
+    let mut bot = Bot::self_service();
+    let offer = bot.proven("s3", "refund me", FAILED).await;
+    assert!(offer.contains("refund the full ¥20.00"), "{offer}");
+    let done = bot.say("s3", "s3", "yes").await;
+    assert!(done.contains("refunded in full (¥20.00)"), "{done}");
+    assert_eq!(bot.status(FAILED).await, OrderStatus::Refunded);
+    let tickets = bot.tickets_of(FAILED).await;
+    assert_eq!(tickets.len(), 1, "the refund's record");
+    assert_eq!(tickets[0].status, TicketStatus::Resolved);
+    assert_eq!(tickets[0].skill_group, "refunds");
+    assert!(
+        tickets[0].description.contains("refund me"),
+        "{:?}",
+        tickets[0]
+    );
+    assert!(done.contains(&tickets[0].number), "{done}");
+    let events = bot.audit.for_subject(FAILED).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.action == "order.refunded" && e.detail.contains("¥20.00")));
+    // Nothing to refund twice.
+    bot.say("s3", "s3", &format!("refund order {FAILED} please"))
+        .await;
+    let again = bot.say("s3", "s3", "yes").await;
+    assert!(!again.contains("refunded in full"), "{again}");
+}
+
+#[tokio::test]
+async fn delivered_and_large_refunds_become_tickets_for_the_refund_team_in_chinese() {
+    let mut bot = Bot::self_service();
+    let reply = bot.proven("s4", "我要申请退款", DELIVERED).await;
+    assert!(
+        reply.contains("已经发货") && reply.contains("工单号"),
+        "{reply}"
+    );
+    let tickets = bot.tickets_of(DELIVERED).await;
+    assert_eq!(tickets.len(), 1);
+    let ticket = &tickets[0];
+    assert_eq!(
+        (ticket.kind.as_str(), ticket.skill_group.as_str()),
+        ("refund", "refunds")
+    );
+    assert_eq!(ticket.status, TicketStatus::Open);
+    assert_eq!(ticket.customer, "s4");
+    assert!(
+        reply.contains(&ticket.number) && reply.contains("北京时间"),
+        "{reply}"
+    );
+    assert!(
+        ticket.description.contains("我要申请退款"),
+        "{}",
+        ticket.description
+    );
+    assert_eq!(bot.status(DELIVERED).await, OrderStatus::Delivered);
+    // Asking again points at the same ticket instead of a second one.
+    let again = bot
+        .say("s4", "s4", &format!("订单{DELIVERED}申请退款"))
+        .await;
+    assert!(
+        again.contains("已经有一个进行中的工单") && again.contains(&ticket.number),
+        "{again}"
+    );
+    assert_eq!(bot.tickets_of(DELIVERED).await.len(), 1);
+
+    // Above the auto-approval limit (¥60 > ¥50): a ticket, no money moved.
+    let reply = bot.proven("s5", "refund me", DELIVERING).await;
+    assert!(
+        reply.contains("refund request") && !reply.contains("Go ahead"),
+        "{reply}"
+    );
+    assert_eq!(bot.status(DELIVERING).await, OrderStatus::Delivering);
+    // And with no limit configured (the default), every refund is a ticket.
+    let mut strict = Bot::new();
+    let reply = strict.proven("s6", "refund me", FAILED).await;
+    assert!(reply.contains("ticket"), "{reply}");
+    assert_eq!(strict.status(FAILED).await, OrderStatus::Failed);
+}
+
+#[tokio::test]
+async fn cancelling_a_paid_undelivered_order_is_a_refund() {
+    let mut bot = Bot::self_service();
+    let reply = bot.proven("s7", "帮我把这个单子取消掉", OVERDUE).await;
+    assert!(
+        reply.contains("取消就是退款") && reply.contains("全额退款 ¥30.00"),
+        "{reply}"
+    );
+    let done = bot.say("s7", "s7", "好的").await;
+    assert!(done.contains("全额退款 ¥30.00"), "{done}");
+    assert_eq!(bot.status(OVERDUE).await, OrderStatus::Refunded);
+    // A delivered order cannot be cancelled; a refund request is offered.
+    let key = ConversationKey::new("telegram", "s8");
+    bot.send(Inbound::new(key.clone(), "s8", "", "i want to cancel"))
+        .await;
+    bot.send(Inbound::new(key.clone(), "s8", "", DELIVERED))
+        .await;
+    let replies = bot.send(Inbound::new(key, "s8", "", "pass1234")).await;
+    assert!(
+        texts(&replies).contains("can't be cancelled"),
+        "{replies:?}"
+    );
+    let refund = &replies.last().unwrap().quick_replies[0];
+    assert_eq!(refund.payload, format!("/refund {DELIVERED}"));
+    // Pressing it files the refund request at once (the proof still holds).
+    let filed = bot.say("s8", "s8", &refund.payload.clone()).await;
+    assert!(filed.contains("filed a refund request"), "{filed}");
+}
+
+#[tokio::test]
+async fn a_confirmation_after_the_proof_expired_needs_the_proof_again() {
+    let mut bot = Bot::with(EngineConfig {
+        verification_ttl_ms: 40,
+        refund_auto_approve_cents: 5_000,
+        ..EngineConfig::default()
+    });
+    let offer = bot.proven("s9", "refund me", FAILED).await;
+    assert!(offer.contains("Go ahead?"), "{offer}");
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    let again = bot.say("s9", "s9", "yes").await;
+    assert!(again.contains("query password"), "{again}");
+    assert_eq!(
+        bot.status(FAILED).await,
+        OrderStatus::Failed,
+        "nothing refunded unproven"
+    );
+    let offer = bot.say("s9", "s9", "pass1234").await;
+    assert!(offer.contains("Go ahead?"), "{offer}");
+    let done = bot.say("s9", "s9", "yes").await;
+    assert!(done.contains("refunded in full"), "{done}");
+}
+
+#[tokio::test]
+async fn a_new_question_at_a_confirmation_changes_nothing() {
+    let mut bot = Bot::self_service();
+    bot.proven("s10", "我要取消订单", UNPAID).await;
+    let answer = bot.say("s10", "s10", "可以用支付宝付款吗").await;
+    assert!(answer.contains("支付宝"), "{answer}");
+    assert_eq!(bot.status(UNPAID).await, OrderStatus::AwaitingPayment);
+    // The confirmation is over: a later "yes" is not taken for it.
+    bot.say("s10", "s10", "好的").await;
+    assert_eq!(bot.status(UNPAID).await, OrderStatus::AwaitingPayment);
+    // Something that is neither yes nor no is asked again.
+    bot.proven("s11", "cancel my order please", UNPAID).await;
+    let asked = bot.say("s11", "s11", "hmm").await;
+    assert!(asked.contains("reply \"confirm\""), "{asked}");
+}
+
+/// Orders read from a system that cannot cancel or refund (the port's defaults).
+struct ReadOnly(Arc<MemoryOrders>);
+
+#[async_trait::async_trait]
+impl Orders for ReadOnly {
+    async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
+        self.0.find(number).await
+    }
+    async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError> {
+        self.0.verify(number, proof).await
+    }
+    async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError> {
+        self.0.card_keys(number).await
+    }
+}
+
+#[tokio::test]
+async fn an_order_system_that_cannot_change_orders_gets_tickets_instead() {
+    let orders = shop();
+    let config = EngineConfig {
+        refund_auto_approve_cents: 5_000,
+        ..EngineConfig::default()
+    };
+    let mut bot = Bot::over(config, orders.clone(), Arc::new(ReadOnly(orders)));
+    bot.proven("s12", "refund me", FAILED).await;
+    let reply = bot.say("s12", "s12", "yes").await;
+    assert!(reply.contains("filed a refund request"), "{reply}");
+    assert_eq!(bot.tickets_of(FAILED).await[0].skill_group, "refunds");
+    bot.proven("s13", "我要取消订单", UNPAID).await;
+    let reply = bot.say("s13", "s13", "确认").await;
+    assert!(
+        reply.contains("已为您创建工单") && reply.contains("取消订单"),
+        "{reply}"
+    );
+    let ticket = &bot.tickets_of(UNPAID).await[0];
+    assert_eq!(
+        (ticket.kind.as_str(), ticket.skill_group.as_str()),
+        ("cancel", "orders")
+    );
+    assert_eq!(bot.status(UNPAID).await, OrderStatus::AwaitingPayment);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_offers_a_ticket_that_is_opened_once() {
+    let mut bot = Bot::new();
+    bot.say("s14", "s14", "my order still hasn't been delivered")
+        .await;
+    bot.say("s14", "s14", FAILED).await;
+    let replies = bot.replies("s14", "pass1234").await;
+    let button = replies.last().unwrap().quick_replies[0].clone();
+    assert_eq!(
+        (button.label.as_str(), button.payload.clone()),
+        ("Open a ticket", format!("/ticket {FAILED}"))
+    );
+    let opened = bot.say("s14", "s14", &button.payload).await;
+    assert!(
+        opened.contains("opened ticket") && opened.contains("delivery problem"),
+        "{opened}"
+    );
+    let again = bot.say("s14", "s14", &button.payload).await;
+    assert!(again.contains("already has an open ticket"), "{again}");
+    assert_eq!(bot.tickets_of(FAILED).await.len(), 1);
+    // Somebody who has not proven the order is asked to, and no ticket is opened.
+    let stranger = bot.say("s15", "s15", &format!("/ticket {OVERDUE}")).await;
+    assert!(stranger.contains("query password"), "{stranger}");
+    assert!(bot.tickets_of(OVERDUE).await.is_empty());
+    let usage = bot.say("s16", "s16", "/ticket").await;
+    assert!(usage.contains("/ticket 202411230001"), "{usage}");
+}
+
+#[tokio::test]
+async fn ticket_progress_is_told_only_to_the_tickets_customer() {
+    let mut bot = Bot::new();
+    bot.proven("s17", "我要申请退款", DELIVERED).await;
+    let number = bot.tickets_of(DELIVERED).await[0].number.clone();
+    // Asked without a number: the customer's own tickets.
+    let mine = bot.say("s17", "s17", "我的工单处理得怎么样了").await;
+    assert!(
+        mine.contains(&number) && mine.contains("待处理") && mine.contains("待分配"),
+        "{mine}"
+    );
+    assert!(mine.contains("已创建") && mine.contains("预计"), "{mine}");
+    // By number, in English.
+    let by_number = bot
+        .say(
+            "s17",
+            "s17",
+            &format!("what's the progress of ticket {number}"),
+        )
+        .await;
+    assert!(
+        by_number.contains("waiting to be picked up") && by_number.contains("not assigned yet"),
+        "{by_number}"
+    );
+    // Anybody else learns nothing, exactly as for a ticket that does not exist.
+    let foreign = bot
+        .say(
+            "s18",
+            "s18",
+            &format!("what's the progress of ticket {number}"),
+        )
+        .await;
+    let missing = bot
+        .say(
+            "s19",
+            "s19",
+            "what's the progress of ticket T20991231000001",
+        )
+        .await;
+    assert!(!foreign.contains("refund"), "{foreign}");
+    assert_eq!(
+        foreign.replace(&number, "N"),
+        missing.replace("T20991231000001", "N")
+    );
+    // By order number, after the proof: the order's tickets.
+    bot.say("s20", "s20", "ticket status").await;
+    bot.say("s20", "s20", DELIVERED).await;
+    let by_order = bot.say("s20", "s20", "pass1234").await;
+    assert!(by_order.contains(&number), "{by_order}");
+}
+
+#[tokio::test]
+async fn ticket_status_changes_are_announced_in_the_customers_language() {
+    let mut bot = Bot::new();
+    bot.proven("s21", "refund me", DELIVERED).await;
+    let number = bot.tickets_of(DELIVERED).await[0].number.clone();
+    let change = bot
+        .engine
+        .update_ticket(
+            &number,
+            TicketUpdate {
+                status: Some(TicketStatus::InProgress),
+                owner: Some("alice".to_string()),
+                by: "alice".to_string(),
+                note: "We're checking the key with the supplier.".to_string(),
+            },
+        )
+        .await
+        .unwrap()
+        .expect("the ticket exists");
+    assert_eq!(change.ticket.owner.as_deref(), Some("alice"));
+    let notice = change.notice.expect("the customer is told");
+    assert_eq!(notice.kind, OutboundKind::Notification);
+    assert_eq!(notice.conversation, ConversationKey::new("telegram", "s21"));
+    assert!(
+        notice.text.contains(&number) && notice.text.contains("being worked on"),
+        "{}",
+        notice.text
+    );
+    assert!(notice.text.contains("checking the key"), "{}", notice.text);
+    let transcript = bot.transcript("s21").await;
+    assert_eq!(
+        transcript.last().unwrap().kind,
+        Some(OutboundKind::Notification)
+    );
+    // A change that is not a status change is not announced.
+    let quiet = bot
+        .engine
+        .update_ticket(
+            &number,
+            TicketUpdate {
+                status: None,
+                owner: Some("bob".to_string()),
+                by: "bob".to_string(),
+                note: "taking over".to_string(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(quiet.notice.is_none());
+    let progress = bot
+        .say("s21", "s21", &format!("ticket {number} status?"))
+        .await;
+    assert!(
+        progress.contains("agent bob") && progress.contains("being worked on"),
+        "{progress}"
+    );
+    // A Chinese customer is told in Chinese.
+    bot.proven("s22", "我要申请退款", DELIVERING).await;
+    let number = bot.tickets_of(DELIVERING).await[0].number.clone();
+    let change = bot
+        .engine
+        .update_ticket(
+            &number,
+            TicketUpdate {
+                status: Some(TicketStatus::Resolved),
+                owner: None,
+                by: "carol".to_string(),
+                note: "已原路退款。".to_string(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let notice = change.notice.unwrap().text;
+    assert!(
+        notice.contains("已解决") && notice.contains("已原路退款"),
+        "{notice}"
+    );
+    assert!(bot
+        .engine
+        .update_ticket(
+            "T20991231000001",
+            TicketUpdate {
+                status: Some(TicketStatus::Closed),
+                owner: None,
+                by: "x".to_string(),
+                note: String::new(),
+            }
+        )
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn card_keys_are_resent_within_the_daily_limit_only() {
+    let mut bot = Bot::with(EngineConfig {
+        max_key_views_per_day: 2,
+        ..EngineConfig::default()
+    });
+    assert!(shows_keys(
+        &bot.proven("s23", "我的卡密在哪里查看", DELIVERED).await
+    ));
+    let resent = bot
+        .say("s23", "s23", &format!("再发一次订单{DELIVERED}的卡密"))
+        .await;
+    assert!(shows_keys(&resent), "{resent}");
+    let limited = bot
+        .say("s23", "s23", &format!("卡密再发我一遍 {DELIVERED}"))
+        .await;
+    assert!(
+        !shows_keys(&limited) && limited.contains("查看过多次"),
+        "{limited}"
+    );
+    let request = bot.waiting("s23").expect("a person checks");
+    assert_eq!(request.skill_group, "orders");
+}
+
+#[tokio::test]
+async fn an_agent_revealing_card_keys_is_audited() {
+    let bot = Bot::new();
+    let keys = bot
+        .engine
+        .reveal_card_keys(DELIVERED, "alice", "customer lost access to the chat")
+        .await
+        .unwrap();
+    assert_eq!(keys, KEYS);
+    let events = bot.audit.for_subject(DELIVERED).await.unwrap();
+    let revealed = events
+        .iter()
+        .find(|e| e.action == "card_key.revealed")
+        .expect("audited");
+    assert_eq!(revealed.actor, "agent:alice");
+    assert!(revealed.detail.contains("lost access") && revealed.detail.contains("7F3K"));
+    assert!(
+        KEYS.iter().all(|k| !revealed.detail.contains(k)),
+        "{revealed:?}"
+    );
+    // Without an order system there is nothing to reveal, and the error says why.
+    let engine = Engine::builder(knowledge()).build();
+    let err = engine
+        .reveal_card_keys(DELIVERED, "alice", "x")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("order system"), "{err}");
 }

@@ -41,6 +41,10 @@ pub struct FlowState {
     /// The flow has its order number and waits for proof that the customer bought it.
     #[serde(default)]
     pub awaiting_proof: bool,
+    /// The flow has proven its order and waits for the customer to confirm a change to it
+    /// (a cancellation, a refund).
+    #[serde(default)]
+    pub awaiting_confirmation: bool,
 }
 
 /// What the engine keeps about one conversation between messages.

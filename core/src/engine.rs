@@ -8,8 +8,10 @@
 //! 2. load the conversation; if a person holds it, relay the message through the queue and
 //!    say nothing;
 //! 3. understand: language, entities, commands (`/start`, `/help`, `/lang`, `/human`,
-//!    `/cancel`), a numbered choice, an explicit request for a person;
-//! 4. decide: continue the flow in progress, or rank the FAQ and answer / suggest / decline,
+//!    `/cancel`, `/ticket ORDER`, `/refund ORDER`), a numbered choice, an explicit request for
+//!    a person;
+//! 4. decide: continue the flow in progress (its slot, the proof of owning the order, the
+//!    confirmation of a change), or rank the FAQ and answer / suggest / decline,
 //!    starting the entry's flow or handing off when the entry says so; two misses in a row
 //!    hand off too;
 //! 5. commit the new state and the turn's transcript lines in one store call. Should the
@@ -17,25 +19,32 @@
 //!    the new state; replies are returned only once their turn is committed.
 
 mod ownership;
+mod self_service;
+
+pub use self_service::TicketChange;
 
 use crate::audit::AuditLog;
 use crate::conversation::{
     now_millis, Conversation, FlowState, HandoffReason, HandoffRequest, Holder, Speaker,
     TranscriptLine,
 };
-use crate::entities::{EntityExtractor, ORDER_NO};
+use crate::entities::{EntityExtractor, ORDER_NO, TICKET_NO};
 use crate::flows::{self, FlowSpec};
 use crate::handoff::{HandoffQueue, QueueError};
 use crate::locale::Locale;
 use crate::message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
-use crate::orders::Orders;
+use crate::orders::{Orders, OrdersError};
 use crate::replies::Reply;
 use crate::store::{Committed, ConversationStore, StoreError, TurnCommit, TurnStart};
 use crate::template;
+use crate::tickets::Tickets;
 use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Thresholds};
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
+
+/// The slot keeping the customer's words that started a flow (a ticket's description).
+const REQUEST: &str = "request";
 
 /// How many times a turn is tried when its conversation keeps changing underneath it (only
 /// when processes share a store without a cross-process lock, such as SQLite). Each conflict
@@ -66,6 +75,10 @@ pub enum EngineError {
     /// The hand-off queue failed.
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The order system failed (in calls made for agents; customers' turns answer an order
+    /// system failure with an apology and a ticket instead).
+    #[error(transparent)]
+    Orders(#[from] OrdersError),
 }
 
 /// How the engine behaves; every field has a sensible default.
@@ -96,6 +109,22 @@ pub struct EngineConfig {
     pub failed_proof_window_ms: u64,
     /// The skill group that handles suspicious lookups.
     pub risk_skill_group: String,
+    /// How many times in 24 hours an order's card keys are shown to its buyer (the first
+    /// time and resends together) before a person must check; 0 for no limit.
+    pub max_key_views_per_day: usize,
+    /// Whether a verified buyer may cancel an unpaid order themselves (otherwise the request
+    /// becomes a ticket).
+    pub self_cancel: bool,
+    /// Refunds of undelivered orders up to this amount (smallest currency unit) are made at
+    /// once; larger ones, and every delivered order's, become tickets. 0: never automatic.
+    pub refund_auto_approve_cents: i64,
+    /// The skill group of refund tickets.
+    pub refund_skill_group: String,
+    /// How long a team has for a ticket the bot opens (ms).
+    pub ticket_sla_ms: u64,
+    /// The shop's time zone, as minutes from UTC (480 for China), for times shown to
+    /// customers.
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for EngineConfig {
@@ -113,6 +142,12 @@ impl Default for EngineConfig {
             max_failed_proofs: 5,
             failed_proof_window_ms: 60 * 60 * 1000,
             risk_skill_group: "risk".to_string(),
+            max_key_views_per_day: 5,
+            self_cancel: true,
+            refund_auto_approve_cents: 0,
+            refund_skill_group: "refunds".to_string(),
+            ticket_sla_ms: 24 * 60 * 60 * 1000,
+            utc_offset_minutes: 480,
         }
     }
 }
@@ -123,12 +158,19 @@ pub struct EngineBuilder {
     store: Option<Arc<dyn ConversationStore>>,
     queue: Option<Arc<dyn HandoffQueue>>,
     orders: Option<Arc<dyn Orders>>,
+    tickets: Option<Arc<dyn Tickets>>,
     audit: Option<Arc<dyn AuditLog>>,
     entities: EntityExtractor,
     config: EngineConfig,
 }
 
 impl EngineBuilder {
+    /// Where tickets live (default: in memory).
+    pub fn tickets(mut self, tickets: Arc<dyn Tickets>) -> Self {
+        self.tickets = Some(tickets);
+        self
+    }
+
     /// Where card keys shown and ownership checks are recorded (default: in memory). The
     /// failed checks recorded here are what stops guessing across conversations, so processes
     /// sharing a database should share it.
@@ -178,6 +220,9 @@ impl EngineBuilder {
                 .queue
                 .unwrap_or_else(|| Arc::new(crate::handoff::MemoryQueue::new())),
             orders: self.orders,
+            tickets: self
+                .tickets
+                .unwrap_or_else(|| Arc::new(crate::tickets::MemoryTickets::new())),
             audit: self
                 .audit
                 .unwrap_or_else(|| Arc::new(crate::audit::MemoryAudit::new())),
@@ -194,6 +239,7 @@ pub struct Engine {
     store: Arc<dyn ConversationStore>,
     queue: Arc<dyn HandoffQueue>,
     orders: Option<Arc<dyn Orders>>,
+    tickets: Arc<dyn Tickets>,
     audit: Arc<dyn AuditLog>,
     entities: EntityExtractor,
     config: EngineConfig,
@@ -267,6 +313,7 @@ impl Engine {
             store: None,
             queue: None,
             orders: None,
+            tickets: None,
             audit: None,
             entities: EntityExtractor::default(),
             config: EngineConfig::default(),
@@ -324,7 +371,7 @@ impl Engine {
         key: &ConversationKey,
         agent: &str,
     ) -> Result<(), EngineError> {
-        self.update_holder(key, Holder::Agent(agent.to_string()), Vec::new())
+        self.update_holder(key, Some(Holder::Agent(agent.to_string())), Vec::new())
             .await
     }
 
@@ -346,7 +393,7 @@ impl Engine {
             entry: None,
             kind: Some(OutboundKind::AgentMessage),
         };
-        self.update_holder(key, Holder::Agent(agent.to_string()), vec![line])
+        self.update_holder(key, Some(Holder::Agent(agent.to_string())), vec![line])
             .await?;
         Ok(Outbound {
             conversation: key.clone(),
@@ -359,13 +406,14 @@ impl Engine {
     /// Ends a hand-off: the bot answers the conversation again.
     pub async fn release(&self, key: &ConversationKey) -> Result<(), EngineError> {
         self.queue.close(key).await?;
-        self.update_holder(key, Holder::Bot, Vec::new()).await
+        self.update_holder(key, Some(Holder::Bot), Vec::new()).await
     }
 
+    /// Changes who holds the conversation (`None`: nobody new) and adds transcript lines.
     async fn update_holder(
         &self,
         key: &ConversationKey,
-        holder: Holder,
+        holder: Option<Holder>,
         lines: Vec<TranscriptLine>,
     ) -> Result<(), EngineError> {
         let lock = self.store.lock(key).await?;
@@ -389,15 +437,17 @@ impl Engine {
     async fn update_holder_locked(
         &self,
         key: &ConversationKey,
-        holder: &Holder,
+        holder: &Option<Holder>,
         lines: &[TranscriptLine],
     ) -> Result<Committed, EngineError> {
         let mut conversation = match self.store.load(key).await? {
             Some(c) => c,
             None => Conversation::new(key.clone(), "", self.config.default_locale),
         };
-        conversation.holder = holder.clone();
-        conversation.misses = 0;
+        if let Some(holder) = holder {
+            conversation.holder = holder.clone();
+            conversation.misses = 0;
+        }
         conversation.updated_at = now_millis();
         Ok(self
             .store
@@ -522,6 +572,10 @@ impl Engine {
                     turn.conversation.flow = None;
                     self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
                     return Ok(());
+                }
+                Some(name @ ("ticket" | "refund")) => {
+                    let number = parts.next().map(str::to_string);
+                    return self.order_command(turn, name, number).await;
                 }
                 _ => {}
             }
@@ -654,16 +708,25 @@ impl Engine {
         }
         if let Some(spec) = entry.action.and_then(flows::spec) {
             self.push(turn, answer, OutboundKind::Answer, Vec::new());
+            // What the customer asked, for the description of any ticket the flow opens.
+            let request = turn.lines[0].text.clone();
             turn.conversation.flow = Some(FlowState {
                 name: spec.name.to_string(),
                 entry: entry.id.clone(),
-                slots: BTreeMap::new(),
+                slots: BTreeMap::from([(REQUEST.to_string(), request)]),
                 reprompts: 0,
                 awaiting_proof: false,
+                awaiting_confirmation: false,
             });
             let known = turn.conversation.entities.clone();
             return match spec.filled(&known) {
                 Some((kind, value)) => self.finish_flow(turn, &spec, kind, value, &entry).await,
+                None if spec.name == flows::ticket_progress::SPEC.name
+                    && self.own_tickets(turn).await? =>
+                {
+                    turn.conversation.flow = None;
+                    Ok(())
+                }
                 None => {
                     self.say(turn, spec.ask, OutboundKind::Question, &[]);
                     Ok(())
@@ -696,10 +759,27 @@ impl Engine {
         };
         if cancel_words().is_match(text) {
             turn.conversation.flow = None;
-            self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
+            match flow
+                .slots
+                .get(ORDER_NO)
+                .filter(|_| flow.awaiting_confirmation)
+            {
+                Some(number) => {
+                    let number = number.clone();
+                    self.say_about_order(turn, Reply::ChangeKept, &number, OutboundKind::Answer);
+                }
+                None => self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]),
+            }
             return Ok(());
         }
         let entry = self.knowledge.entry(&flow.entry).cloned();
+        if flow.awaiting_confirmation {
+            if let Some(entry) = entry.as_ref() {
+                return self
+                    .continue_confirmation(turn, &spec, flow, text, entry)
+                    .await;
+            }
+        }
         if flow.awaiting_proof {
             if let Some(entry) = entry.as_ref() {
                 return self
@@ -759,9 +839,16 @@ impl Engine {
         value: &str,
         entry: &FaqEntry,
     ) -> Result<(), EngineError> {
-        turn.conversation.flow = None;
+        let request = turn
+            .conversation
+            .flow
+            .take()
+            .and_then(|mut f| f.slots.remove(REQUEST));
+        if kind == TICKET_NO && spec.name == flows::ticket_progress::SPEC.name {
+            return self.ticket_by_number(turn, value).await;
+        }
         if kind == ORDER_NO && self.orders.is_some() && spec.needs_owner {
-            return self.order_flow(turn, spec, value, entry).await;
+            return self.order_flow(turn, spec, value, entry, request).await;
         }
         let values = BTreeMap::from([(kind.to_string(), value.to_string())]);
         let text = self.render(FlowSpec::noted(kind).text(turn.locale()), &values);

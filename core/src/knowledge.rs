@@ -18,17 +18,20 @@ pub enum Action {
     TicketProgress,
     /// Open a refund request.
     RefundRequest,
+    /// Cancel an unpaid order (a paid, undelivered one becomes a refund request).
+    CancelOrder,
     /// Hand the conversation to a person at once.
     Handoff,
 }
 
 impl Action {
     /// Every action, in the spelling FAQ files use.
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 6] = [
         Action::CardKeyLookup,
         Action::DeliveryStatus,
         Action::TicketProgress,
         Action::RefundRequest,
+        Action::CancelOrder,
         Action::Handoff,
     ];
 
@@ -39,6 +42,7 @@ impl Action {
             Action::DeliveryStatus => "delivery_status",
             Action::TicketProgress => "ticket_progress",
             Action::RefundRequest => "refund_request",
+            Action::CancelOrder => "cancel_order",
             Action::Handoff => "handoff",
         }
     }
@@ -267,6 +271,13 @@ pub trait Knowledge: Send + Sync {
 
     /// The entry with this id.
     fn entry(&self, id: &str) -> Option<&FaqEntry>;
+
+    /// The first entry whose action is `action`: what a command such as `/refund` starts its
+    /// flow from. The default finds none, and such commands then say they are unavailable.
+    fn with_action(&self, action: Action) -> Option<&FaqEntry> {
+        let _ = action;
+        None
+    }
 }
 
 #[cfg(test)]

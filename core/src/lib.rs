@@ -10,10 +10,12 @@
 //!   [`knowledge`] (FAQ ranking: [`Knowledge`], [`FaqEntry`], [`Thresholds`]),
 //!   [`store`] ([`ConversationStore`], [`MemoryStore`]),
 //!   [`handoff`] ([`HandoffQueue`], [`MemoryQueue`]),
-//!   [`orders`] ([`Orders`], the port only),
+//!   [`orders`] ([`Orders`], [`MemoryOrders`]),
 //!   [`tickets`] ([`Tickets`], [`MemoryTickets`]), [`audit`] ([`AuditLog`], [`MemoryAudit`]).
 //!   The `kefu-sql` crate implements the storage ports on SQLite and PostgreSQL.
-//! - [`flows`]: multi-turn tasks an FAQ entry's action starts, one file each.
+//! - [`flows`]: multi-turn tasks an FAQ entry's action starts, one file each: card keys,
+//!   delivery status, ticket progress, refunds, cancellations — for the proven buyer only.
+//!   [`Engine::update_ticket`] and [`Engine::reveal_card_keys`] are for the agents' console.
 //! - [`entities`]: order numbers, ticket numbers, e-mail and phone by configurable regexes.
 //! - [`replies`]: what the bot itself says, in Chinese and English.
 //! - [`locale`]: [`Locale`] and telling a message's language; [`template`]: `{variable}`s.

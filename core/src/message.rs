@@ -93,6 +93,8 @@ pub enum OutboundKind {
     AgentMessage,
     /// A satisfaction survey.
     Survey,
+    /// Something the customer did not ask for just now: a ticket's status changed.
+    Notification,
 }
 
 /// A button the customer can press instead of typing.

@@ -73,6 +73,63 @@ pub enum Reply {
     ExpectedWithin,
     /// `{expected}` when no due time is known.
     ExpectedSoon,
+    /// The order's card keys were shown too often today; a person checks (`{order_no}`).
+    KeyViewLimit,
+    /// The button that confirms a change to an order (its payload is a yes word).
+    ConfirmButton,
+    /// The button that keeps the order as it is (its payload is a no word).
+    KeepButton,
+    /// Asks to confirm cancelling an unpaid order (`{order_no}`, `{product}`, `{amount}`).
+    CancelConfirm,
+    /// The order was cancelled (`{order_no}`).
+    CancelDone,
+    /// A delivered order cannot be cancelled (`{order_no}`, `{product}`).
+    CancelDelivered,
+    /// Cancelling a paid order means refunding it; the refund offer follows (`{order_no}`).
+    CancelBecomesRefund,
+    /// The customer declined the change (`{order_no}`).
+    ChangeKept,
+    /// The answer to a confirmation was neither yes nor no.
+    ConfirmReprompt,
+    /// The order changed state meanwhile; its status follows (`{order_no}`).
+    ChangeRaced,
+    /// Asks to confirm an immediate refund (`{order_no}`, `{product}`, `{amount}`).
+    RefundConfirm,
+    /// The refund was made (`{order_no}`, `{amount}`, `{ticket_no}`).
+    RefundDone,
+    /// Nothing was paid, so nothing is refunded (`{order_no}`, `{product}`).
+    RefundNothingPaid,
+    /// A delivered order's refund needs a person to check the keys; precedes the ticket.
+    RefundDeliveredNote,
+    /// A refund request became a ticket for the refund team (`{order_no}`, `{ticket_no}`,
+    /// `{due}`).
+    RefundTicketOpened,
+    /// A ticket was opened (`{ticket_no}`, `{kind}`, `{due}`).
+    TicketOpened,
+    /// The order already has an open ticket of that kind (`{order_no}`, `{ticket_no}`,
+    /// `{status}`).
+    TicketExists,
+    /// No ticket with that number belongs to the asker (also when none exists) (`{ticket_no}`).
+    TicketNotFound,
+    /// The order has no tickets (`{order_no}`).
+    NoTickets,
+    /// Introduces the customer's own tickets.
+    YourTickets,
+    /// Closes a list of tickets.
+    OtherTickets,
+    /// A ticket's status changed (`{ticket_no}`, `{kind}`, `{status}`, `{note}`).
+    TicketStatusChanged,
+    /// The order system is down; a ticket was opened instead (`{order_no}`, `{ticket_no}`,
+    /// `{due}`).
+    OrdersDownTicket,
+    /// The button that opens a ticket.
+    TicketButton,
+    /// The button that requests a refund.
+    RefundButton,
+    /// `/ticket` or `/refund` without an order number.
+    CommandNeedsOrder,
+    /// A command whose flow this shop has not set up.
+    CommandUnavailable,
 }
 
 impl Reply {
@@ -145,6 +202,60 @@ impl Reply {
             (ExpectedWithin, En) => "it should be done within {minutes} minutes",
             (ExpectedSoon, Zh) => "通常几分钟内完成",
             (ExpectedSoon, En) => "it usually takes a few minutes",
+            (KeyViewLimit, Zh) => "订单 {order_no} 的卡密今天已经查看过多次，为保护您的卡密安全，这次需要人工客服核实后再发送。正在为您转接。",
+            (KeyViewLimit, En) => "The card keys of order {order_no} have been viewed many times today, so to keep them safe a person will check before sending them again. I'm passing you to one now.",
+            (ConfirmButton, Zh) => "确认",
+            (ConfirmButton, En) => "Confirm",
+            (KeepButton, Zh) => "不用了",
+            (KeepButton, En) => "No",
+            (CancelConfirm, Zh) => "订单 {order_no}（{product}，{amount}）还没有付款。确定要取消这个订单吗？回复“确认”取消，回复“不用了”保留。",
+            (CancelConfirm, En) => "Order {order_no} ({product}, {amount}) hasn't been paid. Do you want to cancel it? Reply \"confirm\" to cancel it, or \"no\" to keep it.",
+            (CancelDone, Zh) => "订单 {order_no} 已取消，没有产生任何扣款。",
+            (CancelDone, En) => "Order {order_no} is cancelled; nothing was charged.",
+            (CancelDelivered, Zh) => "订单 {order_no}（{product}）已经发货，无法取消。如果卡密无法使用或有其他问题，可以申请退款，由工作人员审核。",
+            (CancelDelivered, En) => "Order {order_no} ({product}) has already been delivered, so it can't be cancelled. If the key doesn't work or something else is wrong, you can request a refund and a person will review it.",
+            (CancelBecomesRefund, Zh) => "订单 {order_no} 已经付款，取消就是退款：",
+            (CancelBecomesRefund, En) => "Order {order_no} is already paid, so cancelling it means a refund:",
+            (ChangeKept, Zh) => "好的，订单 {order_no} 保持不变。还有什么可以帮您？",
+            (ChangeKept, En) => "OK, I've left order {order_no} as it is. Anything else I can help with?",
+            (ConfirmReprompt, Zh) => "请回复“确认”继续，或回复“不用了”保留订单。",
+            (ConfirmReprompt, En) => "Please reply \"confirm\" to go ahead, or \"no\" to keep the order as it is.",
+            (ChangeRaced, Zh) => "订单 {order_no} 的状态刚刚发生了变化，这次没能操作成功：",
+            (ChangeRaced, En) => "Order {order_no} changed just now, so that didn't go through:",
+            (RefundConfirm, Zh) => "订单 {order_no}（{product}）还没有发货，可以立即全额退款 {amount}，原路退回。确定要退款吗？回复“确认”退款，回复“不用了”保留订单。",
+            (RefundConfirm, En) => "Order {order_no} ({product}) hasn't been delivered, so I can refund the full {amount} to your original payment method right now. Go ahead? Reply \"confirm\" to refund, or \"no\" to keep the order.",
+            (RefundDone, Zh) => "已为订单 {order_no} 全额退款 {amount}，一般 1-3 个工作日原路到账。退款记录工单号：{ticket_no}。",
+            (RefundDone, En) => "Order {order_no} is refunded in full ({amount}); it usually reaches your original payment method within 1-3 working days. Your refund's record is ticket {ticket_no}.",
+            (RefundNothingPaid, Zh) => "订单 {order_no}（{product}）没有付款成功，不会扣费，也就不需要退款。",
+            (RefundNothingPaid, En) => "Order {order_no} ({product}) was never paid, so nothing was charged and there's nothing to refund.",
+            (RefundDeliveredNote, Zh) => "这个订单已经发货，退款需要工作人员先核实卡密是否已被使用。",
+            (RefundDeliveredNote, En) => "This order has been delivered, so a person needs to check whether its key was used before refunding.",
+            (RefundTicketOpened, Zh) => "已为订单 {order_no} 提交退款申请，工单号 {ticket_no}。退款专员会在 {due} 前审核，结果会在这里通知您，也可以随时发送工单号查询进度。",
+            (RefundTicketOpened, En) => "I've filed a refund request for order {order_no}: ticket {ticket_no}. Our refunds team will review it by {due}; I'll tell you here when it's decided, and you can send the ticket number any time to check on it.",
+            (TicketOpened, Zh) => "已为您创建工单 {ticket_no}（{kind}），工作人员会在 {due} 前处理。进度有变化时我会在这里通知您，也可以随时发送工单号查询。",
+            (TicketOpened, En) => "I've opened ticket {ticket_no} ({kind}); the team will handle it by {due}. I'll tell you here whenever it moves, and you can send the ticket number any time to check on it.",
+            (TicketExists, Zh) => "订单 {order_no} 已经有一个进行中的工单 {ticket_no}（{status}），不用重复提交，有进展会在这里通知您。",
+            (TicketExists, En) => "Order {order_no} already has an open ticket, {ticket_no} ({status}), so there's no need to file another; I'll tell you here when it moves.",
+            (TicketNotFound, Zh) => "没有找到您名下的工单 {ticket_no}。请核对工单号，或者发送订单号来查询这个订单的工单。",
+            (TicketNotFound, En) => "I can't find a ticket {ticket_no} of yours. Please check the number, or send your order number to see that order's tickets.",
+            (NoTickets, Zh) => "订单 {order_no} 目前没有售后工单。如果遇到问题，直接告诉我就好。",
+            (NoTickets, En) => "Order {order_no} has no tickets. If something's wrong, just tell me.",
+            (YourTickets, Zh) => "这是您最近的工单：",
+            (YourTickets, En) => "Here are your recent tickets:",
+            (OtherTickets, Zh) => "要查询其他工单，请发送工单号或订单号。",
+            (OtherTickets, En) => "To check another ticket, send its number or your order number.",
+            (TicketStatusChanged, Zh) => "您的工单 {ticket_no}（{kind}）有新进展：{status}。{note}",
+            (TicketStatusChanged, En) => "Update on your ticket {ticket_no} ({kind}): {status}. {note}",
+            (OrdersDownTicket, Zh) => "非常抱歉，订单系统暂时无法访问，我没能查到订单 {order_no}。已为您创建工单 {ticket_no}，工作人员会在 {due} 前跟进，有进展会在这里通知您；着急的话可以回复“人工”。",
+            (OrdersDownTicket, En) => "Sorry, the order system can't be reached right now, so I couldn't look up order {order_no}. I've opened ticket {ticket_no} and the team will follow up by {due}; I'll tell you here when it moves. If it's urgent, reply \"human\".",
+            (TicketButton, Zh) => "提交工单",
+            (TicketButton, En) => "Open a ticket",
+            (RefundButton, Zh) => "申请退款",
+            (RefundButton, En) => "Request a refund",
+            (CommandNeedsOrder, Zh) => "请在命令后面加上订单号，例如：/ticket 202411230001",
+            (CommandNeedsOrder, En) => "Please add the order number after the command, e.g. /ticket 202411230001",
+            (CommandUnavailable, Zh) => "这个功能暂未开通。请直接描述您的问题，或回复“人工”。",
+            (CommandUnavailable, En) => "That isn't available here. Please describe your problem, or reply \"human\".",
         }
     }
 }

@@ -167,6 +167,14 @@ pub fn ticket_number(at_millis: u64, sequence: u64) -> String {
     format!("T{y:04}{m:02}{d:02}{sequence:06}")
 }
 
+/// A time for people: `MM-DD HH:MM` at `utc_offset_minutes` from UTC (480 for China).
+pub fn local_time(at_millis: u64, utc_offset_minutes: i32) -> String {
+    let minutes = (at_millis / 60_000) as i64 + i64::from(utc_offset_minutes);
+    let (_, m, d) = civil_from_days(minutes.div_euclid(1440));
+    let of_day = minutes.rem_euclid(1440);
+    format!("{m:02}-{d:02} {:02}:{:02}", of_day / 60, of_day % 60)
+}
+
 /// The proleptic Gregorian date of a day count since 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -317,6 +325,15 @@ mod tests {
             ticket_number(1_795_428_000_000, 3)
         ));
         assert_eq!(found["ticket_no"], "T20261123000003");
+    }
+
+    #[test]
+    fn local_times_shift_by_the_offset() {
+        // 2026-11-23T20:30:00Z is the next morning in China.
+        let at = 1_795_428_000_000 + 10 * 3_600_000 + 30 * 60_000;
+        assert_eq!(local_time(at, 0), "11-23 20:30");
+        assert_eq!(local_time(at, 480), "11-24 04:30");
+        assert_eq!(local_time(at, -300), "11-23 15:30");
     }
 
     #[test]

@@ -432,6 +432,10 @@ impl Knowledge for KnowledgeBase {
     fn entry(&self, id: &str) -> Option<&FaqEntry> {
         self.by_id.get(id).map(|&i| &self.entries[i])
     }
+
+    fn with_action(&self, action: kefu_core::Action) -> Option<&FaqEntry> {
+        self.entries.iter().find(|e| e.action == Some(action))
+    }
 }
 
 #[cfg(test)]

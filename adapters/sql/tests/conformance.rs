@@ -67,6 +67,7 @@ async fn a_turn_round_trips_with_its_state_and_transcript() {
             slots: BTreeMap::from([("order_no".into(), "DD1".into())]),
             reprompts: 1,
             awaiting_proof: true,
+            awaiting_confirmation: false,
         });
         c.verified = BTreeMap::from([("DD1".to_string(), 1_795_400_000_000)]);
         let first = turn(&c, Some("m1"), &["where is my key", "your order number?"]);
@@ -1069,6 +1070,77 @@ async fn only_the_buyer_proves_an_order_and_unknown_orders_prove_nothing() {
         assert_eq!(found.amount_cents, 10_000);
         assert!(found.redeem.unwrap().contains("redeem"));
         assert_eq!(Orders::card_keys(&orders, n).await.unwrap(), ["KEY-1"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_cancelled_and_refunded_only_from_the_states_that_allow_it() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::{OrderChange, OrderStatus, Orders};
+        let orders = t.open().await.orders();
+        let with = |number: &str, status| {
+            let mut record = order(number, &[]);
+            record.status = status;
+            record
+        };
+        orders
+            .import(&[
+                with("DD3001", OrderStatus::AwaitingPayment),
+                with("DD3002", OrderStatus::Paid),
+                with("DD3003", OrderStatus::Failed),
+                with("DD3004", OrderStatus::Delivered),
+            ])
+            .await
+            .unwrap();
+        let status = |change: OrderChange| match change {
+            OrderChange::Done(order) => Ok(order.status),
+            OrderChange::NotAllowed(status) => Err(status),
+        };
+        let n = &t.name;
+        assert_eq!(
+            status(orders.cancel("DD3001").await.unwrap()),
+            Ok(OrderStatus::Cancelled),
+            "{n}"
+        );
+        assert_eq!(
+            status(orders.cancel("DD3001").await.unwrap()),
+            Err(OrderStatus::Cancelled),
+            "{n}"
+        );
+        assert_eq!(
+            status(orders.cancel("DD3002").await.unwrap()),
+            Err(OrderStatus::Paid),
+            "{n}"
+        );
+        assert_eq!(
+            status(orders.refund("DD3002", "r").await.unwrap()),
+            Ok(OrderStatus::Refunded),
+            "{n}"
+        );
+        assert_eq!(
+            status(orders.refund("DD3002", "r").await.unwrap()),
+            Err(OrderStatus::Refunded),
+            "{n}"
+        );
+        assert_eq!(
+            status(orders.refund("DD3003", "r").await.unwrap()),
+            Ok(OrderStatus::Refunded),
+            "{n}"
+        );
+        assert_eq!(
+            status(orders.refund("DD3004", "r").await.unwrap()),
+            Err(OrderStatus::Delivered),
+            "{n}"
+        );
+        assert_eq!(
+            orders.find("DD3004").await.unwrap().unwrap().status,
+            OrderStatus::Delivered
+        );
+        assert!(
+            orders.cancel("DD404").await.is_err(),
+            "{n}: an unknown order is an error"
+        );
     })
     .await;
 }

@@ -8,13 +8,15 @@
 //! customer; after [`EngineConfig::max_failed_proofs`](super::EngineConfig) of either within the
 //! window, lookups stop and the conversation goes to the risk group.
 
-use super::{Engine, EngineError, Turn};
+use super::{Engine, EngineError, Turn, REQUEST};
 use crate::audit::AuditEvent;
 use crate::conversation::{now_millis, FlowState, HandoffReason};
 use crate::entities::{EMAIL, ORDER_NO, PHONE};
-use crate::flows::{card_key_lookup, delivery_status, FlowSpec};
+use crate::flows::{
+    cancel_order, card_key_lookup, delivery_status, refund_request, ticket_progress, FlowSpec,
+};
 use crate::message::{OutboundKind, QuickReply};
-use crate::orders::{Orders, OrdersError, Proof};
+use crate::orders::{Order, Orders, OrdersError, Proof};
 use crate::replies::Reply;
 use crate::{FaqEntry, Priority};
 use std::collections::BTreeMap;
@@ -33,7 +35,19 @@ fn proof_key(turn: &Turn, number: &str) -> String {
     format!("{}\u{1f}{number}", turn.conversation.user)
 }
 
-fn customer(turn: &Turn) -> String {
+/// The template values every order reply has: `{order_no}`, `{product}`, `{amount}`.
+pub(super) fn order_values(order: &Order) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (ORDER_NO.to_string(), order.number.clone()),
+        ("product".to_string(), order.product.clone()),
+        (
+            "amount".to_string(),
+            refund_request::money(order.amount_cents, &order.currency),
+        ),
+    ])
+}
+
+pub(super) fn customer(turn: &Turn) -> String {
     format!(
         "customer:{}:{}",
         turn.conversation.key.channel, turn.conversation.user
@@ -41,26 +55,34 @@ fn customer(turn: &Turn) -> String {
 }
 
 impl Engine {
-    fn order_system(&self) -> Arc<dyn Orders> {
+    pub(super) fn order_system(&self) -> Arc<dyn Orders> {
         self.orders
             .clone()
             .expect("order flows run only with an order system")
     }
 
     /// Says `reply`, whose `{order_no}` is `number`.
-    fn say_about_order(&self, turn: &mut Turn, reply: Reply, number: &str, kind: OutboundKind) {
+    pub(super) fn say_about_order(
+        &self,
+        turn: &mut Turn,
+        reply: Reply,
+        number: &str,
+        kind: OutboundKind,
+    ) {
         let values = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
         let text = self.render(reply.text(turn.locale()), &values);
         self.push(turn, text, kind, Vec::new());
     }
 
-    /// A flow that shows an order has its number: check ownership, then show it.
+    /// A flow that shows or changes an order has its number: check ownership, then go on.
+    /// `request` is what the customer asked, for any ticket the flow opens.
     pub(super) async fn order_flow(
         &self,
         turn: &mut Turn,
         spec: &FlowSpec,
         number: &str,
         entry: &FaqEntry,
+        request: Option<String>,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
         if spec.name == card_key_lookup::SPEC.name && !turn.private {
@@ -68,14 +90,8 @@ impl Engine {
             self.say(turn, Reply::KeysPrivateOnly, OutboundKind::Answer, &[]);
             return Ok(());
         }
-        let now = now_millis();
-        turn.conversation.verified.retain(|_, until| *until > now);
-        if turn
-            .conversation
-            .verified
-            .contains_key(&proof_key(turn, number))
-        {
-            return self.show_order(turn, spec, number, entry).await;
+        if self.is_verified(turn, number) {
+            return self.show_order(turn, spec, number, entry, request).await;
         }
         if self.locked_out(turn, number).await? {
             return self.lock_out(turn, entry).await;
@@ -88,7 +104,7 @@ impl Engine {
             Err(e) => return self.orders_down(turn, number, entry, e).await,
             Ok(true) => {
                 self.verified(turn, number, "chat identity").await?;
-                return self.show_order(turn, spec, number, entry).await;
+                return self.show_order(turn, spec, number, entry, request).await;
             }
             Ok(false) => {}
         }
@@ -97,12 +113,15 @@ impl Engine {
             self.say(turn, Reply::ProofPrivateOnly, OutboundKind::Answer, &[]);
             return Ok(());
         }
+        let mut slots = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
+        slots.extend(request.map(|r| (REQUEST.to_string(), r)));
         turn.conversation.flow = Some(FlowState {
             name: spec.name.to_string(),
             entry: entry.id.clone(),
-            slots: BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]),
+            slots,
             reprompts: 0,
             awaiting_proof: true,
+            awaiting_confirmation: false,
         });
         self.say_about_order(turn, Reply::AskProof, number, OutboundKind::Question);
         Ok(())
@@ -122,6 +141,7 @@ impl Engine {
             turn.conversation.flow = None;
             return self.understand(turn, text).await;
         };
+        let request = flow.slots.get(REQUEST).cloned();
         // "What about order 2024…": a sentence naming another order starts over with it. A
         // bare number is an attempt at the proof (a phone number, a numeric password).
         if let Some(other) = found.get(ORDER_NO).filter(|o| **o != number) {
@@ -130,7 +150,7 @@ impl Engine {
                 turn.conversation
                     .entities
                     .insert(ORDER_NO.to_string(), other.clone());
-                return self.order_flow(turn, spec, other, entry).await;
+                return self.order_flow(turn, spec, other, entry, request).await;
             }
         }
         // A question about something else changes the topic without counting as a failure.
@@ -164,7 +184,7 @@ impl Engine {
                 Err(e) => return self.orders_down(turn, &number, entry, e).await,
                 Ok(true) => {
                     self.verified(turn, &number, "secret").await?;
-                    return self.show_order(turn, spec, &number, entry).await;
+                    return self.show_order(turn, spec, &number, entry, request).await;
                 }
                 Ok(false) => {}
             }
@@ -252,7 +272,10 @@ impl Engine {
         .await
     }
 
-    async fn orders_down(
+    /// The order system failed: apologise and open a ticket so the team follows up (the
+    /// customer is told its number and offered a person); should the ticket fail too, hand
+    /// the conversation to a person.
+    pub(super) async fn orders_down(
         &self,
         turn: &mut Turn,
         number: &str,
@@ -261,18 +284,59 @@ impl Engine {
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
         tracing::warn!(conversation = %turn.conversation.key, %error, "the order system failed");
-        self.say_about_order(turn, Reply::OrdersUnavailable, number, OutboundKind::Answer);
-        self.hand_off(turn, HandoffReason::OrdersUnavailable, Some(entry))
+        let description = format!(
+            "The order system failed while the bot handled `{}` for order {number}: {error}. \
+             Look the order up and answer the customer.",
+            entry.id
+        );
+        let group = entry
+            .skill_group
+            .clone()
+            .unwrap_or_else(|| self.config.default_skill_group.clone());
+        match self
+            .open_ticket(turn, "order_lookup", Some(number), description, group)
             .await
+        {
+            Ok(ticket) => {
+                let mut values = self.ticket_values(turn.locale(), &ticket);
+                values.insert(ORDER_NO.to_string(), number.to_string());
+                let text = self.render(Reply::OrdersDownTicket.text(turn.locale()), &values);
+                let human = Reply::HumanButton.text(turn.locale());
+                self.push(
+                    turn,
+                    text,
+                    OutboundKind::Answer,
+                    vec![QuickReply::new(human, human)],
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(conversation = %turn.conversation.key, error = %e, "could not open a ticket either; handing off");
+                self.say_about_order(turn, Reply::OrdersUnavailable, number, OutboundKind::Answer);
+                self.hand_off(turn, HandoffReason::OrdersUnavailable, Some(entry))
+                    .await
+            }
+        }
     }
 
-    /// Shows a verified buyer their order: the card keys, or where the order stands.
+    /// Whether the asker has proven they bought `number` and the proof still holds.
+    pub(super) fn is_verified(&self, turn: &mut Turn, number: &str) -> bool {
+        let now = now_millis();
+        turn.conversation.verified.retain(|_, until| *until > now);
+        turn.conversation
+            .verified
+            .contains_key(&proof_key(turn, number))
+    }
+
+    /// Goes on with a verified buyer's order: the card keys, where it stands, a cancellation
+    /// or refund offer, its tickets.
     async fn show_order(
         &self,
         turn: &mut Turn,
         spec: &FlowSpec,
         number: &str,
         entry: &FaqEntry,
+        request: Option<String>,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
         let orders = self.order_system();
@@ -286,11 +350,26 @@ impl Engine {
                 return Ok(());
             }
         };
-        let mut values = BTreeMap::from([
-            (ORDER_NO.to_string(), order.number.clone()),
-            ("product".to_string(), order.product.clone()),
-        ]);
+        let request = request.unwrap_or_default();
+        match spec.name {
+            n if n == cancel_order::SPEC.name => {
+                return self.offer_cancel(turn, &order, entry, &request).await
+            }
+            n if n == refund_request::SPEC.name => {
+                return self.offer_refund(turn, &order, entry, &request).await
+            }
+            n if n == ticket_progress::SPEC.name => return self.order_tickets(turn, &order).await,
+            _ => {}
+        }
+        let mut values = order_values(&order);
         if spec.name == card_key_lookup::SPEC.name {
+            if self.key_views_exhausted(number).await? {
+                tracing::warn!(conversation = %turn.conversation.key, "card keys viewed too often today; a person checks");
+                self.say_about_order(turn, Reply::KeyViewLimit, number, OutboundKind::Answer);
+                return self
+                    .hand_off(turn, HandoffReason::FlowNeedsPerson, Some(entry))
+                    .await;
+            }
             let keys = match orders.card_keys(number).await {
                 Err(e) => return self.orders_down(turn, number, entry, e).await,
                 Ok(keys) => keys,
@@ -328,7 +407,19 @@ impl Engine {
             }
             // No keys (yet): where the order stands says why.
         }
-        let status = delivery_status::explain(&order, now_millis());
+        self.show_status(turn, &order, values);
+        Ok(())
+    }
+
+    /// Where the order stands, in plain words; a failed or late delivery offers a ticket and
+    /// a person.
+    pub(super) fn show_status(
+        &self,
+        turn: &mut Turn,
+        order: &Order,
+        mut values: BTreeMap<String, String>,
+    ) {
+        let status = delivery_status::explain(order, now_millis());
         let expected = match status.minutes_left {
             Some(minutes) => {
                 let minutes = BTreeMap::from([("minutes".to_string(), minutes.to_string())]);
@@ -343,12 +434,32 @@ impl Engine {
         );
         let text = self.render(status.reply.text(turn.locale()), &values);
         let buttons = if status.offer_person {
+            let ticket = Reply::TicketButton.text(turn.locale());
             let human = Reply::HumanButton.text(turn.locale());
-            vec![QuickReply::new(human, human)]
+            vec![
+                QuickReply::new(ticket, format!("/ticket {}", order.number)),
+                QuickReply::new(human, human),
+            ]
         } else {
             Vec::new()
         };
         self.push(turn, text, OutboundKind::Answer, buttons);
-        Ok(())
+    }
+
+    /// Whether the order's keys were shown as often as allowed in the last 24 hours.
+    async fn key_views_exhausted(&self, number: &str) -> Result<bool, EngineError> {
+        let limit = self.config.max_key_views_per_day;
+        if limit == 0 {
+            return Ok(false);
+        }
+        let since = now_millis().saturating_sub(24 * 60 * 60 * 1000);
+        let views = self
+            .audit
+            .for_subject(number)
+            .await?
+            .iter()
+            .filter(|e| e.action == KEYS_SHOWN && e.at >= since)
+            .count();
+        Ok(views >= limit)
     }
 }

@@ -1,14 +1,20 @@
-//! Flows: multi-turn tasks an FAQ entry's `action` starts, one file each.
+//! Flows: multi-turn tasks an FAQ entry's `action` (or a command) starts, one file each.
 //!
 //! A flow collects the slot it needs (an order or ticket number, asked for if the
-//! conversation has none yet), then finishes. Until an order system is connected through the
-//! `Orders` port, finishing means handing the conversation to the entry's skill group with
-//! what was collected, so the person starts with the number in hand.
+//! conversation has none yet); a flow about an order then has the engine check that the asker
+//! bought it, and finishes by showing or changing it: the card keys, the delivery status, a
+//! cancellation or refund (confirmed first), the order's tickets. Each file holds the flow's
+//! specification and its decisions; the engine does the talking.
+//!
+//! Without an order system connected through the `Orders` port, an order flow hands the
+//! conversation to the entry's skill group with the number it collected, so the person starts
+//! with the number in hand.
 
+pub mod cancel_order;
 pub mod card_key_lookup;
 pub mod delivery_status;
-mod refund_request;
-mod ticket_progress;
+pub mod refund_request;
+pub mod ticket_progress;
 
 use crate::entities::{ORDER_NO, TICKET_NO};
 use crate::replies::Reply;
@@ -23,7 +29,7 @@ pub struct FlowSpec {
     pub slot: &'static [&'static str],
     /// How it asks for the slot.
     pub ask: Reply,
-    /// Whether it shows an order's details, so the asker must prove they bought it (with an
+    /// Whether it shows or changes an order, so the asker must prove they bought it (with an
     /// order system connected; without one the flow hands off with the number).
     pub needs_owner: bool,
 }
@@ -56,6 +62,7 @@ pub fn spec(action: Action) -> Option<FlowSpec> {
         Action::DeliveryStatus => Some(delivery_status::SPEC),
         Action::TicketProgress => Some(ticket_progress::SPEC),
         Action::RefundRequest => Some(refund_request::SPEC),
+        Action::CancelOrder => Some(cancel_order::SPEC),
         Action::Handoff => None,
     }
 }

@@ -1,0 +1,825 @@
+//! Self-service on a verified buyer's order — cancelling it, refunding it — and tickets: the
+//! ones flows open, the customer's view of them, and the status changes the console reports,
+//! which are announced to the customer.
+//!
+//! A change to an order is offered first and made only when the customer confirms it, and only
+//! while their proof of owning the order still holds. What the bot may not decide alone (a
+//! delivered order's refund, an amount above the shop's limit, an order system that cannot do
+//! it) becomes a ticket for the right team, never a dead end.
+
+use super::ownership::{customer, order_values};
+use super::{Engine, EngineError, Turn, REQUEST};
+use crate::audit::AuditEvent;
+use crate::conversation::{now_millis, FlowState, Speaker, TranscriptLine};
+use crate::entities::{ORDER_NO, TICKET_NO};
+use crate::flows::cancel_order::{self, CancelPath};
+use crate::flows::refund_request::{self, RefundPath};
+use crate::flows::{self, ticket_progress, FlowSpec};
+use crate::locale::Locale;
+use crate::message::{ConversationKey, Outbound, OutboundKind, QuickReply};
+use crate::orders::{Order, OrderChange, OrdersError};
+use crate::replies::Reply;
+use crate::store::StoreError;
+use crate::tickets::{local_time, NewTicket, Ticket, TicketStatus, TicketUpdate, Tickets};
+use crate::{Action, FaqEntry};
+use regex::Regex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// Audit action of an order its buyer cancelled.
+pub const CANCELLED: &str = "order.cancelled";
+/// Audit action of an order refunded at its buyer's request.
+pub const REFUNDED: &str = "order.refunded";
+/// Audit action of card keys an agent revealed.
+pub const KEYS_REVEALED: &str = "card_key.revealed";
+
+/// The slot naming the change a confirmation is about.
+const CHANGE: &str = "change";
+const CHANGE_CANCEL: &str = "cancel";
+const CHANGE_REFUND: &str = "refund";
+
+/// How many tickets a list shows.
+const TICKETS_SHOWN: usize = 3;
+
+/// A ticket after [`Engine::update_ticket`], with the message announcing the change to the
+/// customer when there is one to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketChange {
+    /// The ticket as it is now.
+    pub ticket: Ticket,
+    /// For the channel to send: the customer is told the new status (only when the status
+    /// changed and the ticket came from a conversation). Already in the transcript.
+    pub notice: Option<Outbound>,
+}
+
+fn yes_words() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?ix)^\s*(?:
+                是 | 是的 | 对 | 对的 | 确认 | 确定 | 确认取消 | 确认退款 | 好 | 好的 | 可以 | 行 | 嗯 | 恩 | 要 | 退吧 | 取消吧
+              | y | yes | yep | yeah | yup | ok | okay | sure | confirm | confirmed | go\ ahead | do\ it
+              | yes\ please | please\ do
+            )\s*[!！.。~]*\s*$",
+        )
+        .expect("valid regex")
+    })
+}
+
+fn no_words() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?ix)^\s*(?:
+                不 | 不是 | 不用 | 否 | 不要 | 先不 | 不退了 | 保留 | 再想想
+              | n | no | nope | nah | keep\ it | no\ thanks | don'?t
+            )\s*[!！.。~]*\s*$",
+        )
+        .expect("valid regex")
+    })
+}
+
+impl Engine {
+    /// The tickets port, for the agents' console to list and read tickets (change them with
+    /// [`Engine::update_ticket`], so the customer hears of it).
+    pub fn tickets(&self) -> Arc<dyn Tickets> {
+        self.tickets.clone()
+    }
+
+    /// Changes a ticket (an agent picks it up, resolves it, ...). When its status changes and
+    /// it came from a conversation, the customer is told, in the conversation's language:
+    /// the message is recorded in the transcript and returned for the channel to send.
+    /// `update.note` is part of that message, so write it for the customer. `None` when there
+    /// is no such ticket.
+    pub async fn update_ticket(
+        &self,
+        number: &str,
+        update: TicketUpdate,
+    ) -> Result<Option<TicketChange>, EngineError> {
+        let Some(before) = self.tickets.get(number).await? else {
+            return Ok(None);
+        };
+        let note = update.note.clone();
+        let Some(ticket) = self.tickets.update(number, update).await? else {
+            return Ok(None);
+        };
+        tracing::info!(ticket = %ticket.number, status = ticket.status.as_str(), "ticket updated");
+        let notice = match &ticket.conversation {
+            Some(key) if ticket.status != before.status => {
+                Some(self.notify(key, &ticket, &note).await?)
+            }
+            _ => None,
+        };
+        Ok(Some(TicketChange { ticket, notice }))
+    }
+
+    async fn notify(
+        &self,
+        key: &ConversationKey,
+        ticket: &Ticket,
+        note: &str,
+    ) -> Result<Outbound, EngineError> {
+        let locale = self
+            .store
+            .load(key)
+            .await?
+            .map_or(self.config.default_locale, |c| c.locale);
+        let mut values = self.ticket_values(locale, ticket);
+        values.insert("note".to_string(), note.trim().to_string());
+        let text = self
+            .render(Reply::TicketStatusChanged.text(locale), &values)
+            .trim_end()
+            .to_string();
+        let line = TranscriptLine {
+            at: now_millis(),
+            speaker: Speaker::Bot,
+            message_id: None,
+            text: text.clone(),
+            decision: None,
+            confidence: None,
+            entry: None,
+            kind: Some(OutboundKind::Notification),
+        };
+        self.update_holder(key, None, vec![line]).await?;
+        Ok(Outbound {
+            conversation: key.clone(),
+            text,
+            quick_replies: Vec::new(),
+            kind: OutboundKind::Notification,
+        })
+    }
+
+    /// An order's card keys for an agent who needs them (a customer who lost the chat, say):
+    /// recorded in the audit log under the order, with the agent and their reason. Everything
+    /// else agents see keeps keys masked.
+    pub async fn reveal_card_keys(
+        &self,
+        order: &str,
+        agent: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let orders = self.orders.clone().ok_or(OrdersError::Unsupported(
+            "card keys without an order system",
+        ))?;
+        let keys = orders.card_keys(order).await?;
+        let masked: Vec<String> = keys
+            .iter()
+            .map(|k| flows::card_key_lookup::mask(k))
+            .collect();
+        self.audit
+            .record(AuditEvent {
+                at: now_millis(),
+                actor: format!("agent:{agent}"),
+                action: KEYS_REVEALED.to_string(),
+                subject: order.to_string(),
+                detail: format!(
+                    "{} key(s): {}; reason: {reason}",
+                    keys.len(),
+                    masked.join(", ")
+                ),
+            })
+            .await?;
+        tracing::info!(agent, keys = keys.len(), "card keys revealed to an agent");
+        Ok(keys)
+    }
+
+    /// `/ticket <order>` (the button under a failed or late delivery) and `/refund <order>`.
+    pub(super) async fn order_command(
+        &self,
+        turn: &mut Turn,
+        name: &str,
+        number: Option<String>,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        let number = number.or_else(|| turn.conversation.entities.get(ORDER_NO).cloned());
+        let Some(number) = number else {
+            self.say(turn, Reply::CommandNeedsOrder, OutboundKind::Question, &[]);
+            return Ok(());
+        };
+        turn.conversation
+            .entities
+            .insert(ORDER_NO.to_string(), number.clone());
+        let action = if name == "refund" {
+            Action::RefundRequest
+        } else {
+            Action::DeliveryStatus
+        };
+        let (Some(entry), Some(spec)) = (
+            self.knowledge.with_action(action).cloned(),
+            flows::spec(action),
+        ) else {
+            self.say(turn, Reply::CommandUnavailable, OutboundKind::Answer, &[]);
+            return Ok(());
+        };
+        if self.orders.is_none() {
+            return self
+                .finish_flow(turn, &spec, ORDER_NO, &number, &entry)
+                .await;
+        }
+        let request = turn.lines[0].text.clone();
+        if name == "ticket" && self.is_verified(turn, &number) {
+            let order = match self.order_system().find(&number).await {
+                Ok(Some(order)) => order,
+                Ok(None) => {
+                    self.say_about_order(turn, Reply::ProofFailed, &number, OutboundKind::Answer);
+                    return Ok(());
+                }
+                Err(e) => return self.orders_down(turn, &number, &entry, e).await,
+            };
+            let description = format!(
+                "The customer asked for help with the delivery of order {number} ({}, {}, {}).",
+                order.product,
+                order.status.as_str(),
+                refund_request::money(order.amount_cents, &order.currency)
+            );
+            let group = self.group_of(&entry);
+            return self
+                .ticket_once(
+                    turn,
+                    "delivery",
+                    &order,
+                    description,
+                    group,
+                    Reply::TicketOpened,
+                )
+                .await;
+        }
+        // Unproven: the order flow checks ownership first (for `/ticket`, the status comes
+        // back with the button, now for a proven buyer).
+        self.order_flow(turn, &spec, &number, &entry, Some(request))
+            .await
+    }
+
+    /// A verified buyer wants to cancel `order`.
+    pub(super) async fn offer_cancel(
+        &self,
+        turn: &mut Turn,
+        order: &Order,
+        entry: &FaqEntry,
+        request: &str,
+    ) -> Result<(), EngineError> {
+        match cancel_order::decide(order) {
+            CancelPath::Cancel => {
+                self.ask_confirmation(
+                    turn,
+                    &cancel_order::SPEC,
+                    order,
+                    entry,
+                    request,
+                    CHANGE_CANCEL,
+                    Reply::CancelConfirm,
+                );
+                Ok(())
+            }
+            CancelPath::Refund => {
+                self.say_about_order(
+                    turn,
+                    Reply::CancelBecomesRefund,
+                    &order.number,
+                    OutboundKind::Answer,
+                );
+                self.offer_refund(turn, order, entry, request).await
+            }
+            CancelPath::Delivered => {
+                let text = self.render(
+                    Reply::CancelDelivered.text(turn.locale()),
+                    &order_values(order),
+                );
+                let refund = Reply::RefundButton.text(turn.locale());
+                let human = Reply::HumanButton.text(turn.locale());
+                let buttons = vec![
+                    QuickReply::new(refund, format!("/refund {}", order.number)),
+                    QuickReply::new(human, human),
+                ];
+                self.push(turn, text, OutboundKind::Answer, buttons);
+                Ok(())
+            }
+            CancelPath::Closed => {
+                self.show_status(turn, order, order_values(order));
+                Ok(())
+            }
+        }
+    }
+
+    /// A verified buyer wants their money back for `order`.
+    pub(super) async fn offer_refund(
+        &self,
+        turn: &mut Turn,
+        order: &Order,
+        entry: &FaqEntry,
+        request: &str,
+    ) -> Result<(), EngineError> {
+        let path = refund_request::decide(order, self.config.refund_auto_approve_cents);
+        match path {
+            RefundPath::NothingPaid => {
+                let text = self.render(
+                    Reply::RefundNothingPaid.text(turn.locale()),
+                    &order_values(order),
+                );
+                self.push(turn, text, OutboundKind::Answer, Vec::new());
+                return Ok(());
+            }
+            RefundPath::AlreadyRefunded => {
+                self.show_status(turn, order, order_values(order));
+                return Ok(());
+            }
+            _ => {}
+        }
+        if self.open_ticket_of(turn, order, "refund").await? {
+            return Ok(());
+        }
+        match path {
+            RefundPath::AutoApprove => {
+                self.ask_confirmation(
+                    turn,
+                    &refund_request::SPEC,
+                    order,
+                    entry,
+                    request,
+                    CHANGE_REFUND,
+                    Reply::RefundConfirm,
+                );
+                Ok(())
+            }
+            RefundPath::Review(why) => {
+                if order.status == crate::OrderStatus::Delivered {
+                    self.say(turn, Reply::RefundDeliveredNote, OutboundKind::Answer, &[]);
+                }
+                self.refund_ticket(turn, order, why, request).await
+            }
+            RefundPath::NothingPaid | RefundPath::AlreadyRefunded => Ok(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ask_confirmation(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        order: &Order,
+        entry: &FaqEntry,
+        request: &str,
+        change: &str,
+        reply: Reply,
+    ) {
+        turn.conversation.flow = Some(FlowState {
+            name: spec.name.to_string(),
+            entry: entry.id.clone(),
+            slots: BTreeMap::from([
+                (ORDER_NO.to_string(), order.number.clone()),
+                (REQUEST.to_string(), request.to_string()),
+                (CHANGE.to_string(), change.to_string()),
+            ]),
+            reprompts: 0,
+            awaiting_proof: false,
+            awaiting_confirmation: true,
+        });
+        let text = self.render(reply.text(turn.locale()), &order_values(order));
+        let buttons = self.confirm_buttons(turn.locale());
+        self.push(turn, text, OutboundKind::Question, buttons);
+    }
+
+    fn confirm_buttons(&self, locale: Locale) -> Vec<QuickReply> {
+        let yes = Reply::ConfirmButton.text(locale);
+        let no = Reply::KeepButton.text(locale);
+        vec![QuickReply::new(yes, yes), QuickReply::new(no, no)]
+    }
+
+    /// The answer to "confirm this change?".
+    pub(super) async fn continue_confirmation(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        mut flow: FlowState,
+        text: &str,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        let Some(number) = flow.slots.get(ORDER_NO).cloned() else {
+            turn.conversation.flow = None;
+            return self.understand(turn, text).await;
+        };
+        if yes_words().is_match(text) {
+            turn.conversation.flow = None;
+            let request = flow.slots.get(REQUEST).cloned();
+            if !self.is_verified(turn, &number) {
+                // The proof expired while the customer thought it over: prove it again, and
+                // the change is offered again.
+                return self.order_flow(turn, spec, &number, entry, request).await;
+            }
+            let change = flow.slots.get(CHANGE).cloned().unwrap_or_default();
+            return self
+                .make_change(turn, &number, entry, &change, &request.unwrap_or_default())
+                .await;
+        }
+        if no_words().is_match(text) {
+            turn.conversation.flow = None;
+            self.say_about_order(turn, Reply::ChangeKept, &number, OutboundKind::Answer);
+            return Ok(());
+        }
+        if self.changed_topic(turn, &flow, text).await? {
+            return Ok(());
+        }
+        flow.reprompts += 1;
+        if flow.reprompts > self.config.max_reprompts {
+            turn.conversation.flow = None;
+            self.say_about_order(turn, Reply::ChangeKept, &number, OutboundKind::Answer);
+            return Ok(());
+        }
+        turn.conversation.flow = Some(flow);
+        let buttons = self.confirm_buttons(turn.locale());
+        self.say(
+            turn,
+            Reply::ConfirmReprompt,
+            OutboundKind::Question,
+            &buttons,
+        );
+        Ok(())
+    }
+
+    /// Cancels or refunds a verified buyer's order they confirmed the change of.
+    async fn make_change(
+        &self,
+        turn: &mut Turn,
+        number: &str,
+        entry: &FaqEntry,
+        change: &str,
+        request: &str,
+    ) -> Result<(), EngineError> {
+        let orders = self.order_system();
+        let refund = change == CHANGE_REFUND;
+        let result = if refund {
+            orders.refund(number, request).await
+        } else if self.config.self_cancel {
+            orders.cancel(number).await
+        } else {
+            Err(OrdersError::Unsupported("cancelling orders"))
+        };
+        let order = match result {
+            Ok(OrderChange::Done(order)) => order,
+            Ok(OrderChange::NotAllowed(status)) => {
+                tracing::info!(conversation = %turn.conversation.key, status = status.as_str(), "the order changed before the confirmed change");
+                return self.changed_meanwhile(turn, number, entry).await;
+            }
+            Err(OrdersError::Unsupported(what)) => {
+                tracing::info!(conversation = %turn.conversation.key, what, "the order system cannot do it; opening a ticket");
+                let Some(order) = self.find_or_down(turn, number, entry).await? else {
+                    return Ok(());
+                };
+                return if refund {
+                    self.refund_ticket(turn, &order, "the order system cannot refund", request)
+                        .await
+                } else {
+                    let description = format!(
+                        "The customer asked to cancel unpaid order {number} ({}); cancel it in the order system. Customer wrote: {request}",
+                        order.product
+                    );
+                    let group = self.group_of(entry);
+                    self.ticket_once(
+                        turn,
+                        "cancel",
+                        &order,
+                        description,
+                        group,
+                        Reply::TicketOpened,
+                    )
+                    .await
+                };
+            }
+            Err(e) => return self.orders_down(turn, number, entry, e).await,
+        };
+        let amount = refund_request::money(order.amount_cents, &order.currency);
+        self.audit
+            .record(AuditEvent {
+                at: now_millis(),
+                actor: customer(turn),
+                action: if refund { REFUNDED } else { CANCELLED }.to_string(),
+                subject: number.to_string(),
+                detail: if refund {
+                    format!("{amount}, approved automatically")
+                } else {
+                    "by its buyer".to_string()
+                },
+            })
+            .await?;
+        if !refund {
+            tracing::info!(conversation = %turn.conversation.key, "order cancelled by its buyer");
+            self.say_about_order(turn, Reply::CancelDone, number, OutboundKind::Answer);
+            return Ok(());
+        }
+        tracing::info!(conversation = %turn.conversation.key, "order refunded automatically");
+        // A resolved ticket is the refund's record, for the customer and the refund team.
+        let description = format!(
+            "Refunded {amount} for undelivered order {number} ({}) automatically, within the auto-approval limit. Customer wrote: {request}",
+            order.product
+        );
+        let ticket = self
+            .open_ticket(
+                turn,
+                "refund",
+                Some(number),
+                description,
+                self.config.refund_skill_group.clone(),
+            )
+            .await?;
+        let ticket = self
+            .tickets
+            .update(
+                &ticket.number,
+                TicketUpdate {
+                    status: Some(TicketStatus::Resolved),
+                    owner: None,
+                    by: "bot".to_string(),
+                    note: format!("refunded {amount} automatically"),
+                },
+            )
+            .await?
+            .unwrap_or(ticket);
+        let mut values = order_values(&order);
+        values.extend(self.ticket_values(turn.locale(), &ticket));
+        let text = self.render(Reply::RefundDone.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Answer, Vec::new());
+        Ok(())
+    }
+
+    /// The order changed between the offer and the confirmation: say so, and where it stands.
+    async fn changed_meanwhile(
+        &self,
+        turn: &mut Turn,
+        number: &str,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        let Some(order) = self.find_or_down(turn, number, entry).await? else {
+            return Ok(());
+        };
+        self.say_about_order(turn, Reply::ChangeRaced, number, OutboundKind::Answer);
+        self.show_status(turn, &order, order_values(&order));
+        Ok(())
+    }
+
+    /// The order, or `None` once the customer has been answered (system down, order gone).
+    async fn find_or_down(
+        &self,
+        turn: &mut Turn,
+        number: &str,
+        entry: &FaqEntry,
+    ) -> Result<Option<Order>, EngineError> {
+        match self.order_system().find(number).await {
+            Ok(Some(order)) => Ok(Some(order)),
+            Ok(None) => {
+                self.say_about_order(turn, Reply::ProofFailed, number, OutboundKind::Answer);
+                Ok(None)
+            }
+            Err(e) => {
+                self.orders_down(turn, number, entry, e).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// A refund the refund team must decide: a ticket (or the one already open).
+    async fn refund_ticket(
+        &self,
+        turn: &mut Turn,
+        order: &Order,
+        why: &str,
+        request: &str,
+    ) -> Result<(), EngineError> {
+        let description = format!(
+            "Refund requested for order {} ({}, {}, {}); needs review because {why}. Customer wrote: {request}",
+            order.number,
+            order.product,
+            refund_request::money(order.amount_cents, &order.currency),
+            order.status.as_str(),
+        );
+        let group = self.config.refund_skill_group.clone();
+        self.ticket_once(
+            turn,
+            "refund",
+            order,
+            description,
+            group,
+            Reply::RefundTicketOpened,
+        )
+        .await
+    }
+
+    /// Opens a ticket of `kind` for `order` and says `reply` — unless one is open already,
+    /// which the customer is told about instead.
+    async fn ticket_once(
+        &self,
+        turn: &mut Turn,
+        kind: &str,
+        order: &Order,
+        description: String,
+        group: String,
+        reply: Reply,
+    ) -> Result<(), EngineError> {
+        if self.open_ticket_of(turn, order, kind).await? {
+            return Ok(());
+        }
+        let ticket = self
+            .open_ticket(turn, kind, Some(&order.number), description, group)
+            .await?;
+        let mut values = order_values(order);
+        values.extend(self.ticket_values(turn.locale(), &ticket));
+        let text = self.render(reply.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Answer, Vec::new());
+        Ok(())
+    }
+
+    /// If `order` has an unfinished ticket of `kind`, tells the customer about it (true).
+    async fn open_ticket_of(
+        &self,
+        turn: &mut Turn,
+        order: &Order,
+        kind: &str,
+    ) -> Result<bool, EngineError> {
+        let open = self
+            .tickets
+            .for_order(&order.number)
+            .await?
+            .into_iter()
+            .find(|t| t.kind == kind && !t.status.is_final());
+        let Some(ticket) = open else {
+            return Ok(false);
+        };
+        let mut values = order_values(order);
+        values.extend(self.ticket_values(turn.locale(), &ticket));
+        let text = self.render(Reply::TicketExists.text(turn.locale()), &values);
+        self.push(turn, text, OutboundKind::Answer, Vec::new());
+        Ok(true)
+    }
+
+    /// Opens a ticket from the conversation.
+    pub(super) async fn open_ticket(
+        &self,
+        turn: &Turn,
+        kind: &str,
+        order: Option<&str>,
+        description: String,
+        skill_group: String,
+    ) -> Result<Ticket, StoreError> {
+        let ticket = self
+            .tickets
+            .open(NewTicket {
+                kind: kind.to_string(),
+                order: order.map(str::to_string),
+                conversation: Some(turn.conversation.key.clone()),
+                customer: turn.conversation.user.clone(),
+                description,
+                skill_group,
+                sla_millis: self.config.ticket_sla_ms,
+                by: "bot".to_string(),
+            })
+            .await?;
+        tracing::info!(conversation = %turn.conversation.key, ticket = %ticket.number, kind, "ticket opened");
+        Ok(ticket)
+    }
+
+    /// `{ticket_no}`, `{kind}`, `{status}`, `{due}` of a ticket in `locale`.
+    pub(super) fn ticket_values(
+        &self,
+        locale: Locale,
+        ticket: &Ticket,
+    ) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (TICKET_NO.to_string(), ticket.number.clone()),
+            (
+                "kind".to_string(),
+                ticket_progress::kind_word(&ticket.kind, locale).to_string(),
+            ),
+            (
+                "status".to_string(),
+                ticket_progress::status_word(ticket.status, locale).to_string(),
+            ),
+            ("due".to_string(), self.when(ticket.due_at, locale)),
+        ])
+    }
+
+    /// A time for customers, in the shop's time zone.
+    fn when(&self, at: u64, locale: Locale) -> String {
+        let offset = self.config.utc_offset_minutes;
+        let time = local_time(at, offset);
+        let zone = format!(
+            "UTC{}{:02}:{:02}",
+            if offset < 0 { '-' } else { '+' },
+            offset.unsigned_abs() / 60,
+            offset.unsigned_abs() % 60
+        );
+        match locale {
+            Locale::Zh if offset == 480 => format!("{time}（北京时间）"),
+            Locale::Zh => format!("{time}（{zone}）"),
+            Locale::En => format!("{time} ({zone})"),
+        }
+    }
+
+    fn group_of(&self, entry: &FaqEntry) -> String {
+        entry
+            .skill_group
+            .clone()
+            .unwrap_or_else(|| self.config.default_skill_group.clone())
+    }
+
+    /// Ticket progress by ticket number: shown to the customer who opened it or the proven
+    /// buyer of its order; anybody else hears that no such ticket of theirs exists.
+    pub(super) async fn ticket_by_number(
+        &self,
+        turn: &mut Turn,
+        number: &str,
+    ) -> Result<(), EngineError> {
+        let ticket = self.tickets.get(number).await?;
+        let theirs = match &ticket {
+            Some(t) => {
+                let opened_by_them = t.customer == turn.conversation.user
+                    && t.conversation
+                        .as_ref()
+                        .is_some_and(|c| c.channel == turn.conversation.key.channel);
+                opened_by_them
+                    || t.order
+                        .as_deref()
+                        .is_some_and(|order| self.is_verified(turn, order))
+            }
+            None => false,
+        };
+        match ticket.filter(|_| theirs) {
+            Some(ticket) => {
+                let text = ticket_progress::describe(
+                    &ticket,
+                    turn.locale(),
+                    self.config.utc_offset_minutes,
+                );
+                self.push(turn, text, OutboundKind::Answer, Vec::new());
+            }
+            None => {
+                let values = BTreeMap::from([(TICKET_NO.to_string(), number.to_string())]);
+                let text = self.render(Reply::TicketNotFound.text(turn.locale()), &values);
+                self.push(turn, text, OutboundKind::Answer, Vec::new());
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticket progress asked without a number: the customer's own tickets, if they have any
+    /// (true); otherwise nothing is said (false) and the flow asks for a number.
+    pub(super) async fn own_tickets(&self, turn: &mut Turn) -> Result<bool, EngineError> {
+        let mut tickets = self
+            .tickets
+            .for_customer(&turn.conversation.key.channel, &turn.conversation.user)
+            .await?;
+        if tickets.is_empty() {
+            return Ok(false);
+        }
+        // Unfinished first, then newest first (the order they came in).
+        tickets.sort_by_key(|t| t.status.is_final());
+        self.list_tickets(turn, Reply::YourTickets, &tickets);
+        Ok(true)
+    }
+
+    /// Ticket progress for a verified buyer's order.
+    pub(super) async fn order_tickets(
+        &self,
+        turn: &mut Turn,
+        order: &Order,
+    ) -> Result<(), EngineError> {
+        let mut tickets = self.tickets.for_order(&order.number).await?;
+        if tickets.is_empty() {
+            self.say_about_order(turn, Reply::NoTickets, &order.number, OutboundKind::Answer);
+            return Ok(());
+        }
+        tickets.sort_by_key(|t| t.status.is_final());
+        self.list_tickets(turn, Reply::YourTickets, &tickets);
+        Ok(())
+    }
+
+    fn list_tickets(&self, turn: &mut Turn, intro: Reply, tickets: &[Ticket]) {
+        let mut text = intro.text(turn.locale()).to_string();
+        for ticket in tickets.iter().take(TICKETS_SHOWN) {
+            text += "\n\n";
+            text +=
+                &ticket_progress::describe(ticket, turn.locale(), self.config.utc_offset_minutes);
+        }
+        text += "\n\n";
+        text += Reply::OtherTickets.text(turn.locale());
+        self.push(turn, text, OutboundKind::Answer, Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmations_read_yes_and_no_in_both_languages() {
+        for yes in ["确认", "好的", "是的！", "yes", "OK", "go ahead", "Confirm"] {
+            assert!(yes_words().is_match(yes), "{yes}");
+            assert!(!no_words().is_match(yes), "{yes}");
+        }
+        for no in ["不用", "不要", "no", "No thanks", "nope", "keep it"] {
+            assert!(no_words().is_match(no), "{no}");
+            assert!(!yes_words().is_match(no), "{no}");
+        }
+        for neither in ["yes but what about my other order", "确认一下发货时间"] {
+            assert!(!yes_words().is_match(neither) && !no_words().is_match(neither));
+        }
+    }
+}
