@@ -105,6 +105,9 @@ pub struct OrdersConfig {
     /// Failed proofs in an hour, by one customer or for one order, before lookups stop and
     /// the risk group takes over.
     pub max_failed_proofs: usize,
+    /// Whether a proof by secret in a private chat links the chat account to the order (if
+    /// it has none), so that account needs no proof again.
+    pub link_chat_identity: bool,
 }
 
 /// Where orders come from.
@@ -126,6 +129,7 @@ impl Default for OrdersConfig {
             backend: OrdersBackend::Auto,
             verification_minutes: engine.verification_ttl_ms / 60_000,
             max_failed_proofs: engine.max_failed_proofs,
+            link_chat_identity: engine.link_identity_on_proof,
         }
     }
 }
@@ -307,6 +311,7 @@ impl Config {
             variables: self.variables.clone(),
             verification_ttl_ms: self.orders.verification_minutes.saturating_mul(60_000),
             max_failed_proofs: self.orders.max_failed_proofs.max(1),
+            link_identity_on_proof: self.orders.link_chat_identity,
             max_key_views_per_day: self.self_service.key_views_per_day,
             self_cancel: self.self_service.cancel_unpaid,
             refund_auto_approve_cents: self.self_service.refund_auto_approve_cents,

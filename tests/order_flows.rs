@@ -184,6 +184,14 @@ fn texts(replies: &[Outbound]) -> String {
         .join("\n")
 }
 
+/// The quick replies of the replies that have some.
+fn buttons(replies: &[Outbound]) -> Vec<kefu_core::QuickReply> {
+    replies
+        .iter()
+        .flat_map(|r| r.quick_replies.iter().cloned())
+        .collect()
+}
+
 fn shows_keys(text: &str) -> bool {
     KEYS.iter().all(|k| text.contains(k))
 }
@@ -571,10 +579,7 @@ async fn an_unpaid_order_is_cancelled_after_the_buyer_confirms_in_chinese() {
         "{text}"
     );
     assert_eq!(
-        offer
-            .last()
-            .unwrap()
-            .quick_replies
+        buttons(&offer)
             .iter()
             .map(|q| q.label.as_str())
             .collect::<Vec<_>>(),
@@ -596,7 +601,10 @@ async fn an_unpaid_order_is_cancelled_after_the_buyer_confirms_in_chinese() {
         .into_iter()
         .map(|e| e.action)
         .collect();
-    assert_eq!(actions, ["order.verified", "order.cancelled"]);
+    assert_eq!(
+        actions,
+        ["order.verified", "order.linked", "order.cancelled"]
+    );
     // Asked again, the order says where it stands.
     let again = bot.say("s1", "s1", &format!("取消订单 {UNPAID}")).await;
     assert!(again.contains("已取消，没有产生扣款"), "{again}");
@@ -722,7 +730,7 @@ async fn cancelling_a_paid_undelivered_order_is_a_refund() {
         texts(&replies).contains("can't be cancelled"),
         "{replies:?}"
     );
-    let refund = &replies.last().unwrap().quick_replies[0];
+    let refund = &buttons(&replies)[0];
     assert_eq!(refund.payload, format!("/refund {DELIVERED}"));
     // Pressing it files the refund request at once (the proof still holds).
     let filed = bot.say("s8", "s8", &refund.payload.clone()).await;
@@ -734,6 +742,8 @@ async fn a_confirmation_after_the_proof_expired_needs_the_proof_again() {
     let mut bot = Bot::with(EngineConfig {
         verification_ttl_ms: 40,
         refund_auto_approve_cents: 5_000,
+        // Linking the account would make it proof enough on its own.
+        link_identity_on_proof: false,
         ..EngineConfig::default()
     });
     let offer = bot.proven("s9", "refund me", FAILED).await;
@@ -817,7 +827,7 @@ async fn a_failed_delivery_offers_a_ticket_that_is_opened_once() {
         .await;
     bot.say("s14", "s14", FAILED).await;
     let replies = bot.replies("s14", "pass1234").await;
-    let button = replies.last().unwrap().quick_replies[0].clone();
+    let button = buttons(&replies)[0].clone();
     assert_eq!(
         (button.label.as_str(), button.payload.clone()),
         ("Open a ticket", format!("/ticket {FAILED}"))
@@ -1035,4 +1045,47 @@ async fn an_agent_revealing_card_keys_is_audited() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("order system"), "{err}");
+}
+
+#[tokio::test]
+async fn a_proof_by_password_links_the_chat_account_once() {
+    let mut bot = Bot::new();
+    let status = bot
+        .proven("s24", "my order still hasn't been delivered", FAILED)
+        .await;
+    assert!(
+        status.contains("failed") && status.contains("linked order"),
+        "{status}"
+    );
+    let events = bot.audit.for_subject(FAILED).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.action == "order.linked" && e.actor == "customer:telegram:s24"));
+    // The same account in a new conversation, after the proof expired: no password needed.
+    let key = ConversationKey::new("telegram", "s24-later");
+    let replies = bot
+        .send(Inbound::new(
+            key,
+            "s24",
+            "",
+            format!("订单{FAILED}发货了吗"),
+        ))
+        .await;
+    assert!(texts(&replies).contains("发货失败"), "{replies:?}");
+    // Another account still has to prove it, and cannot take the link over.
+    let other = bot.proven("s25", "where is my order", FAILED).await;
+    assert!(!other.contains("linked"), "{other}");
+    assert!(!bot
+        .say("s26", "s26", &format!("where is order {FAILED}"))
+        .await
+        .contains("failed"));
+    // An order the shop already linked to somebody stays theirs.
+    bot.proven("s27", "where is my card key", DELIVERED).await;
+    assert!(bot
+        .audit
+        .for_subject(DELIVERED)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.action != "order.linked"));
 }

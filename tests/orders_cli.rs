@@ -153,8 +153,9 @@ fn imported_orders_answer_their_buyer_in_kefu_chat() {
         replies.contains("AAAA-BBBB-1111") && replies.contains("CCCC-DDDD-2222"),
         "{replies}"
     );
-    // The database keeps the keys masked in the transcript, the failure and the showing in
-    // the audit log.
+    // The database keeps the keys masked in the transcript; the audit log has the failure,
+    // the showing, and the chat account being linked to the order (the imported order had
+    // none, and the proof by password was given in a private chat).
     let (transcript, audit) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,6 +179,11 @@ fn imported_orders_answer_their_buyer_in_kefu_chat() {
     let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["order.proof_failed", "order.verified", "card_key.shown"]
+        [
+            "order.proof_failed",
+            "order.verified",
+            "card_key.shown",
+            "order.linked"
+        ]
     );
 }

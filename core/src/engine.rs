@@ -109,6 +109,9 @@ pub struct EngineConfig {
     pub failed_proof_window_ms: u64,
     /// The skill group that handles suspicious lookups.
     pub risk_skill_group: String,
+    /// Whether a buyer who proves an order with a secret in a private chat gets their chat
+    /// identity linked to it (when it has none), so that account needs no proof again.
+    pub link_identity_on_proof: bool,
     /// How many times in 24 hours an order's card keys are shown to its buyer (the first
     /// time and resends together) before a person must check; 0 for no limit.
     pub max_key_views_per_day: usize,
@@ -142,6 +145,7 @@ impl Default for EngineConfig {
             max_failed_proofs: 5,
             failed_proof_window_ms: 60 * 60 * 1000,
             risk_skill_group: "risk".to_string(),
+            link_identity_on_proof: true,
             max_key_views_per_day: 5,
             self_cancel: true,
             refund_auto_approve_cents: 0,

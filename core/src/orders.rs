@@ -160,6 +160,16 @@ pub trait Orders: Send + Sync {
     /// The order's card keys, in order. Call only for a verified buyer.
     async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError>;
 
+    /// Links a chat identity to the order, so that writing from it proves the order from
+    /// then on ("the customer links it once"): done only if no identity is linked yet. True
+    /// when `(channel, user)` is now the order's linked identity. The engine calls it after
+    /// a buyer proved the order with a secret in a private chat. The default answers
+    /// [`OrdersError::Unsupported`].
+    async fn link(&self, number: &str, channel: &str, user: &str) -> Result<bool, OrdersError> {
+        let _ = (number, channel, user);
+        Err(OrdersError::Unsupported("linking chat identities"))
+    }
+
     /// Cancels an order that is still awaiting payment, atomically: an order paid meanwhile
     /// is left alone and answered with [`OrderChange::NotAllowed`]. Call only for a verified
     /// buyer. The default answers [`OrdersError::Unsupported`].
@@ -320,6 +330,23 @@ impl Orders for MemoryOrders {
             .get(number)
             .map(|e| e.keys.clone())
             .unwrap_or_default())
+    }
+
+    async fn link(&self, number: &str, channel: &str, user: &str) -> Result<bool, OrdersError> {
+        self.check()?;
+        let mut orders = self.lock();
+        let Some(entry) = orders.get_mut(number).filter(|e| e.order.is_some()) else {
+            return Ok(false);
+        };
+        if entry.identities.is_empty() {
+            entry
+                .identities
+                .push((channel.to_string(), user.to_string()));
+        }
+        Ok(entry
+            .identities
+            .iter()
+            .any(|(c, u)| c == channel && u == user))
     }
 
     async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {

@@ -73,6 +73,8 @@ pub enum Reply {
     ExpectedWithin,
     /// `{expected}` when no due time is known.
     ExpectedSoon,
+    /// The order was linked to the customer's chat account (`{order_no}`).
+    OrderLinked,
     /// The order's card keys were shown too often today; a person checks (`{order_no}`).
     KeyViewLimit,
     /// The button that confirms a change to an order (its payload is a yes word).
@@ -202,6 +204,8 @@ impl Reply {
             (ExpectedWithin, En) => "it should be done within {minutes} minutes",
             (ExpectedSoon, Zh) => "通常几分钟内完成",
             (ExpectedSoon, En) => "it usually takes a few minutes",
+            (OrderLinked, Zh) => "已将订单 {order_no} 与您当前的聊天账号绑定，以后用这个账号查询无需再验证。",
+            (OrderLinked, En) => "I've linked order {order_no} to this chat account, so you won't need to verify it again from here.",
             (KeyViewLimit, Zh) => "订单 {order_no} 的卡密今天已经查看过多次，为保护您的卡密安全，这次需要人工客服核实后再发送。正在为您转接。",
             (KeyViewLimit, En) => "The card keys of order {order_no} have been viewed many times today, so to keep them safe a person will check before sending them again. I'm passing you to one now.",
             (ConfirmButton, Zh) => "确认",

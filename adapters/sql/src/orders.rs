@@ -262,6 +262,33 @@ impl SqlOrders {
         Ok(order.map(|o| if changed { Ok(o) } else { Err(o.status) }))
     }
 
+    /// Records `(channel, user)` as the order's buyer identity if it has none; true when it
+    /// is (now) the order's identity. A later import of the order replaces it with the file's.
+    pub async fn link_identity(
+        &self,
+        number: &str,
+        channel: &str,
+        user: &str,
+    ) -> Result<bool, StoreError> {
+        let fail = |e| unavailable("cannot link the order to a chat identity", e);
+        on_writer!(self.db, |pool| {
+            sqlx::query(
+                "UPDATE orders SET buyer_channel = $1, buyer_user = $2 \
+                 WHERE number = $3 AND (buyer_user IS NULL OR buyer_user = '')",
+            )
+            .bind(channel)
+            .bind(user)
+            .bind(number)
+            .execute(pool)
+            .await
+            .map_err(fail)?;
+        });
+        let order = self.get(number).await?;
+        Ok(order.is_some_and(|o| {
+            o.buyer_channel.as_deref() == Some(channel) && o.buyer_user.as_deref() == Some(user)
+        }))
+    }
+
     /// How many orders are stored.
     pub async fn count(&self) -> Result<i64, StoreError> {
         on_pool!(self.db, |pool| {
@@ -324,6 +351,12 @@ impl Orders for SqlOrders {
 
     async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError> {
         SqlOrders::card_keys(self, number)
+            .await
+            .map_err(unavailable_orders)
+    }
+
+    async fn link(&self, number: &str, channel: &str, user: &str) -> Result<bool, OrdersError> {
+        self.link_identity(number, channel, user)
             .await
             .map_err(unavailable_orders)
     }

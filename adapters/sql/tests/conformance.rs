@@ -1144,3 +1144,49 @@ async fn orders_are_cancelled_and_refunded_only_from_the_states_that_allow_it() 
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_identity_is_linked_to_an_order_that_has_none() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::{Orders, Proof};
+        let orders = t.open().await.orders();
+        let mut unlinked = order("DD4001", &[]);
+        unlinked.buyer_channel = None;
+        unlinked.buyer_user = None;
+        orders
+            .import(&[unlinked, order("DD4002", &[])])
+            .await
+            .unwrap();
+        let n = &t.name;
+        let me = Proof::Identity {
+            channel: "discord".into(),
+            user: "777".into(),
+        };
+        assert!(!orders.verify("DD4001", &me).await.unwrap(), "{n}");
+        assert!(
+            orders.link("DD4001", "discord", "777").await.unwrap(),
+            "{n}"
+        );
+        assert!(orders.verify("DD4001", &me).await.unwrap(), "{n}");
+        // Linked once: nobody else takes it over, and linking again is harmless.
+        assert!(
+            !orders.link("DD4001", "telegram", "1").await.unwrap(),
+            "{n}"
+        );
+        assert!(
+            orders.link("DD4001", "discord", "777").await.unwrap(),
+            "{n}"
+        );
+        // An order the shop linked keeps its buyer; an unknown order links nothing.
+        assert!(
+            !orders.link("DD4002", "discord", "777").await.unwrap(),
+            "{n}"
+        );
+        assert!(!orders.verify("DD4002", &me).await.unwrap(), "{n}");
+        assert!(
+            !orders.link("DD404", "discord", "777").await.unwrap(),
+            "{n}"
+        );
+    })
+    .await;
+}

@@ -26,6 +26,8 @@ use std::sync::Arc;
 pub const PROOF_FAILED: &str = "order.proof_failed";
 /// Audit action of a successful proof.
 pub const VERIFIED: &str = "order.verified";
+/// Audit action of a chat identity linked to an order.
+pub const LINKED: &str = "order.linked";
 /// Audit action of card keys shown to their buyer.
 pub const KEYS_SHOWN: &str = "card_key.shown";
 
@@ -184,7 +186,8 @@ impl Engine {
                 Err(e) => return self.orders_down(turn, &number, entry, e).await,
                 Ok(true) => {
                     self.verified(turn, &number, "secret").await?;
-                    return self.show_order(turn, spec, &number, entry, request).await;
+                    self.show_order(turn, spec, &number, entry, request).await?;
+                    return self.link_identity(turn, &number).await;
                 }
                 Ok(false) => {}
             }
@@ -198,6 +201,37 @@ impl Engine {
             ..flow
         });
         self.say_about_order(turn, Reply::ProofFailed, &number, OutboundKind::Question);
+        Ok(())
+    }
+
+    /// After a proof by secret: links the chat identity to the order, if the shop allows it
+    /// and the order has none yet, so the buyer need not prove it again from this account.
+    async fn link_identity(&self, turn: &mut Turn, number: &str) -> Result<(), EngineError> {
+        if !self.config.link_identity_on_proof || !turn.private {
+            return Ok(());
+        }
+        let (channel, user) = (
+            turn.conversation.key.channel.clone(),
+            turn.conversation.user.clone(),
+        );
+        match self.order_system().link(number, &channel, &user).await {
+            Ok(true) => {
+                self.audit
+                    .record(AuditEvent {
+                        at: now_millis(),
+                        actor: customer(turn),
+                        action: LINKED.to_string(),
+                        subject: number.to_string(),
+                        detail: format!("{channel} user linked after a proof by secret"),
+                    })
+                    .await?;
+                self.say_about_order(turn, Reply::OrderLinked, number, OutboundKind::Answer);
+            }
+            Ok(false) | Err(OrdersError::Unsupported(_)) => {}
+            Err(e) => {
+                tracing::warn!(conversation = %turn.conversation.key, error = %e, "could not link the chat identity to the order");
+            }
+        }
         Ok(())
     }
 
