@@ -184,6 +184,16 @@ fn texts(replies: &[Outbound]) -> String {
         .join("\n")
 }
 
+/// A change an agent makes to a ticket, taking it over if `owns`.
+fn agent_update(status: Option<TicketStatus>, agent: &str, owns: bool, note: &str) -> TicketUpdate {
+    TicketUpdate {
+        status,
+        owner: owns.then(|| agent.to_string()),
+        by: agent.to_string(),
+        note: note.to_string(),
+    }
+}
+
 /// The quick replies of the replies that have some.
 fn buttons(replies: &[Outbound]) -> Vec<kefu_core::QuickReply> {
     replies
@@ -519,12 +529,7 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
             .engine
             .update_ticket(
                 &ticket.number,
-                TicketUpdate {
-                    status: Some(TicketStatus::InProgress),
-                    owner: Some("alice".to_string()),
-                    by: "alice".to_string(),
-                    note: String::new(),
-                },
+                agent_update(Some(TicketStatus::InProgress), "alice", true, ""),
             )
             .await
             .unwrap()
@@ -908,12 +913,12 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
         .engine
         .update_ticket(
             &number,
-            TicketUpdate {
-                status: Some(TicketStatus::InProgress),
-                owner: Some("alice".to_string()),
-                by: "alice".to_string(),
-                note: "We're checking the key with the supplier.".to_string(),
-            },
+            agent_update(
+                Some(TicketStatus::InProgress),
+                "alice",
+                true,
+                "We're checking the key with the supplier.",
+            ),
         )
         .await
         .unwrap()
@@ -936,15 +941,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
     // A change that is not a status change is not announced.
     let quiet = bot
         .engine
-        .update_ticket(
-            &number,
-            TicketUpdate {
-                status: None,
-                owner: Some("bob".to_string()),
-                by: "bob".to_string(),
-                note: "taking over".to_string(),
-            },
-        )
+        .update_ticket(&number, agent_update(None, "bob", true, "taking over"))
         .await
         .unwrap()
         .unwrap();
@@ -963,12 +960,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
         .engine
         .update_ticket(
             &number,
-            TicketUpdate {
-                status: Some(TicketStatus::Resolved),
-                owner: None,
-                by: "carol".to_string(),
-                note: "已原路退款。".to_string(),
-            },
+            agent_update(Some(TicketStatus::Resolved), "carol", false, "已原路退款。"),
         )
         .await
         .unwrap()
@@ -982,12 +974,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
         .engine
         .update_ticket(
             "T20991231000001",
-            TicketUpdate {
-                status: Some(TicketStatus::Closed),
-                owner: None,
-                by: "x".to_string(),
-                note: String::new(),
-            }
+            agent_update(Some(TicketStatus::Closed), "x", false, "")
         )
         .await
         .unwrap()
