@@ -13,6 +13,16 @@
 //!   url: sqlite://data/kefu.db                      # the default: a file, created on first start
 //!   # url: postgres://kefu@db.internal:5432/kefu    # many kefu processes sharing one database
 //!   # schema: kefu                                  # PostgreSQL only: the schema to use
+//! orders:
+//!   backend: auto            # auto | tables | http | none
+//!   verification_minutes: 30
+//!   max_failed_proofs: 5
+//!   http:                    # backend: http — the shop's own order API (docs/orders-api.md)
+//!     base_url: https://shop.example.com/kefu
+//!     secret_env: KEFU_ORDERS_SECRET   # or `secret: ...` in the file, exactly one of the two
+//!     timeout_ms: 3000
+//!     retries: 2
+//!   link_chat_identity: true # a proof by secret links the chat account to the order
 //! self_service:              # what a proven buyer may do without a person
 //!   key_views_per_day: 5            # card-key views (first + resends) per order a day; 0: no limit
 //!   cancel_unpaid: true             # cancel unpaid orders (else a ticket asks a person to)
@@ -96,9 +106,9 @@ impl Default for SelfServiceConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrdersConfig {
-    /// `tables`: kefu's own order tables (filled by `kefu orders import`); `none`: order flows
-    /// hand off with the number they collected; `auto` (the default): `tables` once any order
-    /// has been imported.
+    /// `tables`: kefu's own order tables (filled by `kefu orders import`); `http`: the shop's
+    /// own order API (see `http`); `none`: order flows hand off with the number they collected;
+    /// `auto` (the default): `tables` once any order has been imported.
     pub backend: OrdersBackend,
     /// Minutes a proof of owning an order holds in a conversation.
     pub verification_minutes: u64,
@@ -108,6 +118,88 @@ pub struct OrdersConfig {
     /// Whether a proof by secret in a private chat links the chat account to the order (if
     /// it has none), so that account needs no proof again.
     pub link_chat_identity: bool,
+    /// The shop's order API, for `backend: http`.
+    pub http: Option<OrdersHttpConfig>,
+    /// The file this was read from, for messages.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// The `orders.http` section: where the shop's order API is and the secret it shares.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersHttpConfig {
+    /// Where the API lives; requests go to `{base_url}/orders/...`.
+    pub base_url: Option<String>,
+    /// The shared secret, written in the file.
+    pub secret: Option<String>,
+    /// The environment variable holding the shared secret (kept out of the file).
+    pub secret_env: Option<String>,
+    /// How long one attempt may take, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Further attempts after a connection failure, a timeout or a server error.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_timeout_ms() -> u64 {
+    3000
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+impl std::fmt::Debug for OrdersHttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrdersHttpConfig")
+            .field("base_url", &self.base_url)
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("secret_env", &self.secret_env)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+impl OrdersHttpConfig {
+    /// The client configuration, with the secret read from the environment if so configured;
+    /// errors name `path`, the configuration file.
+    pub fn client_config(&self, path: &Path) -> anyhow::Result<kefu_orders_http::HttpOrdersConfig> {
+        let file = path.display();
+        let base_url = match self.base_url.as_deref().map(str::trim) {
+            Some(url) if !url.is_empty() => url.to_string(),
+            _ => anyhow::bail!(
+                "{file}: orders.http.base_url is missing — give the URL of the shop's order API, \
+                 e.g. https://shop.example.com/kefu"
+            ),
+        };
+        let secret = match (&self.secret, &self.secret_env) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "{file}: orders.http has both `secret` and `secret_env` — keep exactly one"
+            ),
+            (None, None) => anyhow::bail!(
+                "{file}: orders.http needs the secret shared with the order system — set \
+                 `secret_env` to the name of an environment variable holding it (or `secret`)"
+            ),
+            (Some(secret), None) => secret.clone(),
+            (None, Some(name)) => match std::env::var(name) {
+                Ok(value) if !value.trim().is_empty() => value,
+                _ => anyhow::bail!(
+                    "{file}: orders.http.secret_env names the environment variable {name}, \
+                     which is not set (or empty)"
+                ),
+            },
+        };
+        if secret.trim().is_empty() {
+            anyhow::bail!("{file}: orders.http.secret is empty");
+        }
+        let mut config = kefu_orders_http::HttpOrdersConfig::new(base_url, secret);
+        config.timeout = std::time::Duration::from_millis(self.timeout_ms.max(1));
+        config.retries = self.retries;
+        Ok(config)
+    }
 }
 
 /// Where orders come from.
@@ -118,6 +210,8 @@ pub enum OrdersBackend {
     Auto,
     /// kefu's own order tables.
     Tables,
+    /// The shop's own order API over HTTP (`orders.http`).
+    Http,
     /// No order system.
     None,
 }
@@ -130,6 +224,8 @@ impl Default for OrdersConfig {
             verification_minutes: engine.verification_ttl_ms / 60_000,
             max_failed_proofs: engine.max_failed_proofs,
             link_chat_identity: engine.link_identity_on_proof,
+            http: None,
+            file: PathBuf::new(),
         }
     }
 }
@@ -140,13 +236,30 @@ impl OrdersConfig {
         &self,
         db: &kefu_sql::Database,
     ) -> anyhow::Result<Option<std::sync::Arc<dyn kefu_core::Orders>>> {
+        if self.backend == OrdersBackend::Http {
+            let orders = self.http_orders(&self.file)?;
+            return Ok(Some(std::sync::Arc::new(orders)));
+        }
         let orders = db.orders();
         let connect = match self.backend {
-            OrdersBackend::None => false,
+            OrdersBackend::None | OrdersBackend::Http => false,
             OrdersBackend::Tables => true,
             OrdersBackend::Auto => orders.count().await? > 0,
         };
         Ok(connect.then(|| std::sync::Arc::new(orders) as std::sync::Arc<dyn kefu_core::Orders>))
+    }
+
+    /// The client for `backend: http`; errors name `path`, the configuration file.
+    pub fn http_orders(&self, path: &Path) -> anyhow::Result<kefu_orders_http::HttpOrders> {
+        let http = self.http.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: orders.backend is http but there is no orders.http section with the order \
+                 API's base_url and secret",
+                path.display()
+            )
+        })?;
+        kefu_orders_http::HttpOrders::new(http.client_config(path)?)
+            .map_err(|e| anyhow::anyhow!("{}: orders.http: {e}", path.display()))
     }
 }
 
@@ -279,6 +392,11 @@ impl Config {
                 t.suggest
             );
         }
+        config.orders.file = path.to_path_buf();
+        if config.orders.backend == OrdersBackend::Http {
+            // Checked now, so a missing secret is reported when kefu starts.
+            config.orders.http_orders(path)?;
+        }
         let service = &config.self_service;
         if !config.skill_groups.contains(&service.refund_skill_group) {
             anyhow::bail!(
@@ -378,10 +496,93 @@ mod tests {
         assert_eq!(engine.verification_ttl_ms, 5 * 60_000);
         assert_eq!(engine.max_failed_proofs, 3);
         assert_eq!(Config::default().orders.backend, OrdersBackend::Auto);
-        let err = Config::parse(Path::new("k.yaml"), "orders:\n  backend: http\n")
+        let err = Config::parse(Path::new("k.yaml"), "orders:\n  backend: shop\n")
             .unwrap_err()
             .to_string();
         assert!(err.contains("k.yaml") && err.contains("backend"), "{err}");
+        let err = Config::parse(Path::new("k.yaml"), "orders:\n  backend: http\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("k.yaml") && err.contains("no orders.http section"),
+            "{err}"
+        );
+    }
+
+    fn http_error(section: &str) -> String {
+        Config::parse(
+            Path::new("k.yaml"),
+            &format!("orders:\n  backend: http\n  http:\n{section}"),
+        )
+        .unwrap_err()
+        .to_string()
+    }
+
+    #[test]
+    fn the_http_backend_reads_its_section() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "orders:\n  backend: http\n  http:\n    base_url: https://shop.example.com/kefu\n    \
+             secret: s3cret\n    timeout_ms: 1500\n    retries: 4\n",
+        )
+        .unwrap();
+        assert_eq!(c.orders.backend, OrdersBackend::Http);
+        let http = c.orders.http.as_ref().unwrap();
+        let client = http.client_config(Path::new("k.yaml")).unwrap();
+        assert_eq!(client.base_url, "https://shop.example.com/kefu");
+        assert_eq!(client.secret, "s3cret");
+        assert_eq!(client.timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(client.retries, 4);
+        assert!(!format!("{c:?}").contains("s3cret"));
+
+        std::env::set_var("KEFU_TEST_ORDERS_SECRET_SET", "from-the-environment");
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "orders:\n  backend: http\n  http:\n    base_url: http://127.0.0.1:8787\n    \
+             secret_env: KEFU_TEST_ORDERS_SECRET_SET\n",
+        )
+        .unwrap();
+        let client = c
+            .orders
+            .http
+            .as_ref()
+            .unwrap()
+            .client_config(Path::new("k.yaml"))
+            .unwrap();
+        assert_eq!(client.secret, "from-the-environment");
+        assert_eq!(client.timeout, std::time::Duration::from_millis(3000));
+        assert_eq!(client.retries, 2);
+    }
+
+    #[test]
+    fn a_bad_http_section_is_reported_clearly() {
+        let err = http_error("    secret: s\n");
+        assert!(
+            err.contains("k.yaml") && err.contains("base_url is missing"),
+            "{err}"
+        );
+        let err = http_error("    base_url: https://shop.example.com\n");
+        assert!(
+            err.contains("k.yaml") && err.contains("secret_env"),
+            "{err}"
+        );
+        let err = http_error(
+            "    base_url: https://shop.example.com\n    secret: s\n    secret_env: X\n",
+        );
+        assert!(err.contains("exactly one"), "{err}");
+        let err = http_error(
+            "    base_url: https://shop.example.com\n    secret_env: KEFU_TEST_ORDERS_SECRET_UNSET\n",
+        );
+        assert!(
+            err.contains("k.yaml")
+                && err.contains("variable KEFU_TEST_ORDERS_SECRET_UNSET, which is not set"),
+            "{err}"
+        );
+        let err = http_error("    base_url: shop.example.com\n    secret: s\n");
+        assert!(err.contains("k.yaml") && err.contains("base URL"), "{err}");
+        let err =
+            http_error("    base_url: https://shop.example.com\n    secret: s\n    timeout: 5\n");
+        assert!(err.contains("k.yaml") && err.contains("timeout"), "{err}");
     }
 
     #[test]

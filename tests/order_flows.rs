@@ -1076,3 +1076,45 @@ async fn a_proof_by_password_links_the_chat_account_once() {
         .iter()
         .all(|e| e.action != "order.linked"));
 }
+
+/// A bot over the shop's order API at `base_url` (a short timeout, one retry).
+fn over_http(base_url: &str) -> Bot {
+    let mut config = kefu_orders_http::HttpOrdersConfig::new(base_url, "shared-secret");
+    config.timeout = std::time::Duration::from_millis(200);
+    config.retries = 1;
+    config.backoff = std::time::Duration::from_millis(10);
+    let port = Arc::new(kefu_orders_http::HttpOrders::new(config).expect("client"));
+    Bot::over(EngineConfig::default(), shop(), port)
+}
+
+#[tokio::test]
+async fn when_the_shops_order_api_is_down_the_customer_gets_an_apology_and_a_ticket() {
+    // Nothing listening: the port was free a moment ago.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", free.local_addr().unwrap());
+    drop(free);
+    let mut bot = over_http(&dead);
+    bot.say("h1", "h1", "我的卡密在哪里查看").await;
+    let reply = bot.say("h1", "h1", DELIVERED).await;
+    assert!(reply.contains("订单系统暂时无法访问"), "{reply}");
+    let tickets = bot.tickets_of(DELIVERED).await;
+    assert_eq!(tickets.len(), 1, "{reply}");
+    assert!(reply.contains(&tickets[0].number), "{reply}");
+    assert!(bot.waiting("h1").is_none());
+
+    // A server answering 503 to everything, in English.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .fallback(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "maintenance") });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut bot = over_http(&url);
+    bot.say("h2", "h2", "my order still hasn't been delivered")
+        .await;
+    let reply = bot.say("h2", "h2", FAILED).await;
+    assert!(
+        reply.contains("can't be reached") && reply.contains("ticket T"),
+        "{reply}"
+    );
+    assert_eq!(bot.tickets_of(FAILED).await[0].kind, "order_lookup");
+}
