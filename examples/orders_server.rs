@@ -228,7 +228,7 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let addr = listener.local_addr()?;
     println!("order API listening on http://{addr}");
-    println!("demo orders: KM2024000001 (delivered, password pass1234), KM2024000002 (paid, netflix), KM2024000003 (awaiting payment, genshin)");
+    println!("demo orders: KM2024000001 (delivered, password pass1234), KM2024000002 (paid, password netflix), KM2024000003 (awaiting payment, password genshin)");
     println!("point kefu at it with this in kefu.yaml:");
     println!();
     println!("orders:");

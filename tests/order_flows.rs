@@ -1118,3 +1118,33 @@ async fn when_the_shops_order_api_is_down_the_customer_gets_an_apology_and_a_tic
     );
     assert_eq!(bot.tickets_of(FAILED).await[0].kind, "order_lookup");
 }
+
+#[tokio::test]
+async fn a_corrected_order_number_or_a_non_answer_is_not_a_failed_proof() {
+    let mut bot = Bot::new();
+    bot.say("p1", "p1", "where is my card key").await;
+    bot.say("p1", "p1", UNKNOWN).await;
+    // The customer corrects the number: asked for the proof of the new order.
+    let asked = bot.say("p1", "p1", DELIVERED).await;
+    assert!(
+        asked.contains(DELIVERED) && asked.contains("query password"),
+        "{asked}"
+    );
+    // Words that cannot be a password are asked again, not counted (in the language the
+    // proof was asked in: a reply to it does not change the language).
+    let again = bot.say("p1", "p1", "我找不到啊").await;
+    assert!(
+        again.contains("query password") && !again.contains("don't match"),
+        "{again}"
+    );
+    assert!(bot.audit.for_subject(UNKNOWN).await.unwrap().is_empty());
+    assert!(bot.audit.for_subject(DELIVERED).await.unwrap().is_empty());
+    // A password inside a sentence is found.
+    let keys = bot.say("p1", "p1", "密码是 pass1234").await;
+    assert!(shows_keys(&keys), "{keys}");
+    assert!(bot
+        .transcript("p1")
+        .await
+        .iter()
+        .all(|l| !l.text.contains("pass1234")));
+}

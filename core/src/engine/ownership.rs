@@ -37,6 +37,28 @@ fn proof_key(turn: &Turn, number: &str) -> String {
     format!("{}\u{1f}{number}", turn.conversation.user)
 }
 
+/// What in a reply to "prove this order is yours" may be the proof: the e-mail address and
+/// phone number found, the whole message, and each ASCII word of 4 or more characters in it
+/// ("密码是 pass1234"); nothing when the message has no ASCII letters or digits at all.
+fn secrets_in(text: &str, found: &BTreeMap<String, String>) -> Vec<String> {
+    let mut secrets: Vec<String> = [EMAIL, PHONE]
+        .iter()
+        .filter_map(|kind| found.get(*kind).cloned())
+        .collect();
+    if secrets.is_empty() && !text.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return secrets;
+    }
+    let words = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "@._+-".contains(c)))
+        .filter(|w| w.chars().filter(char::is_ascii_alphanumeric).count() >= 4);
+    for candidate in std::iter::once(text.trim()).chain(words) {
+        if !candidate.is_empty() && !secrets.iter().any(|s| s == candidate) {
+            secrets.push(candidate.to_string());
+        }
+    }
+    secrets
+}
+
 /// The template values every order reply has: `{order_no}`, `{product}`, `{amount}`.
 pub(super) fn order_values(order: &Order) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -144,11 +166,15 @@ impl Engine {
             return self.understand(turn, text).await;
         };
         let request = flow.slots.get(REQUEST).cloned();
-        // "What about order 2024…": a sentence naming another order starts over with it. A
-        // bare number is an attempt at the proof (a phone number, a numeric password).
+        // "What about order 2024…", or just another order number (a correction): start over
+        // with that order. A short bare number is an attempt at the proof (a numeric
+        // password), and so is a phone number.
         if let Some(other) = found.get(ORDER_NO).filter(|o| **o != number) {
             let rest = text.replace(other.as_str(), "");
-            if rest.chars().any(char::is_alphabetic) {
+            let sentence = rest.chars().any(char::is_alphabetic);
+            let order_like = !found.contains_key(PHONE)
+                && (other.chars().any(|c| c.is_ascii_alphabetic()) || other.len() >= 12);
+            if sentence || order_like {
                 turn.conversation
                     .entities
                     .insert(ORDER_NO.to_string(), other.clone());
@@ -156,13 +182,36 @@ impl Engine {
             }
         }
         // A question about something else changes the topic without counting as a failure.
-        // What looks like a proof (one ASCII token such as a password, or an e-mail address or
-        // phone number) is taken as one even if it happens to match a question.
+        // What looks like a proof (one ASCII token such as a password, an e-mail address or
+        // phone number, or "密码是 …" / "my password is …") is taken as one even if it
+        // happens to match a question.
         let token = text.trim();
+        let lower = token.to_lowercase();
+        let names_a_password = ["密码", "查询码", "password", "passcode", "pwd"]
+            .iter()
+            .any(|w| lower.contains(w));
         let proof_like = found.contains_key(EMAIL)
             || found.contains_key(PHONE)
-            || (token.is_ascii() && !token.contains(char::is_whitespace));
+            || (token.is_ascii() && !token.contains(char::is_whitespace))
+            || (names_a_password && secrets_in(text, found).len() > 1);
         if !proof_like && self.changed_topic(turn, &flow, text).await? {
+            return Ok(());
+        }
+        // Passwords, e-mail addresses and phone numbers are written in ASCII: a message with
+        // none of it ("确认", "我找不到") is not an attempt, so it is not counted as a failure.
+        let secrets = secrets_in(text, found);
+        if secrets.is_empty() {
+            if flow.reprompts >= self.config.max_reprompts {
+                turn.conversation.flow = None;
+                return self
+                    .hand_off(turn, HandoffReason::FlowNeedsPerson, Some(entry))
+                    .await;
+            }
+            turn.conversation.flow = Some(FlowState {
+                reprompts: flow.reprompts + 1,
+                ..flow
+            });
+            self.say_about_order(turn, Reply::AskProof, &number, OutboundKind::Question);
             return Ok(());
         }
         // The message is a secret: the transcript, and so every agent, never sees it.
@@ -171,12 +220,6 @@ impl Engine {
         if self.locked_out(turn, &number).await? {
             return self.lock_out(turn, entry).await;
         }
-        let mut secrets: Vec<String> = [EMAIL, PHONE]
-            .iter()
-            .filter_map(|kind| found.get(*kind).cloned())
-            .collect();
-        secrets.push(text.trim().to_string());
-        secrets.dedup();
         for secret in secrets {
             match self
                 .order_system()
@@ -495,5 +538,28 @@ impl Engine {
             .filter(|e| e.action == KEYS_SHOWN && e.at >= since)
             .count();
         Ok(views >= limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_are_the_ascii_in_a_reply() {
+        let none = BTreeMap::new();
+        assert_eq!(secrets_in("pass1234", &none), ["pass1234"]);
+        assert_eq!(
+            secrets_in("密码是 pass1234", &none),
+            ["密码是 pass1234", "pass1234"]
+        );
+        assert_eq!(
+            secrets_in("my password is ab12cd", &none),
+            ["my password is ab12cd", "password", "ab12cd"]
+        );
+        assert!(secrets_in("确认", &none).is_empty());
+        assert!(secrets_in("我找不到密码。", &none).is_empty());
+        let phone = BTreeMap::from([(PHONE.to_string(), "13800138000".to_string())]);
+        assert_eq!(secrets_in("手机13800138000", &phone)[0], "13800138000");
     }
 }
