@@ -868,9 +868,10 @@ impl Engine {
         reason: HandoffReason,
         entry: Option<&FaqEntry>,
     ) -> Result<(), EngineError> {
-        let skill_group = entry
-            .and_then(|e| e.skill_group.clone())
-            .unwrap_or_else(|| self.config.default_skill_group.clone());
+        let skill_group = entry.map_or_else(
+            || self.config.default_skill_group.clone(),
+            |e| self.group_of(e),
+        );
         let priority = entry.and_then(|e| e.priority).unwrap_or(Priority::Normal);
         self.hand_off_to(turn, reason, entry, skill_group, priority)
             .await

@@ -305,17 +305,7 @@ impl SqlOrders {
 impl Orders for SqlOrders {
     async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
         let order = self.get(number).await.map_err(unavailable_orders)?;
-        Ok(order.map(|o| Order {
-            number: o.number,
-            product: o.product,
-            status: o.status,
-            amount_cents: o.amount_cents,
-            currency: o.currency,
-            paid_at: o.paid_at,
-            delivered_at: o.delivered_at,
-            delivery_due_at: o.delivery_due_at,
-            redeem: o.redeem,
-        }))
+        Ok(order.map(StoredOrder::into_order))
     }
 
     async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError> {
@@ -367,12 +357,28 @@ impl Orders for SqlOrders {
     }
 
     async fn refund(&self, number: &str, _reason: &str) -> Result<OrderChange, OrdersError> {
-        let from = [
-            OrderStatus::Paid,
-            OrderStatus::Delivering,
-            OrderStatus::Failed,
-        ];
+        let from: Vec<OrderStatus> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_undelivered())
+            .collect();
         self.change(number, &from, OrderStatus::Refunded).await
+    }
+}
+
+impl StoredOrder {
+    /// The order as the flows see it.
+    fn into_order(self) -> Order {
+        Order {
+            number: self.number,
+            product: self.product,
+            status: self.status,
+            amount_cents: self.amount_cents,
+            currency: self.currency,
+            paid_at: self.paid_at,
+            delivered_at: self.delivered_at,
+            delivery_due_at: self.delivery_due_at,
+            redeem: self.redeem,
+        }
     }
 }
 
@@ -388,9 +394,7 @@ impl SqlOrders {
             .await
             .map_err(unavailable_orders)?
         {
-            Some(Ok(_)) => Ok(OrderChange::Done(self.find(number).await?.ok_or_else(
-                || OrdersError::Unavailable(format!("order {number} vanished")),
-            )?)),
+            Some(Ok(order)) => Ok(OrderChange::Done(order.into_order())),
             Some(Err(status)) => Ok(OrderChange::NotAllowed(status)),
             None => Err(OrdersError::Unavailable(format!(
                 "order {number} is not in the order tables"

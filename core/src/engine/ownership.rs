@@ -366,10 +366,7 @@ impl Engine {
              Look the order up and answer the customer.",
             entry.id
         );
-        let group = entry
-            .skill_group
-            .clone()
-            .unwrap_or_else(|| self.config.default_skill_group.clone());
+        let group = self.group_of(entry);
         match self
             .open_ticket(turn, "order_lookup", Some(number), description, group)
             .await

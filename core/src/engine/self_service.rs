@@ -218,13 +218,8 @@ impl Engine {
         }
         let request = turn.lines[0].text.clone();
         if name == "ticket" && self.is_verified(turn, &number) {
-            let order = match self.order_system().find(&number).await {
-                Ok(Some(order)) => order,
-                Ok(None) => {
-                    self.say_about_order(turn, Reply::ProofFailed, &number, OutboundKind::Answer);
-                    return Ok(());
-                }
-                Err(e) => return self.orders_down(turn, &number, &entry, e).await,
+            let Some(order) = self.find_or_down(turn, &number, &entry).await? else {
+                return Ok(());
             };
             let description = format!(
                 "The customer asked for help with the delivery of order {number} ({}, {}, {}).",
@@ -713,7 +708,8 @@ impl Engine {
         }
     }
 
-    fn group_of(&self, entry: &FaqEntry) -> String {
+    /// The skill group an entry's tickets and hand-offs go to.
+    pub(super) fn group_of(&self, entry: &FaqEntry) -> String {
         entry
             .skill_group
             .clone()
