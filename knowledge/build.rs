@@ -1,10 +1,14 @@
 //! Embeds the default knowledge base (`faq/*.yaml`) into the library, so the `kefu` binary
-//! works from anywhere without the source tree.
+//! works from anywhere without the source tree, and with the `semantic` feature records where
+//! libtorch is (see `libtorch_rpath.rs`).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+include!("libtorch_rpath.rs");
+
 fn main() {
+    libtorch_rpath();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("faq");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)

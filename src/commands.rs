@@ -8,10 +8,12 @@ use kefu_core::{Decision, Knowledge, Locale};
 use kefu_knowledge::eval::{self, Report};
 use kefu_knowledge::faq::FaqSet;
 use kefu_knowledge::import::{read_labelled, write_faq_files};
+use kefu_knowledge::semantic::{EmbedError, Embedder};
 use kefu_knowledge::{faq, Error, KnowledgeBase, MatcherOptions};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `kefu ask`.
@@ -64,6 +66,15 @@ pub struct EvalArgs {
     /// Labelled cases (JSONL) to choose the answer threshold on.
     #[arg(long, value_name = "FILE.jsonl")]
     tune: Option<PathBuf>,
+    /// What the threshold chosen with --tune maximises: `balanced` (in-scope accuracy +
+    /// out-of-scope recall, each a rate) or `decisions` (correct decisions over all cases:
+    /// right answers plus declined out-of-scope questions, so each case counts once).
+    #[arg(long, value_name = "OBJECTIVE", default_value = "balanced")]
+    objective: eval::Objective,
+    /// Match by meaning too (as knowledge.semantic: true), and report the lexical-only
+    /// figures of the same run beside.
+    #[arg(long)]
+    semantic: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -81,20 +92,70 @@ fn load_faq(config: &Config, dir: Option<&Path>) -> Result<(FaqSet, String), Err
     }
 }
 
-fn build(config: &Config, set: FaqSet) -> Result<KnowledgeBase, Error> {
-    KnowledgeBase::build(
-        set,
-        MatcherOptions {
-            thresholds: config.thresholds,
-            ..MatcherOptions::default()
-        },
-    )
+fn matcher_options(config: &Config) -> MatcherOptions {
+    MatcherOptions {
+        thresholds: config.thresholds,
+        cache_dir: config.knowledge.effective_cache_dir(),
+        ..MatcherOptions::default()
+    }
 }
 
-/// Loads the FAQ files (see [`load_faq`]) and builds the knowledge base from them.
+fn build(
+    config: &Config,
+    set: FaqSet,
+    embedder: Option<Arc<dyn Embedder>>,
+) -> Result<KnowledgeBase, Error> {
+    KnowledgeBase::build_with(set, matcher_options(config), embedder)
+}
+
+/// The sentence encoder when `knowledge.semantic` is on.
+#[cfg(feature = "semantic")]
+pub(crate) fn embedder(config: &Config) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+    if !config.knowledge.semantic {
+        return Ok(None);
+    }
+    let dir = match &config.knowledge.model_dir {
+        Some(dir) => dir.clone(),
+        None => crate::model::default_model_dir()?,
+    };
+    let started = Instant::now();
+    let encoder = kefu_knowledge::semantic::E5Embedder::load(&dir)?;
+    tracing::info!(dir = %dir.display(), seconds = started.elapsed().as_secs_f64(), "sentence encoder loaded");
+    Ok(Some(Arc::new(encoder)))
+}
+
+/// The sentence encoder when `knowledge.semantic` is on.
+#[cfg(not(feature = "semantic"))]
+pub(crate) fn embedder(config: &Config) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+    if config.knowledge.semantic {
+        anyhow::bail!(
+            "knowledge.semantic is on, but this kefu was built without the `semantic` feature; \
+             build it with `cargo build --release --features semantic` (see README: Semantic \
+             matching) or turn knowledge.semantic off"
+        );
+    }
+    Ok(None)
+}
+
+/// Loads the FAQ files (see [`load_faq`]) and builds the knowledge base from them, with the
+/// sentence encoder when it is configured. The encoder loads while the files are read, indexed
+/// and learned.
 pub(crate) fn load_kb(config: &Config, dir: Option<&Path>) -> anyhow::Result<KnowledgeBase> {
+    let loading = {
+        let config = config.clone();
+        std::thread::spawn(move || embedder(&config))
+    };
     let (set, _) = load_faq(config, dir)?;
-    Ok(build(config, set)?)
+    Ok(KnowledgeBase::build_loading(
+        set,
+        matcher_options(config),
+        move || {
+            loading
+                .join()
+                .map_err(|_| EmbedError("loading the sentence encoder panicked".into()))?
+                .map_err(|e| EmbedError(format!("{e:#}")))
+        },
+    )?)
 }
 
 pub fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
@@ -192,7 +253,7 @@ pub fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         .map(|e| (e.entry.id.clone(), e.location.path.clone()))
         .collect();
     let out_of_scope = set.out_of_scope.len();
-    let kb = build(config, set)?;
+    let kb = build(config, set, embedder(config)?)?;
     let load_seconds = started.elapsed().as_secs_f64();
 
     // Per file: entries, questions, examples passed / only suggested / failed.
@@ -318,52 +379,94 @@ fn score(kb: &KnowledgeBase, path: &Path, what: &str) -> anyhow::Result<Vec<eval
 }
 
 pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let mut config = config.clone();
+    config.knowledge.semantic |= args.semantic;
     let started = Instant::now();
-    let kb = load_kb(config, args.kb.as_deref())?;
+    let kb = load_kb(&config, args.kb.as_deref())?;
     let load_seconds = started.elapsed().as_secs_f64();
-    let threshold = match &args.tune {
-        Some(tune) => eval::tune_threshold(&score(&kb, tune, "tuning")?),
-        None => config.thresholds.answer,
+    let run = |kb: &KnowledgeBase, what: &str| -> anyhow::Result<Report> {
+        let threshold = match &args.tune {
+            Some(tune) => {
+                eval::tune_threshold(&score(kb, tune, &format!("tuning{what}"))?, args.objective)
+            }
+            None => config.thresholds.answer,
+        };
+        let scored = score(kb, &args.cases, &format!("evaluating{what}"))
+            .with_context(|| format!("cannot evaluate {}", args.cases.display()))?;
+        Ok(eval::report(&scored, threshold))
     };
-    let scored = score(&kb, &args.cases, "evaluating")
-        .with_context(|| format!("cannot evaluate {}", args.cases.display()))?;
-    let report = eval::report(&scored, threshold);
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+    let report = run(&kb, "")?;
+    // With the encoder, the same files without it, for comparison.
+    let lexical = if config.knowledge.semantic {
+        let (set, _) = load_faq(&config, args.kb.as_deref())?;
+        let lexical = build(&config, set, None)?;
+        Some(run(&lexical, " (lexical only)")?)
     } else {
-        print_report(&report, load_seconds, &kb);
+        None
+    };
+    if args.json {
+        let mut out = serde_json::to_value(&report)?;
+        if let Some(lexical) = &lexical {
+            out["lexical"] = serde_json::to_value(lexical)?;
+        }
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        print_report(&report, lexical.as_ref(), load_seconds, &kb);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(r: &Report, load_seconds: f64, kb: &KnowledgeBase) {
-    let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"));
+fn print_report(r: &Report, lexical: Option<&Report>, load_seconds: f64, kb: &KnowledgeBase) {
     let stats = kb.stats();
     println!(
-        "knowledge base: {} entries, {} questions, loaded in {load_seconds:.2} s (index {:.2} s, model {:.2} s)",
+        "knowledge base: {} entries, {} questions, loaded in {load_seconds:.2} s (index {:.2} s, model {:.2} s{}, embeddings {:.2} s: {} cached, {} embedded)",
         kb.entries().len(),
         stats.questions,
         stats.index_seconds,
-        stats.model_seconds
+        stats.model_seconds,
+        if stats.model_cached { " from the cache" } else { "" },
+        stats.semantic_seconds,
+        stats.embedded.cached,
+        stats.embedded.embedded,
     );
     println!(
         "cases: {} ({} in scope, {} out of scope)",
         r.n, r.n_in_scope, r.n_oos
     );
-    println!("threshold          {:.4}", r.threshold);
-    println!("top1               {}", f(r.top1));
-    println!("in_scope_accuracy  {}", f(r.in_scope_accuracy));
-    println!("mrr                {}", f(r.mrr));
-    println!("recall_at_3        {}", f(r.recall_at_3));
-    println!("oos_recall         {}", f(r.oos_recall));
-    println!("oos_precision      {}", f(r.oos_precision));
-    println!("auroc              {}", f(r.auroc));
-    println!(
-        "p50_us             {}",
-        r.p50_us.map_or("n/a".into(), |v| format!("{v:.0}"))
-    );
-    println!(
-        "p99_us             {}",
-        r.p99_us.map_or("n/a".into(), |v| format!("{v:.0}"))
-    );
+    let rows: [Row; 10] = [
+        ("threshold", |r| format!("{:.4}", r.threshold)),
+        ("top1", |r| fmt4(r.top1)),
+        ("in_scope_accuracy", |r| fmt4(r.in_scope_accuracy)),
+        ("mrr", |r| fmt4(r.mrr)),
+        ("recall_at_3", |r| fmt4(r.recall_at_3)),
+        ("oos_recall", |r| fmt4(r.oos_recall)),
+        ("oos_precision", |r| fmt4(r.oos_precision)),
+        ("auroc", |r| fmt4(r.auroc)),
+        ("p50_us", |r| fmt0(r.p50_us)),
+        ("p99_us", |r| fmt0(r.p99_us)),
+    ];
+    match lexical {
+        None => {
+            for (name, get) in rows {
+                println!("{name:<18} {}", get(r));
+            }
+        }
+        Some(lex) => {
+            println!("{:<18} {:>10} {:>12}", "", "semantic", "lexical only");
+            for (name, get) in rows {
+                println!("{name:<18} {:>10} {:>12}", get(r), get(lex));
+            }
+        }
+    }
+}
+
+/// A line of the eval table: its name and how to print it from a report.
+type Row = (&'static str, fn(&Report) -> String);
+
+fn fmt4(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.4}"))
+}
+
+fn fmt0(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0}"))
 }

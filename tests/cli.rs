@@ -10,6 +10,11 @@ fn kefu(args: &[&str]) -> Output {
         // A kefu.yaml in the working directory would change the results.
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("KEFU_LOG")
+        // Trained models are cached between runs; keep the tests' out of the user's cache.
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("kefu-cli-tests-cache"),
+        )
         .output()
         .expect("run kefu")
 }
@@ -346,6 +351,76 @@ fn a_missing_knowledge_base_directory_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("/nonexistent/faq"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+#[cfg(not(feature = "semantic"))]
+fn semantic_matching_in_a_build_without_it_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_lines(
+        dir.path(),
+        "cases.jsonl",
+        &[r#"{"text": "申请退款", "label": "refund.request"}"#],
+    );
+    let out = kefu(&[
+        "eval",
+        "--semantic",
+        "--cases",
+        &cases.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("built without the `semantic` feature"),
+        "{err}"
+    );
+    assert!(err.contains("--features semantic"), "{err}");
+
+    let config = write_lines(dir.path(), "kefu.yaml", &["knowledge: { semantic: true }"]);
+    let out = kefu(&["--config", &config.display().to_string(), "ask", "退款"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("knowledge.semantic is on"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_tuning_objective_is_checked_and_decisions_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_lines(
+        dir.path(),
+        "cases.jsonl",
+        &[
+            r#"{"text": "申请退款", "label": "refund.request"}"#,
+            r#"{"text": "今天下雨吗", "label": null}"#,
+        ],
+    );
+    let cases = cases.display().to_string();
+    let base = [
+        "eval",
+        "--kb",
+        &fixture(),
+        "--cases",
+        &cases,
+        "--tune",
+        &cases,
+        "--json",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--objective", "decisions"]);
+    let out = kefu(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = base.to_vec();
+    args.extend(["--objective", "best"]);
+    let out = kefu(&args);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("balanced or decisions"),
         "{}",
         stderr(&out)
     );

@@ -5,6 +5,9 @@
 //! compact vocabulary and weighs them (sublinear TF × IDF, L2-normalised); [`LinearModel`] is a
 //! multinomial logistic regression trained by stochastic gradient descent with a fixed seed, so
 //! the same FAQ files always give the same model.
+//!
+//! [`DenseModel`] is the same kind of classifier over sentence embeddings (see
+//! [`crate::semantic`]).
 
 use std::collections::HashMap;
 
@@ -211,6 +214,155 @@ impl LinearModel {
         self.scores_into(x, 1.0, &mut p);
         softmax(&mut p);
         p
+    }
+}
+
+/// How a [`DenseModel`] is trained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DenseOptions {
+    /// Passes over the examples.
+    pub epochs: usize,
+    /// The first step size; it falls linearly to a tenth of it.
+    pub learning_rate: f32,
+    /// Shuffling seed.
+    pub seed: u64,
+}
+
+impl Default for DenseOptions {
+    fn default() -> Self {
+        DenseOptions {
+            epochs: 10,
+            learning_rate: 1.0,
+            seed: 0x6b65_6675,
+        }
+    }
+}
+
+/// A softmax classifier over dense vectors (sentence embeddings), trained with plain SGD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseModel {
+    classes: usize,
+    dim: usize,
+    /// `classes × dim`, one row per class.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl DenseModel {
+    /// Trains on the rows of `examples` (`labels.len() × dim`, row-major).
+    pub fn train(
+        examples: &[f32],
+        dim: usize,
+        labels: &[usize],
+        classes: usize,
+        options: &DenseOptions,
+    ) -> Self {
+        assert_eq!(
+            examples.len(),
+            labels.len() * dim,
+            "one label per example row"
+        );
+        let mut model = DenseModel {
+            classes,
+            dim,
+            weights: vec![0.0; classes * dim],
+            bias: vec![0.0; classes],
+        };
+        if labels.is_empty() || classes < 2 {
+            return model;
+        }
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        let mut rng = options.seed | 1;
+        let total = (options.epochs * labels.len()).max(1) as f32;
+        let mut step = 0usize;
+        let mut probs = vec![0.0f32; classes];
+        for _ in 0..options.epochs {
+            for i in (1..order.len()).rev() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                order.swap(i, (rng % (i as u64 + 1)) as usize);
+            }
+            for &i in &order {
+                let lr = options.learning_rate * (1.0 - 0.9 * step as f32 / total);
+                step += 1;
+                let x = &examples[i * dim..(i + 1) * dim];
+                model.scores_into(x, &mut probs);
+                softmax(&mut probs);
+                probs[labels[i]] -= 1.0;
+                for (c, g) in probs.iter().enumerate() {
+                    // Classes the example does not confuse learn nothing from it.
+                    if g.abs() < 1e-4 {
+                        continue;
+                    }
+                    let row = &mut model.weights[c * dim..(c + 1) * dim];
+                    let k = lr * g;
+                    for (w, v) in row.iter_mut().zip(x) {
+                        *w -= k * v;
+                    }
+                    model.bias[c] -= k * 0.1;
+                }
+            }
+        }
+        model
+    }
+
+    fn scores_into(&self, x: &[f32], out: &mut [f32]) {
+        for (c, o) in out.iter_mut().enumerate() {
+            *o = self.bias[c]
+                + crate::semantic::dot(&self.weights[c * self.dim..(c + 1) * self.dim], x);
+        }
+    }
+
+    /// The number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The probability of each class for `x`.
+    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
+        let mut p = vec![0.0; self.classes];
+        if self.classes == 0 {
+            return p;
+        }
+        self.scores_into(x, &mut p);
+        softmax(&mut p);
+        p
+    }
+
+    /// The model as numbers (bias then weights), for the model cache.
+    pub(crate) fn to_numbers(&self) -> Vec<f32> {
+        let mut out = self.bias.clone();
+        out.extend_from_slice(&self.weights);
+        out
+    }
+
+    /// The inverse of [`DenseModel::to_numbers`]; `None` if the count does not fit.
+    pub(crate) fn from_numbers(classes: usize, dim: usize, numbers: Vec<f32>) -> Option<Self> {
+        (numbers.len() == classes * (dim + 1)).then(|| DenseModel {
+            classes,
+            dim,
+            bias: numbers[..classes].to_vec(),
+            weights: numbers[classes..].to_vec(),
+        })
+    }
+}
+
+impl LinearModel {
+    /// The model as numbers (bias then weights), for the model cache.
+    pub(crate) fn to_numbers(&self) -> Vec<f32> {
+        let mut out = self.bias.clone();
+        out.extend_from_slice(&self.weights);
+        out
+    }
+
+    /// The inverse of [`LinearModel::to_numbers`]; `None` if the count does not fit.
+    pub(crate) fn from_numbers(classes: usize, dim: usize, numbers: Vec<f32>) -> Option<Self> {
+        (numbers.len() == classes * (dim + 1)).then(|| LinearModel {
+            classes,
+            bias: numbers[..classes].to_vec(),
+            weights: numbers[classes..].to_vec(),
+        })
     }
 }
 

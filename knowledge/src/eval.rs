@@ -141,9 +141,35 @@ pub fn report(cases: &[ScoredCase], threshold: f32) -> Report {
     }
 }
 
-/// The answer threshold that maximises `in_scope_accuracy + oos_recall` on `cases` (the
-/// lowest such threshold when several tie).
-pub fn tune_threshold(cases: &[ScoredCase]) -> f32 {
+/// What [`tune_threshold`] maximises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Objective {
+    /// `in_scope_accuracy + oos_recall`: both rates weigh the same, however few out-of-scope
+    /// cases there are.
+    #[default]
+    Balanced,
+    /// Correct decisions over all cases (right answers + declined out-of-scope cases): every
+    /// case weighs the same, so the file's mix of in-scope and out-of-scope cases decides.
+    Decisions,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "balanced" => Ok(Objective::Balanced),
+            "decisions" => Ok(Objective::Decisions),
+            other => Err(format!(
+                "unknown objective '{other}': use balanced or decisions"
+            )),
+        }
+    }
+}
+
+/// The answer threshold that maximises `objective` on `cases` (the lowest such threshold when
+/// several tie).
+pub fn tune_threshold(cases: &[ScoredCase], objective: Objective) -> f32 {
     let mut candidates: Vec<f32> = cases.iter().map(|c| c.confidence).collect();
     candidates.push(0.0);
     candidates.sort_by(f32::total_cmp);
@@ -160,9 +186,12 @@ pub fn tune_threshold(cases: &[ScoredCase]) -> f32 {
                 None => declined += usize::from(!c.answered(t)),
             }
         }
-        let objective = correct as f64 / n_in + declined as f64 / n_oos;
-        if objective > best.0 + 1e-12 {
-            best = (objective, t);
+        let value = match objective {
+            Objective::Balanced => correct as f64 / n_in + declined as f64 / n_oos,
+            Objective::Decisions => (correct + declined) as f64,
+        };
+        if value > best.0 + 1e-12 {
+            best = (value, t);
         }
     }
     best.1
@@ -260,11 +289,27 @@ mod tests {
             case(None, &["a"], 0.4),
             case(None, &["a"], 0.1),
         ];
-        let t = tune_threshold(&cases);
+        let t = tune_threshold(&cases, Objective::Balanced);
         assert!(t > 0.4 && t <= 0.6, "{t}");
         let r = report(&cases, t);
         assert_eq!(r.in_scope_accuracy, Some(1.0));
         assert_eq!(r.oos_recall, Some(1.0));
+    }
+
+    #[test]
+    fn the_decisions_objective_lets_the_mix_of_cases_decide() {
+        // Nine in-scope cases, one out of scope: declining the out-of-scope case at 0.5 would
+        // cost two right answers.
+        let mut cases: Vec<ScoredCase> = (0..7).map(|_| case(Some("a"), &["a"], 0.9)).collect();
+        cases.push(case(Some("a"), &["a"], 0.4));
+        cases.push(case(Some("a"), &["a"], 0.45));
+        cases.push(case(None, &["a"], 0.5));
+        let balanced = tune_threshold(&cases, Objective::Balanced);
+        let decisions = tune_threshold(&cases, Objective::Decisions);
+        assert!(balanced > 0.5, "{balanced}");
+        assert!(decisions <= 0.4, "{decisions}");
+        assert_eq!("decisions".parse::<Objective>(), Ok(Objective::Decisions));
+        assert!("best".parse::<Objective>().is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`classifier`]: a linear model trained on the entries' paraphrases when the base loads.
 //! - [`matcher`]: [`KnowledgeBase`], which combines index and model into ranked candidates with
 //!   a calibrated confidence, and implements `kefu_core::Knowledge`.
+//! - [`semantic`]: sentence embeddings ([`semantic::Embedder`]) and their on-disk cache; the
+//!   rust-bert encoder is behind the cargo feature `semantic`.
 //! - [`defaults`]: the built-in card-shop knowledge base (`knowledge/faq/`).
 //! - [`import`]: labelled utterances (JSONL) into FAQ files.
 //! - [`eval`]: accuracy, out-of-scope and latency figures over labelled cases.
@@ -19,6 +21,7 @@ pub mod faq;
 pub mod import;
 pub mod index;
 pub mod matcher;
+pub mod semantic;
 pub mod text;
 
 pub use faq::{Diagnostic, FaqSet, ValidationOptions};
@@ -54,6 +57,9 @@ pub enum Error {
     /// The search index failed.
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// The sentence encoder failed.
+    #[error("semantic model: {0}")]
+    Semantic(#[from] semantic::EmbedError),
     /// The knowledge base has no entries to match against.
     #[error("the knowledge base has no entries: add at least one entry to a FAQ file")]
     Empty,
