@@ -9,10 +9,15 @@
 //!   (TF-IDF over words and character n-grams), which tells how close the query really is.
 //! - **index**: the entry's best BM25 score in the tantivy index of questions and answers,
 //!   relative to the best score of the query.
+//! - **semantic** (when built with an [`Embedder`], see [`KnowledgeBase::build_with`]): the
+//!   probability a softmax model trained on the questions' sentence embeddings gives the entry
+//!   (with its own "not ours" class), and the cosine between the query's embedding and the
+//!   entry's closest question's. These carry meaning across paraphrases and languages.
 //!
-//! The ranking score and the confidence are logistic combinations of those (see
+//! The ranking score and the confidence are combinations of those (see
 //! [`KnowledgeBase::rank`]); their weights were fitted once on public intent data sets and are
-//! the same for every knowledge base. A confidence above the answer threshold should be right
+//! the same for every knowledge base; there is one set of weights with semantic evidence and
+//! one without. A confidence above the answer threshold should be right
 //! most of the time; out-of-scope questions should fall under the suggest threshold.
 
 use crate::classifier::{

@@ -168,3 +168,32 @@ fn a_chinese_question_finds_an_entry_written_only_in_english() {
         );
     }
 }
+
+#[test]
+fn a_missing_or_damaged_model_is_a_clear_error_naming_the_install_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let message = |dir: &Path| match E5Embedder::load(dir) {
+        Ok(_) => panic!("loaded a model from {}", dir.display()),
+        Err(e) => e.to_string(),
+    };
+    let missing = message(dir.path());
+    assert!(
+        missing.contains("model.safetensors is missing"),
+        "{missing}"
+    );
+    assert!(missing.contains("kefu model install"), "{missing}");
+
+    for file in ["model.safetensors", "tokenizer.json"] {
+        std::fs::write(dir.path().join(file), b"not a model").unwrap();
+    }
+    std::fs::write(dir.path().join("config.json"), b"{\"hidden_size\": ").unwrap();
+    let damaged = message(dir.path());
+    assert!(damaged.contains("bad config.json"), "{damaged}");
+    std::fs::copy(
+        model_dir().join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    let damaged = message(dir.path());
+    assert!(damaged.contains("kefu model install"), "{damaged}");
+}

@@ -2,7 +2,7 @@
 
 use super::{EmbedError, Embedder};
 use rust_bert::bert::{BertConfig, BertEmbedding, BertModel};
-use rust_bert::{Config, RustBertError};
+use rust_bert::RustBertError;
 use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::Mutex;
@@ -48,7 +48,11 @@ impl E5Embedder {
                 return Err(err("no model", dir, format!("{file} is missing")));
             }
         }
-        let config = BertConfig::from_file(dir.join("config.json"));
+        let config: BertConfig = std::fs::read(dir.join("config.json"))
+            .map_err(|e| err("cannot read config.json", dir, e))
+            .and_then(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|e| err("bad config.json", dir, e))
+            })?;
         // The tokenizer (a 16 MiB JSON vocabulary) is read while the weights load.
         let (tokenizer, weights) = std::thread::scope(|s| {
             let tokenizer = s.spawn(|| Tokenizer::from_file(dir.join("tokenizer.json")));
