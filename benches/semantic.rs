@@ -6,7 +6,7 @@
 //!   their ratio is what semantic matching costs per message.
 //!
 //! ```sh
-//! eval "$(scripts/install-libtorch | grep '^export ')"
+//! eval "$(scripts/install-libtorch)"
 //! cargo bench --features semantic --bench semantic
 //! ```
 

@@ -66,10 +66,10 @@ pub struct EvalArgs {
     /// Labelled cases (JSONL) to choose the answer threshold on.
     #[arg(long, value_name = "FILE.jsonl")]
     tune: Option<PathBuf>,
-    /// What the threshold chosen with --tune maximises: `balanced` (in-scope accuracy +
-    /// out-of-scope recall, each a rate) or `decisions` (correct decisions over all cases:
-    /// right answers plus declined out-of-scope questions, so each case counts once).
-    #[arg(long, value_name = "OBJECTIVE", default_value = "balanced")]
+    /// What the threshold chosen with --tune maximises: `decisions` (correct decisions over
+    /// all cases: right answers plus declined out-of-scope questions, so each case counts
+    /// once) or `balanced` (in-scope accuracy + out-of-scope recall, each a rate).
+    #[arg(long, value_name = "OBJECTIVE", default_value = "decisions")]
     objective: eval::Objective,
     /// Match by meaning too (as knowledge.semantic: true), and report the lexical-only
     /// figures of the same run beside.

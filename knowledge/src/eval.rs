@@ -144,13 +144,15 @@ pub fn report(cases: &[ScoredCase], threshold: f32) -> Report {
 /// What [`tune_threshold`] maximises.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Objective {
-    /// `in_scope_accuracy + oos_recall`: both rates weigh the same, however few out-of-scope
-    /// cases there are.
-    #[default]
-    Balanced,
     /// Correct decisions over all cases (right answers + declined out-of-scope cases): every
-    /// case weighs the same, so the file's mix of in-scope and out-of-scope cases decides.
+    /// case weighs the same, so the file's mix of in-scope and out-of-scope cases decides. The
+    /// default: a customer's question is worth the same whether it is in scope or not.
+    #[default]
     Decisions,
+    /// `in_scope_accuracy + oos_recall`: both rates weigh the same, however few out-of-scope
+    /// cases there are (a file with 3% out-of-scope cases then gives up many right answers to
+    /// decline a few more of them).
+    Balanced,
 }
 
 impl std::str::FromStr for Objective {
