@@ -161,6 +161,8 @@ impl SemanticIndex {
         }
         let options = DenseOptions::default();
         index.model = (2..=MAX_MODEL_CLASSES).contains(&classes).then(|| {
+            // As for the lexical model: inputs (the encoder and every text), options, and a
+            // version to change with `DenseModel::train`.
             let mut key = ModelKey::new("semantic-dense-v1");
             key.add(index.embedder.model_id().as_bytes());
             key.add(format!("{options:?}").as_bytes());
@@ -342,11 +344,15 @@ impl KnowledgeBase {
         let cache_dir = options.cache_dir.as_deref();
         let mut model_cached = false;
         let model = (2..=MAX_MODEL_CLASSES).contains(&classes).then(|| {
+            // The key holds what the model is trained on (every question's features, so a
+            // change to the analyzer trains again) and how; change the kind's version with
+            // any change to `LinearModel::train` itself.
             let mut key = ModelKey::new("lexical-linear-v1");
             key.add(format!("{:?}", options.training).as_bytes());
             key.add(&(classes as u64).to_le_bytes());
-            for ((_, text), label) in questions.iter().zip(&labels) {
-                key.add(text.as_bytes()).add(&(*label as u64).to_le_bytes());
+            for (f, label) in features.iter().zip(&labels) {
+                let bytes: Vec<u8> = f.iter().flat_map(|x| x.to_le_bytes()).collect();
+                key.add(&bytes).add(&(*label as u64).to_le_bytes());
             }
             let dim = vectorizer.dim();
             let (numbers, hit) = cached_numbers(cache_dir, key, || {
