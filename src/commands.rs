@@ -141,21 +141,29 @@ pub(crate) fn embedder(config: &Config) -> anyhow::Result<Option<Arc<dyn Embedde
 /// sentence encoder when it is configured. The encoder loads while the files are read, indexed
 /// and learned.
 pub(crate) fn load_kb(config: &Config, dir: Option<&Path>) -> anyhow::Result<KnowledgeBase> {
+    Ok(load_kb_keeping_faq(config, dir, false)?.0)
+}
+
+/// [`load_kb`], also returning the FAQ files it read when `keep_faq` (to build another
+/// knowledge base from them without reading them again).
+fn load_kb_keeping_faq(
+    config: &Config,
+    dir: Option<&Path>,
+    keep_faq: bool,
+) -> anyhow::Result<(KnowledgeBase, Option<FaqSet>)> {
     let loading = {
         let config = config.clone();
         std::thread::spawn(move || embedder(&config))
     };
     let (set, _) = load_faq(config, dir)?;
-    Ok(KnowledgeBase::build_loading(
-        set,
-        matcher_options(config),
-        move || {
-            loading
-                .join()
-                .map_err(|_| EmbedError("loading the sentence encoder panicked".into()))?
-                .map_err(|e| EmbedError(format!("{e:#}")))
-        },
-    )?)
+    let kept = keep_faq.then(|| set.clone());
+    let kb = KnowledgeBase::build_loading(set, matcher_options(config), move || {
+        loading
+            .join()
+            .map_err(|_| EmbedError("loading the sentence encoder panicked".into()))?
+            .map_err(|e| EmbedError(format!("{e:#}")))
+    })?;
+    Ok((kb, kept))
 }
 
 pub fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
@@ -382,7 +390,7 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut config = config.clone();
     config.knowledge.semantic |= args.semantic;
     let started = Instant::now();
-    let kb = load_kb(&config, args.kb.as_deref())?;
+    let (kb, faq) = load_kb_keeping_faq(&config, args.kb.as_deref(), config.knowledge.semantic)?;
     let load_seconds = started.elapsed().as_secs_f64();
     let run = |kb: &KnowledgeBase, what: &str| -> anyhow::Result<Report> {
         let threshold = match &args.tune {
@@ -397,12 +405,9 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let report = run(&kb, "")?;
     // With the encoder, the same files without it, for comparison.
-    let lexical = if config.knowledge.semantic {
-        let (set, _) = load_faq(&config, args.kb.as_deref())?;
-        let lexical = build(&config, set, None)?;
-        Some(run(&lexical, " (lexical only)")?)
-    } else {
-        None
+    let lexical = match faq {
+        Some(set) => Some(run(&build(&config, set, None)?, " (lexical only)")?),
+        None => None,
     };
     if args.json {
         let mut out = serde_json::to_value(&report)?;

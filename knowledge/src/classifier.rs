@@ -157,15 +157,9 @@ impl LinearModel {
         let mut probs = vec![0.0f32; classes];
         let mut decay = 1.0f32;
         for _ in 0..options.epochs {
-            // Fisher–Yates with xorshift: deterministic for the same FAQ files.
-            for i in (1..order.len()).rev() {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                order.swap(i, (rng % (i as u64 + 1)) as usize);
-            }
+            shuffle(&mut order, &mut rng);
             for &i in &order {
-                let lr = options.learning_rate * (1.0 - 0.9 * step as f32 / total);
+                let lr = learning_rate(options.learning_rate, step, total);
                 step += 1;
                 decay *= 1.0 - lr * options.l2;
                 let x = &examples[i];
@@ -277,14 +271,9 @@ impl DenseModel {
         let mut step = 0usize;
         let mut probs = vec![0.0f32; classes];
         for _ in 0..options.epochs {
-            for i in (1..order.len()).rev() {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                order.swap(i, (rng % (i as u64 + 1)) as usize);
-            }
+            shuffle(&mut order, &mut rng);
             for &i in &order {
-                let lr = options.learning_rate * (1.0 - 0.9 * step as f32 / total);
+                let lr = learning_rate(options.learning_rate, step, total);
                 step += 1;
                 let x = &examples[i * dim..(i + 1) * dim];
                 model.scores_into(x, &mut probs);
@@ -332,18 +321,17 @@ impl DenseModel {
 
     /// The model as numbers (bias then weights), for the model cache.
     pub(crate) fn to_numbers(&self) -> Vec<f32> {
-        let mut out = self.bias.clone();
-        out.extend_from_slice(&self.weights);
-        out
+        join_numbers(&self.bias, &self.weights)
     }
 
     /// The inverse of [`DenseModel::to_numbers`]; `None` if the count does not fit.
     pub(crate) fn from_numbers(classes: usize, dim: usize, numbers: Vec<f32>) -> Option<Self> {
-        (numbers.len() == classes * (dim + 1)).then(|| DenseModel {
+        let (bias, weights) = split_numbers(classes, dim, numbers)?;
+        Some(DenseModel {
             classes,
             dim,
-            bias: numbers[..classes].to_vec(),
-            weights: numbers[classes..].to_vec(),
+            weights,
+            bias,
         })
     }
 }
@@ -351,19 +339,56 @@ impl DenseModel {
 impl LinearModel {
     /// The model as numbers (bias then weights), for the model cache.
     pub(crate) fn to_numbers(&self) -> Vec<f32> {
-        let mut out = self.bias.clone();
-        out.extend_from_slice(&self.weights);
-        out
+        join_numbers(&self.bias, &self.weights)
     }
 
     /// The inverse of [`LinearModel::to_numbers`]; `None` if the count does not fit.
     pub(crate) fn from_numbers(classes: usize, dim: usize, numbers: Vec<f32>) -> Option<Self> {
-        (numbers.len() == classes * (dim + 1)).then(|| LinearModel {
+        let (bias, weights) = split_numbers(classes, dim, numbers)?;
+        Some(LinearModel {
             classes,
-            bias: numbers[..classes].to_vec(),
-            weights: numbers[classes..].to_vec(),
+            weights,
+            bias,
         })
     }
+}
+
+/// A model's bias and weights as one list of numbers.
+fn join_numbers(bias: &[f32], weights: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(bias.len() + weights.len());
+    out.extend_from_slice(bias);
+    out.extend_from_slice(weights);
+    out
+}
+
+/// The bias (`classes`) and weights (`classes × dim`) of [`join_numbers`]' output; `None` if
+/// the count does not fit.
+fn split_numbers(
+    classes: usize,
+    dim: usize,
+    mut numbers: Vec<f32>,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    if numbers.len() != classes * (dim + 1) {
+        return None;
+    }
+    let weights = numbers.split_off(classes);
+    Some((numbers, weights))
+}
+
+/// Fisher–Yates with xorshift: the same order for the same seed, so the same FAQ files always
+/// give the same model.
+fn shuffle(order: &mut [usize], rng: &mut u64) {
+    for i in (1..order.len()).rev() {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        order.swap(i, (*rng % (i as u64 + 1)) as usize);
+    }
+}
+
+/// The step size at `step` of `total`: from `base` falling linearly to a tenth of it.
+fn learning_rate(base: f32, step: usize, total: f32) -> f32 {
+    base * (1.0 - 0.9 * step as f32 / total)
 }
 
 fn softmax(v: &mut [f32]) {

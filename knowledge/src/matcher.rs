@@ -355,13 +355,10 @@ impl KnowledgeBase {
                 key.add(&bytes).add(&(*label as u64).to_le_bytes());
             }
             let dim = vectorizer.dim();
-            let (numbers, hit) = cached_numbers(cache_dir, key, || {
-                LinearModel::train(&vectors, &labels, classes, dim, &options.training).to_numbers()
-            });
+            let train = || LinearModel::train(&vectors, &labels, classes, dim, &options.training);
+            let (numbers, hit) = cached_numbers(cache_dir, key, || train().to_numbers());
             model_cached = hit;
-            LinearModel::from_numbers(classes, dim, numbers).unwrap_or_else(|| {
-                LinearModel::train(&vectors, &labels, classes, dim, &options.training)
-            })
+            LinearModel::from_numbers(classes, dim, numbers).unwrap_or_else(train)
         });
         let model_seconds = started.elapsed().as_secs_f64();
 

@@ -110,12 +110,9 @@ pub fn embed_all(
         progress(done);
     }
     // Duplicates of encoded texts were skipped above: fill them from their twin.
-    let mut embedded = 0;
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for &i in &missing {
-        seen.insert(texts[i], i);
-        embedded += 1;
-    }
+    let embedded = missing.len();
+    let seen: std::collections::HashMap<&str, usize> =
+        missing.iter().map(|&i| (texts[i], i)).collect();
     for (i, text) in texts.iter().enumerate() {
         if let Some(&j) = seen.get(text) {
             if j != i {
