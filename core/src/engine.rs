@@ -38,7 +38,7 @@ use crate::replies::Reply;
 use crate::store::{Committed, ConversationStore, StoreError, TurnCommit, TurnStart};
 use crate::template;
 use crate::tickets::Tickets;
-use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Thresholds};
+use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Ranking, Thresholds};
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -621,8 +621,27 @@ impl Engine {
             .cloned()
     }
 
+    /// Ranks `text`; on a blocking thread when the knowledge port says it ranks slowly (and
+    /// a tokio runtime is there to provide one), so other conversations go on meanwhile.
+    async fn rank(&self, text: &str, limit: usize) -> Ranking {
+        if !self.knowledge.ranks_slowly() || tokio::runtime::Handle::try_current().is_err() {
+            return self.knowledge.rank(text, limit);
+        }
+        let knowledge = Arc::clone(&self.knowledge);
+        let query = text.to_string();
+        match tokio::task::spawn_blocking(move || knowledge.rank(&query, limit)).await {
+            Ok(ranking) => ranking,
+            Err(e) => match e.try_into_panic() {
+                // As if it had panicked here.
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // The runtime is shutting down: rank here instead.
+                Err(_) => self.knowledge.rank(text, limit),
+            },
+        }
+    }
+
     async fn understand(&self, turn: &mut Turn, text: &str) -> Result<(), EngineError> {
-        let ranking = self.knowledge.rank(text, self.config.suggestions.max(1));
+        let ranking = self.rank(text, self.config.suggestions.max(1)).await;
         let decision = self.config.thresholds.decide(ranking.confidence());
         self.note_understanding(turn, decision, ranking.top());
         match (decision, ranking.top()) {
@@ -818,7 +837,7 @@ impl Engine {
         flow: &FlowState,
         text: &str,
     ) -> Result<bool, EngineError> {
-        let ranking = self.knowledge.rank(text, 1);
+        let ranking = self.rank(text, 1).await;
         let decision = self.config.thresholds.decide(ranking.confidence());
         let Some(top) = ranking.top().filter(|top| top.id != flow.entry) else {
             return Ok(false);

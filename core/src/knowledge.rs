@@ -278,6 +278,14 @@ pub trait Knowledge: Send + Sync {
         let _ = action;
         None
     }
+
+    /// Whether [`Knowledge::rank`] costs enough CPU (milliseconds, as with a sentence encoder)
+    /// that the engine should run it on a blocking thread rather than on an async worker,
+    /// where it would hold up every other conversation that worker serves. The default, for
+    /// rankings that take microseconds, is no.
+    fn ranks_slowly(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -570,3 +570,67 @@ async fn a_turn_raced_by_another_process_runs_again_and_is_answered_once() {
     // Two racing commits and the turn itself.
     assert_eq!(store.load(&key).await.unwrap().unwrap().version, 3);
 }
+
+/// A knowledge port that says it ranks slowly, and whose `rank` waits (up to ten seconds) for
+/// a signal that another task on the same runtime sends.
+struct Waiting {
+    inner: Keywords,
+    signal: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    signalled: std::sync::atomic::AtomicBool,
+}
+
+impl Knowledge for Waiting {
+    fn rank(&self, query: &str, limit: usize) -> Ranking {
+        let got = self
+            .signal
+            .lock()
+            .unwrap()
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .is_ok();
+        self.signalled
+            .store(got, std::sync::atomic::Ordering::SeqCst);
+        self.inner.rank(query, limit)
+    }
+
+    fn entry(&self, id: &str) -> Option<&FaqEntry> {
+        self.inner.entry(id)
+    }
+
+    fn ranks_slowly(&self) -> bool {
+        true
+    }
+}
+
+// A current-thread runtime: had the ranking run on it, the signalling task could not run
+// until the ranking had given up waiting.
+#[tokio::test]
+async fn a_slow_ranking_runs_off_the_runtime_so_other_tasks_go_on() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let knowledge = Arc::new(Waiting {
+        inner: knowledge(),
+        signal: std::sync::Mutex::new(rx),
+        signalled: std::sync::atomic::AtomicBool::new(false),
+    });
+    let engine = Engine::builder(knowledge.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .build();
+    let signaller = tokio::spawn(async move { tx.send(()).unwrap() });
+    let chat = ConversationKey::new("test", "chat-1");
+    let out = engine
+        .handle(Inbound::new(
+            chat,
+            "u1",
+            "m1",
+            "what are your support hours",
+        ))
+        .await
+        .unwrap();
+    signaller.await.unwrap();
+    assert!(
+        knowledge
+            .signalled
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the ranking blocked the runtime"
+    );
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+}

@@ -722,6 +722,11 @@ impl Knowledge for KnowledgeBase {
     fn with_action(&self, action: kefu_core::Action) -> Option<&FaqEntry> {
         self.entries.iter().find(|e| e.action == Some(action))
     }
+
+    /// With a sentence encoder every message costs milliseconds of CPU.
+    fn ranks_slowly(&self) -> bool {
+        self.semantic.is_some()
+    }
 }
 
 #[cfg(test)]
@@ -903,6 +908,11 @@ mod tests {
             "{ev:?}"
         );
         assert!((0.0..=1.0).contains(&top.confidence));
+        // The engine ranks it on a blocking thread; a lexical base it ranks in place.
+        assert!(kb.ranks_slowly());
+        assert!(!KnowledgeBase::build(set(true), MatcherOptions::default())
+            .unwrap()
+            .ranks_slowly());
 
         let encoder = Arc::new(Bigrams::new("bigrams"));
         let again = KnowledgeBase::build_with(set(true), options, Some(encoder.clone())).unwrap();

@@ -5,6 +5,10 @@ use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"KEFUMDL1";
 
+/// How many model files the cache keeps: the ones used most recently. Every edit of the FAQ
+/// files makes new ones, and a large base's lexical model takes tens of megabytes.
+pub const KEEP_MODELS: usize = 32;
+
 /// A key over everything that decides a trained model: build it with [`ModelKey::add`].
 pub struct ModelKey(Sha256);
 
@@ -47,7 +51,8 @@ pub fn cached_numbers(
         return (train(), false);
     };
     let dir = dir.join("models");
-    let path = dir.join(format!("{}.f32", key.hex()));
+    let name = key.hex();
+    let path = dir.join(format!("{name}.f32"));
     if let Ok(bytes) = std::fs::read(&path) {
         if bytes.len() >= 16 && &bytes[..8] == MAGIC {
             let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -57,6 +62,11 @@ pub fn cached_numbers(
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
+                // Marks it as used, for pruning.
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
                 return (numbers, true);
             }
         }
@@ -70,15 +80,41 @@ pub fn cached_numbers(
         bytes.extend_from_slice(&x.to_le_bytes());
     }
     // Written beside and renamed, so a reader never sees half a file.
-    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::write(&tmp, &bytes))
         .and_then(|_| std::fs::rename(&tmp, &path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         tracing::warn!(path = %path.display(), error = %e, "cannot write the model cache");
+    } else {
+        prune(&dir, KEEP_MODELS);
     }
     (numbers, false)
+}
+
+/// Deletes all but the `keep` model files of `dir` used most recently.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(files) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut models: Vec<(std::time::SystemTime, std::path::PathBuf)> = files
+        .filter_map(|f| {
+            let path = f.ok()?.path();
+            let used = path.metadata().ok()?.modified().ok()?;
+            (path.extension()? == "f32").then_some((used, path))
+        })
+        .collect();
+    if models.len() <= keep {
+        return;
+    }
+    models.sort_by_key(|m| std::cmp::Reverse(m.0));
+    for (_, path) in &models[keep..] {
+        // Another process may have removed it first, or be about to read it and train again.
+        if std::fs::remove_file(path).is_ok() {
+            tracing::debug!(path = %path.display(), "pruned an unused model from the cache");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -111,5 +147,31 @@ mod tests {
         assert_eq!(d, vec![5.0]);
         let (_, hit) = cached_numbers(None, key("x"), || vec![5.0]);
         assert!(!hit);
+    }
+
+    #[test]
+    fn the_cache_keeps_the_models_used_most_recently() {
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("models");
+        let path = |i: usize| models.join(format!("{}.f32", key(&i.to_string()).hex()));
+        let now = std::time::SystemTime::now();
+        for i in 0..KEEP_MODELS {
+            cached_numbers(Some(dir.path()), key(&i.to_string()), || vec![i as f32]);
+            // Model i was last used i minutes after model 0.
+            let when = now - std::time::Duration::from_secs(3600 - 60 * i as u64);
+            let file = std::fs::File::options().write(true).open(path(i)).unwrap();
+            file.set_modified(when).unwrap();
+        }
+        // Using the oldest makes it the newest.
+        let (_, hit) = cached_numbers(Some(dir.path()), key("0"), || unreachable!());
+        assert!(hit);
+        for i in KEEP_MODELS..KEEP_MODELS + 3 {
+            cached_numbers(Some(dir.path()), key(&i.to_string()), || vec![i as f32]);
+        }
+        assert_eq!(std::fs::read_dir(&models).unwrap().count(), KEEP_MODELS);
+        for i in 0..KEEP_MODELS + 3 {
+            let gone = (1..=3).contains(&i);
+            assert_eq!(path(i).exists(), !gone, "model {i}");
+        }
     }
 }
