@@ -150,33 +150,30 @@ impl LinearModel {
         if examples.is_empty() || classes < 2 {
             return model;
         }
-        let mut order: Vec<usize> = (0..examples.len()).collect();
-        let mut rng = options.seed | 1;
-        let total = (options.epochs * examples.len()).max(1) as f32;
-        let mut step = 0usize;
         let mut probs = vec![0.0f32; classes];
         let mut decay = 1.0f32;
-        for _ in 0..options.epochs {
-            shuffle(&mut order, &mut rng);
-            for &i in &order {
-                let lr = learning_rate(options.learning_rate, step, total);
-                step += 1;
-                decay *= 1.0 - lr * options.l2;
-                let x = &examples[i];
-                model.scores_into(x, decay, &mut probs);
-                softmax(&mut probs);
-                probs[labels[i]] -= 1.0;
-                // Weights are stored divided by `decay` so the L2 shrink is one multiply.
-                let scale = lr / decay;
-                for (c, g) in probs.iter().enumerate() {
-                    if g.abs() < 1e-5 {
-                        continue;
-                    }
-                    for &(d, v) in x {
-                        model.weights[d as usize * classes + c] -= scale * g * v;
-                    }
-                    model.bias[c] -= lr * g * 0.1;
+        let steps = sgd_steps(
+            examples.len(),
+            options.epochs,
+            options.seed,
+            options.learning_rate,
+        );
+        for (i, lr) in steps {
+            decay *= 1.0 - lr * options.l2;
+            let x = &examples[i];
+            model.scores_into(x, decay, &mut probs);
+            softmax(&mut probs);
+            probs[labels[i]] -= 1.0;
+            // Weights are stored divided by `decay` so the L2 shrink is one multiply.
+            let scale = lr / decay;
+            for (c, g) in probs.iter().enumerate() {
+                if g.abs() < 1e-5 {
+                    continue;
                 }
+                for &(d, v) in x {
+                    model.weights[d as usize * classes + c] -= scale * g * v;
+                }
+                model.bias[c] -= lr * g * 0.1;
             }
         }
         model.weights.iter_mut().for_each(|w| *w *= decay);
@@ -265,32 +262,29 @@ impl DenseModel {
         if labels.is_empty() || classes < 2 {
             return model;
         }
-        let mut order: Vec<usize> = (0..labels.len()).collect();
-        let mut rng = options.seed | 1;
-        let total = (options.epochs * labels.len()).max(1) as f32;
-        let mut step = 0usize;
         let mut probs = vec![0.0f32; classes];
-        for _ in 0..options.epochs {
-            shuffle(&mut order, &mut rng);
-            for &i in &order {
-                let lr = learning_rate(options.learning_rate, step, total);
-                step += 1;
-                let x = &examples[i * dim..(i + 1) * dim];
-                model.scores_into(x, &mut probs);
-                softmax(&mut probs);
-                probs[labels[i]] -= 1.0;
-                for (c, g) in probs.iter().enumerate() {
-                    // Classes the example does not confuse learn nothing from it.
-                    if g.abs() < 1e-4 {
-                        continue;
-                    }
-                    let row = &mut model.weights[c * dim..(c + 1) * dim];
-                    let k = lr * g;
-                    for (w, v) in row.iter_mut().zip(x) {
-                        *w -= k * v;
-                    }
-                    model.bias[c] -= k * 0.1;
+        let steps = sgd_steps(
+            labels.len(),
+            options.epochs,
+            options.seed,
+            options.learning_rate,
+        );
+        for (i, lr) in steps {
+            let x = &examples[i * dim..(i + 1) * dim];
+            model.scores_into(x, &mut probs);
+            softmax(&mut probs);
+            probs[labels[i]] -= 1.0;
+            for (c, g) in probs.iter().enumerate() {
+                // Classes the example does not confuse learn nothing from it.
+                if g.abs() < 1e-4 {
+                    continue;
                 }
+                let row = &mut model.weights[c * dim..(c + 1) * dim];
+                let k = lr * g;
+                for (w, v) in row.iter_mut().zip(x) {
+                    *w -= k * v;
+                }
+                model.bias[c] -= k * 0.1;
             }
         }
         model
@@ -384,6 +378,21 @@ fn shuffle(order: &mut [usize], rng: &mut u64) {
         *rng ^= *rng << 17;
         order.swap(i, (*rng % (i as u64 + 1)) as usize);
     }
+}
+
+/// The examples SGD visits, with the step size for each: `epochs` passes over `0..n`, each in
+/// a new order drawn from `seed`, the step falling from `base` (see [`learning_rate`]).
+fn sgd_steps(n: usize, epochs: usize, seed: u64, base: f32) -> impl Iterator<Item = (usize, f32)> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = seed | 1;
+    let total = (epochs * n).max(1) as f32;
+    (0..epochs)
+        .flat_map(move |_| {
+            shuffle(&mut order, &mut rng);
+            order.clone()
+        })
+        .enumerate()
+        .map(move |(step, i)| (i, learning_rate(base, step, total)))
 }
 
 /// The step size at `step` of `total`: from `base` falling linearly to a tenth of it.
