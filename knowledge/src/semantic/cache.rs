@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"KEFUEMB1";
 
+/// Stale vectors (of texts no longer asked for) tolerated before [`EmbeddingCache::prune`]
+/// rewrites the file, beyond as many as are in use.
+const STALE_SLACK: usize = 1024;
+
 /// Vectors already computed by one model, kept in one file per model under a cache directory.
 ///
 /// The file is `<dir>/<first 16 hex digits of sha256(model id)>.emb`: a header (magic,
@@ -18,6 +22,8 @@ const MAGIC: &[u8; 8] = b"KEFUEMB1";
 /// started over. Deleting the directory is always safe: it only costs the time to embed again.
 pub struct EmbeddingCache {
     path: PathBuf,
+    /// The file's header (magic, dimension, model id).
+    head: Vec<u8>,
     dim: usize,
     /// sha256(text) -> the record's index in `vectors`.
     index: HashMap<[u8; 32], usize>,
@@ -57,6 +63,7 @@ impl EmbeddingCache {
         let head = header(model_id, dim);
         let mut cache = EmbeddingCache {
             path,
+            head: head.clone(),
             dim,
             index: HashMap::new(),
             vectors: Vec::new(),
@@ -141,6 +148,50 @@ impl EmbeddingCache {
         }
     }
 
+    /// Drops the vectors of texts not in `keep` once they outnumber those kept (and
+    /// [`STALE_SLACK`]): every edit of a question leaves its old text's vector behind, and the
+    /// whole file is read at each load. The file is rewritten under a temporary name and
+    /// renamed over the old one, so a crash leaves one or the other. Returns how many vectors
+    /// were dropped (0 when the file was left alone).
+    ///
+    /// Two knowledge bases sharing a cache directory keep each other's vectors as long as
+    /// they are of similar size; a vector dropped by mistake only costs embedding it again.
+    pub fn prune(&mut self, keep: &[&str]) -> io::Result<usize> {
+        self.flush()?;
+        let mut kept: Vec<([u8; 32], usize)> = keep
+            .iter()
+            .filter_map(|t| {
+                let k = key(t);
+                self.index.get(&k).map(|&at| (k, at))
+            })
+            .collect();
+        kept.sort_unstable_by_key(|&(_, at)| at);
+        kept.dedup_by_key(|&mut (_, at)| at);
+        let stale = self.len() - kept.len();
+        if stale <= kept.len() + STALE_SLACK {
+            return Ok(0);
+        }
+        let dim = self.dim;
+        let mut bytes = self.head.clone();
+        let mut index = HashMap::with_capacity(kept.len());
+        let mut vectors = Vec::with_capacity(kept.len() * dim);
+        for (k, at) in kept {
+            let v = &self.vectors[at * dim..(at + 1) * dim];
+            bytes.extend_from_slice(&k);
+            for x in v {
+                bytes.extend_from_slice(&x.to_le_bytes());
+            }
+            index.insert(k, vectors.len() / dim);
+            vectors.extend_from_slice(v);
+        }
+        let tmp = self.path.with_extension("emb.tmp");
+        fs::write(&tmp, &bytes)?;
+        fs::rename(&tmp, &self.path)?;
+        self.index = index;
+        self.vectors = vectors;
+        Ok(stale)
+    }
+
     /// Appends the vectors added since the last flush to the file.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
@@ -185,6 +236,40 @@ mod tests {
         let c = EmbeddingCache::open(dir.path(), "m", 3).unwrap();
         assert_eq!(c.get("c").unwrap(), &[0.0, 0.0, 1.0]);
         assert_eq!(c.get("a").unwrap(), &[1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn pruning_drops_unused_vectors_once_they_outnumber_the_used_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = EmbeddingCache::open(dir.path(), "m", 2).unwrap();
+        let texts: Vec<String> = (0..2 * STALE_SLACK).map(|i| format!("q{i}")).collect();
+        for (i, t) in texts.iter().enumerate() {
+            c.insert(t, &[i as f32, 1.0]);
+        }
+        c.flush().unwrap();
+        let size = fs::metadata(c.path()).unwrap().len();
+
+        // Half still in use: the stale half is within the slack, nothing is rewritten.
+        let half: Vec<&str> = texts[..STALE_SLACK].iter().map(String::as_str).collect();
+        assert_eq!(c.prune(&half).unwrap(), 0);
+        assert_eq!(c.len(), 2 * STALE_SLACK);
+        assert_eq!(fs::metadata(c.path()).unwrap().len(), size);
+
+        // Three in use (one asked for twice, one never computed), one added since the flush.
+        c.insert("new", &[-1.0, -2.0]);
+        let keep = ["q5", "q7", "q5", "never seen", "new"];
+        assert_eq!(c.prune(&keep).unwrap(), 2 * STALE_SLACK - 2);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.get("q7").unwrap(), &[7.0, 1.0]);
+        assert!(c.get("q6").is_none());
+
+        let c = EmbeddingCache::open(dir.path(), "m", 2).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.get("q5").unwrap(), &[5.0, 1.0]);
+        assert_eq!(c.get("new").unwrap(), &[-1.0, -2.0]);
+        assert!(c.get("q6").is_none());
+        assert!(fs::metadata(c.path()).unwrap().len() < size / 100);
+        assert!(!c.path().with_extension("emb.tmp").exists());
     }
 
     #[test]

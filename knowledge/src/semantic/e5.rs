@@ -109,10 +109,10 @@ impl E5Embedder {
         config: &BertConfig,
     ) -> Result<(nn::VarStore, BertModel<Embeddings>), EmbedError> {
         let started = std::time::Instant::now();
-        let mut vs = nn::VarStore::new(Device::Cpu);
+        let vs = nn::VarStore::new(Device::Cpu);
         let model = BertModel::<Embeddings>::new_with_optional_pooler(vs.root(), config, false);
         let built = started.elapsed().as_secs_f64();
-        vs.load(dir.join("model.safetensors"))
+        super::weights::load(&vs, &dir.join("model.safetensors"))
             .map_err(|e| err("cannot load model.safetensors", dir, e))?;
         tracing::debug!(
             build_seconds = built,

@@ -14,6 +14,8 @@ mod cache;
 #[cfg(feature = "semantic")]
 mod e5;
 mod trained;
+#[cfg(feature = "semantic")]
+mod weights;
 
 pub use cache::EmbeddingCache;
 #[cfg(feature = "semantic")]
@@ -58,7 +60,8 @@ pub struct EmbedStats {
 }
 
 /// Embeds `texts` into one flat row-major matrix (`texts.len() × dim`), taking what the cache
-/// has and adding what it lacks. Texts are encoded in batches of similar length (less padding);
+/// has and adding what it lacks, then lets the cache drop what `texts` no longer need (see
+/// [`EmbeddingCache::prune`]). Texts are encoded in batches of similar length (less padding);
 /// `progress` is called with the number of texts done so far.
 pub fn embed_all(
     embedder: &dyn Embedder,
@@ -125,6 +128,16 @@ pub fn embed_all(
         cache
             .flush()
             .map_err(|e| EmbedError(format!("cannot write the embedding cache: {e}")))?;
+        // Vectors of questions edited away; failing to drop them costs only disk space.
+        match cache.prune(texts) {
+            Ok(0) => {}
+            Ok(dropped) => {
+                tracing::info!(dropped, path = %cache.path().display(), "dropped unused vectors from the embedding cache")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %cache.path().display(), "cannot prune the embedding cache")
+            }
+        }
     }
     progress(texts.len());
     Ok((
