@@ -184,7 +184,10 @@ impl EmbeddingCache {
             index.insert(k, vectors.len() / dim);
             vectors.extend_from_slice(v);
         }
-        let tmp = self.path.with_extension("emb.tmp");
+        // Named for this process, so two loads pruning at once cannot write into one file.
+        let tmp = self
+            .path
+            .with_extension(format!("emb.{}.tmp", std::process::id()));
         fs::write(&tmp, &bytes)?;
         fs::rename(&tmp, &self.path)?;
         self.index = index;
@@ -269,7 +272,8 @@ mod tests {
         assert_eq!(c.get("new").unwrap(), &[-1.0, -2.0]);
         assert!(c.get("q6").is_none());
         assert!(fs::metadata(c.path()).unwrap().len() < size / 100);
-        assert!(!c.path().with_extension("emb.tmp").exists());
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the cache file is left: {left:?}");
     }
 
     #[test]
