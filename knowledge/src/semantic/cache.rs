@@ -184,12 +184,7 @@ impl EmbeddingCache {
             index.insert(k, vectors.len() / dim);
             vectors.extend_from_slice(v);
         }
-        // Named for this process, so two loads pruning at once cannot write into one file.
-        let tmp = self
-            .path
-            .with_extension(format!("emb.{}.tmp", std::process::id()));
-        fs::write(&tmp, &bytes)?;
-        fs::rename(&tmp, &self.path)?;
+        super::replace_file(&self.path, &bytes)?;
         self.index = index;
         self.vectors = vectors;
         Ok(stale)

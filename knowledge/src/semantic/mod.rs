@@ -150,6 +150,20 @@ pub fn embed_all(
     ))
 }
 
+/// Replaces the file at `path` with `bytes`: written beside it under a name of this process's
+/// and renamed over it, so a reader never sees half a file and two writers never share one.
+/// On failure the temporary file is removed.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// Scales `v` to unit length (left as is when it is all zeros).
 pub fn normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();

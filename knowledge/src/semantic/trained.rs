@@ -51,8 +51,7 @@ pub fn cached_numbers(
         return (train(), false);
     };
     let dir = dir.join("models");
-    let name = key.hex();
-    let path = dir.join(format!("{name}.f32"));
+    let path = dir.join(format!("{}.f32", key.hex()));
     if let Ok(bytes) = std::fs::read(&path) {
         if bytes.len() >= 16 && &bytes[..8] == MAGIC {
             let n = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
@@ -79,13 +78,8 @@ pub fn cached_numbers(
     for x in &numbers {
         bytes.extend_from_slice(&x.to_le_bytes());
     }
-    // Written beside and renamed, so a reader never sees half a file.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(&tmp, &bytes))
-        .and_then(|_| std::fs::rename(&tmp, &path));
+    let written = std::fs::create_dir_all(&dir).and_then(|_| super::replace_file(&path, &bytes));
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
         tracing::warn!(path = %path.display(), error = %e, "cannot write the model cache");
     } else {
         prune(&dir, KEEP_MODELS);
