@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kefu_core::{Decision, Knowledge, Locale};
 use kefu_knowledge::eval::{self, Report};
 use kefu_knowledge::faq::FaqSet;
-use kefu_knowledge::import::{read_labelled, write_faq_files};
+use kefu_knowledge::import::{read_labelled, write_faq_files, Labelled};
 use kefu_knowledge::semantic::{EmbedError, Embedder};
 use kefu_knowledge::{faq, Error, KnowledgeBase, MatcherOptions};
 use serde_json::json;
@@ -78,6 +78,12 @@ pub struct EvalArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write every case the bot gets wrong at the threshold to this file (JSONL: text, label,
+    /// outcome = wrong_answer / declined / answered_out_of_scope, best, confidence, rank), to
+    /// see which questions or out-of-scope examples the FAQ files lack. With --semantic, the
+    /// semantic run's.
+    #[arg(long, value_name = "FILE.jsonl")]
+    errors: Option<PathBuf>,
 }
 
 /// Loads the FAQ files of `dir`, or of the configured directory, or the built-in ones.
@@ -378,37 +384,58 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-fn score(kb: &KnowledgeBase, path: &Path, what: &str) -> anyhow::Result<Vec<eval::ScoredCase>> {
-    let cases = read_labelled(path)?;
+fn score(kb: &KnowledgeBase, cases: &[Labelled], what: &str) -> Vec<eval::ScoredCase> {
     let bar = progress(cases.len(), what);
-    let scored = eval::score_cases(kb, &cases, |i| bar.set_position(i as u64));
+    let scored = eval::score_cases(kb, cases, |i| bar.set_position(i as u64));
     bar.finish_and_clear();
-    Ok(scored)
+    scored
 }
 
 pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut config = config.clone();
     config.knowledge.semantic |= args.semantic;
+    let cases = read_labelled(&args.cases)
+        .with_context(|| format!("cannot evaluate {}", args.cases.display()))?;
+    let tune = match &args.tune {
+        Some(path) => Some(read_labelled(path)?),
+        None => None,
+    };
     let started = Instant::now();
     let (kb, faq) = load_kb_keeping_faq(&config, args.kb.as_deref(), config.knowledge.semantic)?;
     let load_seconds = started.elapsed().as_secs_f64();
-    let run = |kb: &KnowledgeBase, what: &str| -> anyhow::Result<Report> {
-        let threshold = match &args.tune {
+    let run = |kb: &KnowledgeBase, what: &str| -> (Report, Vec<eval::Miss>) {
+        let threshold = match &tune {
             Some(tune) => {
-                eval::tune_threshold(&score(kb, tune, &format!("tuning{what}"))?, args.objective)
+                eval::tune_threshold(&score(kb, tune, &format!("tuning{what}")), args.objective)
             }
             None => config.thresholds.answer,
         };
-        let scored = score(kb, &args.cases, &format!("evaluating{what}"))
-            .with_context(|| format!("cannot evaluate {}", args.cases.display()))?;
-        Ok(eval::report(&scored, threshold))
+        let scored = score(kb, &cases, &format!("evaluating{what}"));
+        (
+            eval::report(&scored, threshold),
+            eval::misses(&cases, &scored, threshold),
+        )
     };
-    let report = run(&kb, "")?;
+    let (report, misses) = run(&kb, "");
     // With the encoder, the same files without it, for comparison.
     let lexical = match faq {
-        Some(set) => Some(run(&build(&config, set, None)?, " (lexical only)")?),
+        Some(set) => Some(run(&build(&config, set, None)?, " (lexical only)").0),
         None => None,
     };
+    if let Some(path) = &args.errors {
+        let mut out = String::new();
+        for miss in &misses {
+            out.push_str(&serde_json::to_string(miss)?);
+            out.push('\n');
+        }
+        std::fs::write(path, out)
+            .with_context(|| format!("cannot write the errors to {}", path.display()))?;
+        eprintln!(
+            "{} case(s) the bot gets wrong written to {}",
+            misses.len(),
+            path.display()
+        );
+    }
     if args.json {
         let mut out = serde_json::to_value(&report)?;
         if let Some(lexical) = &lexical {

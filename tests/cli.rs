@@ -319,6 +319,64 @@ fn eval_prints_exactly_the_documented_figures() {
 }
 
 #[test]
+fn eval_writes_the_cases_it_gets_wrong_for_editors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_lines(
+        dir.path(),
+        "cases.jsonl",
+        &[
+            r#"{"text": "申请退款", "label": "refund.request"}"#,
+            // Labelled with the wrong entry on purpose: the bot answers with the right one.
+            r#"{"text": "卡密在哪看", "label": "refund.request"}"#,
+            r#"{"text": "今天下雨吗", "label": null}"#,
+        ],
+    );
+    let cases = cases.display().to_string();
+    let errors = dir.path().join("errors.jsonl");
+    let out = kefu(&[
+        "eval",
+        "--kb",
+        &fixture(),
+        "--cases",
+        &cases,
+        "--errors",
+        &errors.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 case(s)"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("top1"), "{}", stdout(&out));
+    let written = std::fs::read_to_string(&errors).unwrap();
+    let lines: Vec<Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{written}");
+    let miss = &lines[0];
+    assert_eq!(miss["text"], "卡密在哪看");
+    assert_eq!(miss["label"], "refund.request");
+    assert_eq!(miss["outcome"], "wrong_answer");
+    assert_eq!(miss["best"], "order.card_key_lookup");
+    assert!(miss["confidence"].as_f64().unwrap() >= 0.5, "{miss}");
+
+    // A file that cannot be written is named.
+    let out = kefu(&[
+        "eval",
+        "--kb",
+        &fixture(),
+        "--cases",
+        &cases,
+        "--errors",
+        "/nonexistent/errors.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot write the errors to /nonexistent/errors.jsonl"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn every_command_has_help() {
     for args in [
         vec!["--help"],

@@ -141,6 +141,65 @@ pub fn report(cases: &[ScoredCase], threshold: f32) -> Report {
     }
 }
 
+/// What the bot did with a case it got wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// An in-scope question answered with another entry: the customer got a wrong answer.
+    WrongAnswer,
+    /// An in-scope question not answered (handed off or asked to rephrase), whatever its best
+    /// candidate was.
+    Declined,
+    /// An out-of-scope message answered with an entry.
+    AnsweredOutOfScope,
+}
+
+/// A case the bot got wrong at the answer threshold: what an editor looks at to decide which
+/// questions or out-of-scope examples to add.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Miss {
+    /// What the customer wrote.
+    pub text: String,
+    /// The expected id, `None` for out of scope.
+    pub label: Option<String>,
+    /// What the bot did.
+    pub outcome: Outcome,
+    /// The best candidate, if there was one.
+    pub best: Option<String>,
+    /// The best candidate's confidence (0 without candidates).
+    pub confidence: f32,
+    /// Where the expected id ranked (1 = best) among the top ten; `None` when it is not there
+    /// or the case is out of scope.
+    pub rank: Option<usize>,
+}
+
+/// The cases of `scored` (ranked from `cases`, in the same order) that the bot gets wrong at
+/// `threshold`, in file order.
+pub fn misses(cases: &[Labelled], scored: &[ScoredCase], threshold: f32) -> Vec<Miss> {
+    cases
+        .iter()
+        .zip(scored)
+        .filter_map(|(case, c)| {
+            let rank = c.rank_of_label();
+            let outcome = match (&c.label, c.answered(threshold)) {
+                (Some(_), true) if rank == Some(0) => return None,
+                (Some(_), true) => Outcome::WrongAnswer,
+                (Some(_), false) => Outcome::Declined,
+                (None, true) => Outcome::AnsweredOutOfScope,
+                (None, false) => return None,
+            };
+            Some(Miss {
+                text: case.text.clone(),
+                label: c.label.clone(),
+                outcome,
+                best: c.ranked.first().cloned(),
+                confidence: c.confidence,
+                rank: rank.map(|r| r + 1),
+            })
+        })
+        .collect()
+}
+
 /// What [`tune_threshold`] maximises.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Objective {
@@ -312,6 +371,61 @@ mod tests {
         assert!(decisions <= 0.4, "{decisions}");
         assert_eq!("decisions".parse::<Objective>(), Ok(Objective::Decisions));
         assert!("best".parse::<Objective>().is_err());
+    }
+
+    #[test]
+    fn misses_name_what_went_wrong_in_file_order() {
+        let texts = [
+            "right",
+            "wrong",
+            "shy",
+            "chatter answered",
+            "chatter declined",
+            "none",
+        ];
+        let labels = [Some("a"), Some("b"), Some("a"), None, None, Some("c")];
+        let cases: Vec<Labelled> = texts
+            .iter()
+            .zip(labels)
+            .map(|(t, l)| Labelled {
+                text: t.to_string(),
+                label: l.map(Into::into),
+            })
+            .collect();
+        let scored = [
+            case(Some("a"), &["a", "b"], 0.9),
+            case(Some("b"), &["a", "b"], 0.8),
+            case(Some("a"), &["a"], 0.3),
+            case(None, &["b"], 0.7),
+            case(None, &["b"], 0.2),
+            case(Some("c"), &[], 0.0),
+        ];
+        let got = misses(&cases, &scored, 0.5);
+        let summary: Vec<(&str, Outcome, Option<&str>, Option<usize>)> = got
+            .iter()
+            .map(|m| (m.text.as_str(), m.outcome, m.best.as_deref(), m.rank))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("wrong", Outcome::WrongAnswer, Some("a"), Some(2)),
+                ("shy", Outcome::Declined, Some("a"), Some(1)),
+                (
+                    "chatter answered",
+                    Outcome::AnsweredOutOfScope,
+                    Some("b"),
+                    None
+                ),
+                ("none", Outcome::Declined, None, None),
+            ]
+        );
+        let json = serde_json::to_value(&got[0]).unwrap();
+        assert_eq!(json["outcome"], "wrong_answer");
+        assert_eq!(json["label"], "b");
+        // A lower threshold answers the shy case, and the wrong one stays wrong.
+        let lower = misses(&cases, &scored, 0.25);
+        assert!(lower.iter().all(|m| m.text != "shy"));
+        assert!(lower.iter().any(|m| m.text == "wrong"));
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   rust-bert encoder is behind the cargo feature `semantic`.
 //! - [`defaults`]: the built-in card-shop knowledge base (`knowledge/faq/`).
 //! - [`import`]: labelled utterances (JSONL) into FAQ files.
-//! - [`eval`]: accuracy, out-of-scope and latency figures over labelled cases.
+//! - [`eval`]: accuracy, out-of-scope and latency figures over labelled cases, and the cases
+//!   a knowledge base gets wrong.
 
 pub mod classifier;
 pub mod defaults;
