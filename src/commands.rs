@@ -400,6 +400,15 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(read_labelled(path)?),
         None => None,
     };
+    // Opened before the (possibly long) load, so a path that cannot be written fails at once.
+    let errors_file = match &args.errors {
+        Some(path) => Some((
+            path,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write the errors to {}", path.display()))?,
+        )),
+        None => None,
+    };
     let started = Instant::now();
     let (kb, faq) = load_kb_keeping_faq(&config, args.kb.as_deref(), config.knowledge.semantic)?;
     let load_seconds = started.elapsed().as_secs_f64();
@@ -422,13 +431,13 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
         Some(set) => Some(run(&build(&config, set, None)?, " (lexical only)").0),
         None => None,
     };
-    if let Some(path) = &args.errors {
+    if let Some((path, mut file)) = errors_file {
         let mut out = String::new();
         for miss in &misses {
             out.push_str(&serde_json::to_string(miss)?);
             out.push('\n');
         }
-        std::fs::write(path, out)
+        std::io::Write::write_all(&mut file, out.as_bytes())
             .with_context(|| format!("cannot write the errors to {}", path.display()))?;
         eprintln!(
             "{} case(s) the bot gets wrong written to {}",
