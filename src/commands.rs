@@ -412,26 +412,28 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (kb, faq) = load_kb_keeping_faq(&config, args.kb.as_deref(), config.knowledge.semantic)?;
     let load_seconds = started.elapsed().as_secs_f64();
-    let run = |kb: &KnowledgeBase, what: &str| -> (Report, Vec<eval::Miss>) {
+    // The cases as ranked by `kb`, and the threshold to judge them at.
+    let run = |kb: &KnowledgeBase, what: &str| -> (Vec<eval::ScoredCase>, f32) {
         let threshold = match &tune {
             Some(tune) => {
                 eval::tune_threshold(&score(kb, tune, &format!("tuning{what}")), args.objective)
             }
             None => config.thresholds.answer,
         };
-        let scored = score(kb, &cases, &format!("evaluating{what}"));
-        (
-            eval::report(&scored, threshold),
-            eval::misses(&cases, &scored, threshold),
-        )
+        (score(kb, &cases, &format!("evaluating{what}")), threshold)
     };
-    let (report, misses) = run(&kb, "");
+    let (scored, threshold) = run(&kb, "");
+    let report = eval::report(&scored, threshold);
     // With the encoder, the same files without it, for comparison.
     let lexical = match faq {
-        Some(set) => Some(run(&build(&config, set, None)?, " (lexical only)").0),
+        Some(set) => {
+            let (scored, threshold) = run(&build(&config, set, None)?, " (lexical only)");
+            Some(eval::report(&scored, threshold))
+        }
         None => None,
     };
     if let Some((path, mut file)) = errors_file {
+        let misses = eval::misses(&cases, &scored, threshold);
         let mut out = String::new();
         for miss in &misses {
             out.push_str(&serde_json::to_string(miss)?);
