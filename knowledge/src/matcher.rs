@@ -9,10 +9,14 @@
 //!   (TF-IDF over words and character n-grams), which tells how close the query really is.
 //! - **index**: the entry's best BM25 score in the tantivy index of questions and answers,
 //!   relative to the best score of the query.
-//! - **semantic** (when built with an [`Embedder`], see [`KnowledgeBase::build_with`]): the
+//! - **semantic** (when built with sentence encoders, see [`KnowledgeBase::build_with`]): the
 //!   probability a softmax model trained on the questions' sentence embeddings gives the entry
 //!   (with its own "not ours" class), and the cosine between the query's embedding and the
-//!   entry's closest question's. These carry meaning across paraphrases and languages.
+//!   entry's closest question's. These carry meaning across paraphrases and languages. With
+//!   several encoders (kefu: multilingual-e5-small, and an English-only one for texts without
+//!   Chinese characters) the model reads every encoder's vector side by side, zeros standing
+//!   for an encoder that does not [cover](Embedder::covers) the text, and the cosine is the
+//!   mean over the encoders that cover both texts.
 //!
 //! The ranking score and the confidence are combinations of those (see
 //! [`KnowledgeBase::rank`]); their weights were fitted once on public intent data sets and are
@@ -113,74 +117,179 @@ pub struct Evidence {
     /// The embedding model's probability that the query is out of scope.
     pub semantic_out_of_scope: f32,
     /// Cosine similarity of the (centred) sentence embeddings of the query and the entry's
-    /// closest question.
+    /// closest question (the mean over the encoders that cover both).
     pub semantic: f32,
     /// The same for the closest out-of-scope example.
     pub semantic_neighbour_out_of_scope: f32,
 }
 
-/// The semantic side of a knowledge base: the encoder, every question's embedding and a
-/// classifier trained on them.
-struct SemanticIndex {
+/// One sentence encoder's view of the questions.
+struct Channel {
     embedder: Arc<dyn Embedder>,
     dim: usize,
-    /// The mean question embedding, subtracted before comparing: e5 vectors all lie in a
-    /// narrow cone (any two texts have a cosine near 0.8), centring spreads them out.
+    /// The mean embedding of the questions it covers, subtracted before comparing: e5
+    /// vectors all lie in a narrow cone (any two texts have a cosine near 0.8), centring
+    /// spreads them out.
     mean: Vec<f32>,
-    /// Per question: its centred, unit-length embedding (row-major).
+    /// Per question: its centred, unit-length embedding (row-major), all zeros for a question
+    /// the encoder does not cover.
     vectors: Vec<f32>,
-    model: Option<DenseModel>,
+    /// Per question: whether the encoder covers it.
+    covered: Vec<bool>,
 }
 
-impl SemanticIndex {
-    /// Centres the question embeddings and trains (or takes from the cache) the classifier.
+impl Channel {
+    /// Embeds the questions the encoder covers (through the embedding cache) and centres them.
     fn build(
         embedder: Arc<dyn Embedder>,
-        mut vectors: Vec<f32>,
         texts: &[&str],
-        labels: &[usize],
-        classes: usize,
         cache_dir: Option<&Path>,
-    ) -> Self {
+    ) -> Result<(Self, EmbedStats), semantic::EmbedError> {
         let dim = embedder.dim();
+        let covered: Vec<bool> = texts.iter().map(|t| embedder.covers(t)).collect();
+        let mine: Vec<&str> = texts
+            .iter()
+            .zip(&covered)
+            .filter(|(_, c)| **c)
+            .map(|(t, _)| *t)
+            .collect();
+        let mut cache = cache_dir.and_then(|dir| {
+            EmbeddingCache::open(&dir.join("embeddings"), embedder.model_id(), dim)
+                .map_err(|e| {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot open the embedding cache; embedding without it");
+                })
+                .ok()
+        });
+        let (embedded, stats) = embed_all(embedder.as_ref(), &mine, cache.as_mut(), |_| {})?;
         let mut mean = vec![0f32; dim];
-        for row in vectors.chunks(dim) {
+        for row in embedded.chunks(dim) {
             mean.iter_mut().zip(row).for_each(|(m, x)| *m += x);
         }
-        let n = labels.len().max(1) as f32;
+        let n = mine.len().max(1) as f32;
         mean.iter_mut().for_each(|m| *m /= n);
-        let mut index = SemanticIndex {
+        let mut channel = Channel {
             embedder,
             dim,
             mean,
             vectors: Vec::new(),
-            model: None,
+            covered,
         };
-        for row in vectors.chunks_mut(dim) {
-            index.centre(row);
-        }
-        let options = DenseOptions::default();
-        index.model = (2..=MAX_MODEL_CLASSES).contains(&classes).then(|| {
-            // As for the lexical model: inputs (the encoder and every text), options, and a
-            // version to change with `DenseModel::train`.
-            let mut key = ModelKey::new("semantic-dense-v1");
-            key.add(index.embedder.model_id().as_bytes());
-            key.add(format!("{options:?}").as_bytes());
-            key.add(&(classes as u64).to_le_bytes());
-            for (text, label) in texts.iter().zip(labels) {
-                key.add(text.as_bytes()).add(&(*label as u64).to_le_bytes());
+        let mut vectors = vec![0f32; texts.len() * dim];
+        let mut rows = embedded.chunks(dim);
+        for (q, covered) in channel.covered.iter().enumerate() {
+            if *covered {
+                let row = &mut vectors[q * dim..(q + 1) * dim];
+                row.copy_from_slice(rows.next().unwrap_or_default());
+                channel.centre(row);
             }
-            let train = || DenseModel::train(&vectors, dim, labels, classes, &options);
-            let (numbers, _) = cached_numbers(cache_dir, key, || train().to_numbers());
-            DenseModel::from_numbers(classes, dim, numbers).unwrap_or_else(train)
-        });
-        index.vectors = vectors;
-        index
+        }
+        channel.vectors = vectors;
+        Ok((channel, stats))
     }
 
     fn centre(&self, raw: &mut [f32]) {
         raw.iter_mut().zip(&self.mean).for_each(|(x, m)| *x -= m);
         semantic::normalize(raw);
+    }
+
+    fn row(&self, q: usize) -> &[f32] {
+        &self.vectors[q * self.dim..(q + 1) * self.dim]
+    }
+
+    /// The query's centred embedding, or `None` when the encoder does not cover it or fails
+    /// (logged: the other evidence still ranks the message).
+    fn query(&self, query: &str) -> Option<Vec<f32>> {
+        if !self.embedder.covers(query) {
+            return None;
+        }
+        match self.embedder.embed(&[query]) {
+            Ok(mut v) if v.len() == 1 && v[0].len() == self.dim => {
+                let mut q = v.pop().unwrap_or_default();
+                self.centre(&mut q);
+                Some(q)
+            }
+            Ok(_) => {
+                tracing::error!(
+                    model = self.embedder.model_id(),
+                    "the encoder returned a malformed vector; ranking without it"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::error!(model = self.embedder.model_id(), error = %e, "cannot embed the query; ranking without this encoder");
+                None
+            }
+        }
+    }
+}
+
+/// The semantic side of a knowledge base: one channel per encoder, and a classifier trained on
+/// the channels' embeddings side by side (zeros where an encoder does not cover a text).
+struct SemanticIndex {
+    channels: Vec<Channel>,
+    model: Option<DenseModel>,
+}
+
+impl SemanticIndex {
+    /// Embeds every question with every encoder and trains (or takes from the cache) the
+    /// classifier.
+    fn build(
+        embedders: Vec<Arc<dyn Embedder>>,
+        texts: &[&str],
+        labels: &[usize],
+        classes: usize,
+        cache_dir: Option<&Path>,
+    ) -> Result<(Self, EmbedStats), semantic::EmbedError> {
+        let mut channels = Vec::new();
+        let mut stats = EmbedStats::default();
+        for embedder in embedders {
+            let (channel, s) = Channel::build(embedder, texts, cache_dir)?;
+            stats.cached += s.cached;
+            stats.embedded += s.embedded;
+            stats.seconds += s.seconds;
+            channels.push(channel);
+        }
+        let mut index = SemanticIndex {
+            channels,
+            model: None,
+        };
+        let options = DenseOptions::default();
+        index.model = (2..=MAX_MODEL_CLASSES).contains(&classes).then(|| {
+            // As for the lexical model: inputs (the encoders and every text), options, and a
+            // version to change with `DenseModel::train`.
+            let mut key = ModelKey::new("semantic-dense-v1");
+            for channel in &index.channels {
+                key.add(channel.embedder.model_id().as_bytes());
+            }
+            key.add(format!("{options:?}").as_bytes());
+            key.add(&(classes as u64).to_le_bytes());
+            for (text, label) in texts.iter().zip(labels) {
+                key.add(text.as_bytes()).add(&(*label as u64).to_le_bytes());
+            }
+            let dim = index.dim();
+            let train = || {
+                let joined: Vec<f32>;
+                let examples = match index.channels.as_slice() {
+                    [one] => one.vectors.as_slice(),
+                    _ => {
+                        joined = (0..texts.len())
+                            .flat_map(|q| index.channels.iter().flat_map(move |c| c.row(q)))
+                            .copied()
+                            .collect();
+                        joined.as_slice()
+                    }
+                };
+                DenseModel::train(examples, dim, labels, classes, &options)
+            };
+            let (numbers, _) = cached_numbers(cache_dir, key, || train().to_numbers());
+            DenseModel::from_numbers(classes, dim, numbers).unwrap_or_else(train)
+        });
+        Ok((index, stats))
+    }
+
+    /// The classifier's input length: every channel's side by side.
+    fn dim(&self) -> usize {
+        self.channels.iter().map(|c| c.dim).sum()
     }
 }
 
@@ -226,29 +335,31 @@ impl KnowledgeBase {
 
     /// Indexes and trains on already validated FAQ entries (lexical evidence only).
     pub fn build(set: FaqSet, options: MatcherOptions) -> Result<Self, Error> {
-        Self::build_with(set, options, None)
+        Self::build_with(set, options, Vec::new())
     }
 
-    /// Indexes and trains on already validated FAQ entries; with an encoder, also embeds every
-    /// question (through the embedding cache in [`MatcherOptions::cache_dir`]) and trains a
-    /// classifier on the embeddings, so ranking uses semantic evidence too.
+    /// Indexes and trains on already validated FAQ entries; with sentence encoders (none:
+    /// lexical evidence only), also embeds every question each encoder covers (through the
+    /// embedding cache in [`MatcherOptions::cache_dir`]) and trains a classifier on the
+    /// embeddings, so ranking uses semantic evidence too.
     pub fn build_with(
         set: FaqSet,
         options: MatcherOptions,
-        embedder: Option<Arc<dyn Embedder>>,
+        embedders: Vec<Arc<dyn Embedder>>,
     ) -> Result<Self, Error> {
-        Self::build_loading(set, options, move || Ok(embedder))
+        Self::build_loading(set, options, move || Ok(embedders))
     }
 
     /// As [`KnowledgeBase::build_with`], calling `load_embedder` on another thread while the
-    /// index is built and the lexical model trained (loading an encoder takes about as long).
+    /// index is built and the lexical model trained (loading the encoders takes about as
+    /// long).
     pub fn build_loading<L>(
         set: FaqSet,
         options: MatcherOptions,
         load_embedder: L,
     ) -> Result<Self, Error>
     where
-        L: FnOnce() -> Result<Option<Arc<dyn Embedder>>, semantic::EmbedError> + Send,
+        L: FnOnce() -> Result<Vec<Arc<dyn Embedder>>, semantic::EmbedError> + Send,
     {
         std::thread::scope(|scope| {
             let loading = scope.spawn(load_embedder);
@@ -263,7 +374,7 @@ impl KnowledgeBase {
     fn build_inner(
         set: FaqSet,
         options: MatcherOptions,
-        embedder: impl FnOnce() -> Result<Option<Arc<dyn Embedder>>, semantic::EmbedError>,
+        embedder: impl FnOnce() -> Result<Vec<Arc<dyn Embedder>>, semantic::EmbedError>,
     ) -> Result<Self, Error> {
         let entries: Vec<FaqEntry> = set.entries.into_iter().map(|e| e.entry).collect();
         if entries.is_empty() {
@@ -362,36 +473,17 @@ impl KnowledgeBase {
         });
         let model_seconds = started.elapsed().as_secs_f64();
 
-        let embedder = embedder()?;
+        let embedders = embedder()?;
         let started = Instant::now();
         let mut embedded = EmbedStats::default();
-        let semantic = match embedder {
-            None => None,
-            Some(embedder) => {
-                let texts: Vec<&str> = questions.iter().map(|(_, q)| q.as_str()).collect();
-                let mut cache = match cache_dir {
-                    Some(dir) => {
-                        match EmbeddingCache::open(
-                            &dir.join("embeddings"),
-                            embedder.model_id(),
-                            embedder.dim(),
-                        ) {
-                            Ok(cache) => Some(cache),
-                            Err(e) => {
-                                tracing::warn!(dir = %dir.display(), error = %e, "cannot open the embedding cache; embedding without it");
-                                None
-                            }
-                        }
-                    }
-                    None => None,
-                };
-                let (vectors, stats) =
-                    embed_all(embedder.as_ref(), &texts, cache.as_mut(), |_| {})?;
-                embedded = stats;
-                Some(SemanticIndex::build(
-                    embedder, vectors, &texts, &labels, classes, cache_dir,
-                ))
-            }
+        let semantic = if embedders.is_empty() {
+            None
+        } else {
+            let texts: Vec<&str> = questions.iter().map(|(_, q)| q.as_str()).collect();
+            let (index, stats) =
+                SemanticIndex::build(embedders, &texts, &labels, classes, cache_dir)?;
+            embedded = stats;
+            Some(index)
         };
         let semantic_seconds = started.elapsed().as_secs_f64();
         let stats = BuildStats {
@@ -548,54 +640,64 @@ impl KnowledgeBase {
         // The sentence embeddings: compared with every question (a few milliseconds for
         // 15,000 questions), and the classifier trained on them.
         if let Some(sem) = self.semantic.as_ref().filter(|_| !query.trim().is_empty()) {
-            match sem.embedder.embed(&[query]) {
-                Ok(mut v) if v.len() == 1 && v[0].len() == sem.dim => {
-                    let mut q = v.pop().unwrap_or_default();
-                    sem.centre(&mut q);
-                    let mut sem_closest: Vec<Option<usize>> = vec![None; n];
-                    let mut oos = -1.0f32;
-                    for ev in evidence.iter_mut() {
-                        ev.has_semantic = true;
-                        ev.semantic = -1.0;
+            let embedded: Vec<Option<Vec<f32>>> =
+                sem.channels.iter().map(|c| c.query(query)).collect();
+            if embedded.iter().any(Option::is_some) {
+                let mut sem_closest: Vec<Option<usize>> = vec![None; n];
+                let mut oos = -1.0f32;
+                for ev in evidence.iter_mut() {
+                    ev.has_semantic = true;
+                    ev.semantic = -1.0;
+                }
+                for (i, (owner, _)) in self.questions.iter().enumerate() {
+                    // The mean cosine over the encoders that cover both texts.
+                    let (mut sum, mut count) = (0.0f32, 0u32);
+                    for (channel, q) in sem.channels.iter().zip(&embedded) {
+                        if let Some(q) = q.as_deref().filter(|_| channel.covered[i]) {
+                            sum += semantic::dot(q, channel.row(i));
+                            count += 1;
+                        }
                     }
-                    for (i, row) in sem.vectors.chunks(sem.dim).enumerate() {
-                        let s = semantic::dot(&q, row);
-                        match self.questions[i].0 {
-                            Owner::Entry(e) => {
-                                if s > evidence[e].semantic {
-                                    evidence[e].semantic = s;
-                                    sem_closest[e] = Some(i);
-                                }
+                    if count == 0 {
+                        continue;
+                    }
+                    let s = sum / count as f32;
+                    match owner {
+                        Owner::Entry(e) => {
+                            if s > evidence[*e].semantic {
+                                evidence[*e].semantic = s;
+                                sem_closest[*e] = Some(i);
                             }
-                            Owner::OutOfScope => oos = oos.max(s),
                         }
-                    }
-                    let mut sem_oos = 0.0;
-                    if let Some(model) = &sem.model {
-                        let p = model.predict(&q);
-                        for (e, ev) in evidence.iter_mut().enumerate() {
-                            ev.semantic_model = p[e];
-                        }
-                        if self.has_out_of_scope {
-                            sem_oos = p[n];
-                        }
-                    }
-                    for ev in evidence.iter_mut() {
-                        ev.semantic_neighbour_out_of_scope = oos.max(0.0);
-                        ev.semantic_out_of_scope = sem_oos;
-                    }
-                    // The closest question in meaning is the one to show.
-                    for (e, q) in sem_closest.into_iter().enumerate() {
-                        if q.is_some() {
-                            closest[e] = q;
-                        }
+                        Owner::OutOfScope => oos = oos.max(s),
                     }
                 }
-                Ok(_) => {
-                    tracing::error!("the encoder returned a malformed vector; ranking without it")
+                let mut sem_oos = 0.0;
+                if let Some(model) = &sem.model {
+                    let mut x = Vec::with_capacity(sem.dim());
+                    for (channel, q) in sem.channels.iter().zip(&embedded) {
+                        match q {
+                            Some(q) => x.extend_from_slice(q),
+                            None => x.resize(x.len() + channel.dim, 0.0),
+                        }
+                    }
+                    let p = model.predict(&x);
+                    for (e, ev) in evidence.iter_mut().enumerate() {
+                        ev.semantic_model = p[e];
+                    }
+                    if self.has_out_of_scope {
+                        sem_oos = p[n];
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot embed the query; ranking without semantic evidence")
+                for ev in evidence.iter_mut() {
+                    ev.semantic_neighbour_out_of_scope = oos.max(0.0);
+                    ev.semantic_out_of_scope = sem_oos;
+                }
+                // The closest question in meaning is the one to show.
+                for (e, q) in sem_closest.into_iter().enumerate() {
+                    if q.is_some() {
+                        closest[e] = q;
+                    }
                 }
             }
         }
@@ -897,7 +999,7 @@ mod tests {
         };
         let encoder = Arc::new(Bigrams::new("bigrams"));
         let kb =
-            KnowledgeBase::build_with(set(true), options.clone(), Some(encoder.clone())).unwrap();
+            KnowledgeBase::build_with(set(true), options.clone(), vec![encoder.clone()]).unwrap();
         assert_eq!(encoder.texts.load(Ordering::SeqCst), kb.stats().questions);
         assert!(!kb.stats().model_cached);
         let ranked = kb.rank_with_evidence("我要退款", 2);
@@ -915,12 +1017,98 @@ mod tests {
             .ranks_slowly());
 
         let encoder = Arc::new(Bigrams::new("bigrams"));
-        let again = KnowledgeBase::build_with(set(true), options, Some(encoder.clone())).unwrap();
+        let again = KnowledgeBase::build_with(set(true), options, vec![encoder.clone()]).unwrap();
         assert_eq!(again.stats().embedded.embedded, 0);
         assert!(again.stats().model_cached);
         // Only the queries are embedded now.
         assert_eq!(encoder.texts.load(Ordering::SeqCst), 0);
         assert_eq!(again.rank("我要退款", 3), kb.rank("我要退款", 3));
+    }
+
+    /// Character bigrams that, like an English-only encoder, cover no Chinese text.
+    struct EnglishOnly(crate::semantic::testing::Bigrams);
+
+    impl Embedder for EnglishOnly {
+        fn model_id(&self) -> &str {
+            self.0.model_id()
+        }
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, semantic::EmbedError> {
+            assert!(!texts.iter().any(|t| semantic::has_cjk(t)), "{texts:?}");
+            self.0.embed(texts)
+        }
+        fn covers(&self, text: &str) -> bool {
+            !semantic::has_cjk(text)
+        }
+    }
+
+    #[test]
+    fn a_second_encoder_sees_only_the_texts_it_covers_and_joins_only_their_comparisons() {
+        use crate::semantic::testing::Bigrams;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let options = MatcherOptions {
+            cache_dir: Some(dir.path().to_path_buf()),
+            ..MatcherOptions::default()
+        };
+        let build = || {
+            let english = Arc::new(EnglishOnly(Bigrams::new("english-bigrams")));
+            let encoders: Vec<Arc<dyn Embedder>> =
+                vec![Arc::new(Bigrams::new("bigrams")), english.clone()];
+            let kb = KnowledgeBase::build_with(set(true), options.clone(), encoders).unwrap();
+            (kb, english)
+        };
+        let (kb, english) = build();
+        let set = set(true);
+        let texts: Vec<&str> = set
+            .entries
+            .iter()
+            .flat_map(|e| e.entry.questions.iter().map(String::as_str))
+            .chain(set.out_of_scope.iter().map(|o| o.text.as_str()))
+            .collect();
+        let latin = texts.iter().filter(|t| !semantic::has_cjk(t)).count();
+        assert_eq!(english.0.texts.load(Ordering::SeqCst), latin);
+        assert_eq!(kb.stats().embedded.embedded, texts.len() + latin);
+
+        // A Chinese message is compared by the multilingual encoder alone: its closeness to
+        // each entry is what that encoder alone finds.
+        let alone = KnowledgeBase::build_with(
+            self::set(true),
+            MatcherOptions::default(),
+            vec![Arc::new(Bigrams::new("bigrams"))],
+        )
+        .unwrap();
+        let closeness = |kb: &KnowledgeBase, query: &str| -> Vec<(String, f32)> {
+            let mut v: Vec<(String, f32)> = kb
+                .rank_with_evidence(query, 10)
+                .into_iter()
+                .map(|(c, ev)| (c.id, ev.semantic))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        assert_eq!(
+            closeness(&kb, "我要退款啊"),
+            closeness(&alone, "我要退款啊")
+        );
+        assert_eq!(english.0.texts.load(Ordering::SeqCst), latin);
+        // An English one by both.
+        let (top, ev) = &kb.rank_with_evidence("refund my order please", 1)[0];
+        assert_eq!(top.id, "refund.request");
+        assert!(ev.has_semantic && ev.semantic > 0.5, "{ev:?}");
+        assert_eq!(english.0.texts.load(Ordering::SeqCst), latin + 1);
+
+        // A restart takes both encoders' vectors and the classifier from the cache.
+        let (again, english) = build();
+        assert_eq!(again.stats().embedded.embedded, 0);
+        assert_eq!(again.stats().embedded.cached, texts.len() + latin);
+        assert_eq!(english.0.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            again.rank("refund my order please", 3),
+            kb.rank("refund my order please", 3)
+        );
     }
 
     #[test]

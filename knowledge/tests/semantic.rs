@@ -1,16 +1,18 @@
-//! The `semantic` feature on the real multilingual-e5-small model (set up by
-//! `kefu model install`; `KEFU_MODEL_DIR` or the default model directory).
+//! The `semantic` feature on the real models (set up by `kefu model install`):
+//! multilingual-e5-small (`KEFU_MODEL_DIR` or the default model directory) and the English
+//! all-MiniLM-L6-v2 (`KEFU_ENGLISH_MODEL_DIR` or its default directory).
 #![cfg(feature = "semantic")]
 
 use kefu_core::Decision;
 use kefu_core::Knowledge;
-use kefu_knowledge::semantic::{dot, E5Embedder, Embedder};
+use kefu_knowledge::semantic::{dot, has_cjk, BertEmbedder, EmbedError, Embedder};
 use kefu_knowledge::{defaults, faq, KnowledgeBase, MatcherOptions, ValidationOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KEFU_MODEL_DIR") {
+fn installed(var: &str, name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(var) {
         return dir.into();
     }
     let base = std::env::var_os("XDG_DATA_HOME")
@@ -18,18 +20,44 @@ fn model_dir() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share")
         });
-    base.join("kefu/models/multilingual-e5-small")
+    base.join("kefu/models").join(name)
 }
 
-fn encoder() -> Arc<E5Embedder> {
-    static ENCODER: OnceLock<Arc<E5Embedder>> = OnceLock::new();
-    ENCODER
-        .get_or_init(|| {
-            Arc::new(E5Embedder::load(&model_dir()).unwrap_or_else(|e| {
-                panic!("{e}\nthe semantic tests need the model: run `kefu model install`")
-            }))
-        })
-        .clone()
+fn model_dir() -> PathBuf {
+    installed("KEFU_MODEL_DIR", "multilingual-e5-small")
+}
+
+fn english_model_dir() -> PathBuf {
+    installed("KEFU_ENGLISH_MODEL_DIR", "all-minilm-l6-v2")
+}
+
+fn loaded(
+    cell: &'static OnceLock<Arc<BertEmbedder>>,
+    load: impl FnOnce() -> Result<BertEmbedder, EmbedError>,
+) -> Arc<BertEmbedder> {
+    cell.get_or_init(|| {
+        Arc::new(load().unwrap_or_else(|e| {
+            panic!("{e}\nthe semantic tests need the models: run `kefu model install`")
+        }))
+    })
+    .clone()
+}
+
+fn encoder() -> Arc<BertEmbedder> {
+    static ENCODER: OnceLock<Arc<BertEmbedder>> = OnceLock::new();
+    loaded(&ENCODER, || BertEmbedder::multilingual_e5(&model_dir()))
+}
+
+fn english() -> Arc<BertEmbedder> {
+    static ENCODER: OnceLock<Arc<BertEmbedder>> = OnceLock::new();
+    loaded(&ENCODER, || {
+        BertEmbedder::english_minilm(&english_model_dir())
+    })
+}
+
+/// Both encoders, as `knowledge.semantic` uses them by default.
+fn encoders() -> Vec<Arc<dyn Embedder>> {
+    vec![encoder(), english()]
 }
 
 #[test]
@@ -81,7 +109,7 @@ fn kb(cache: &Path) -> KnowledgeBase {
         cache_dir: Some(cache.to_path_buf()),
         ..MatcherOptions::default()
     };
-    KnowledgeBase::build_with(set, options, Some(encoder() as Arc<dyn Embedder>)).unwrap()
+    KnowledgeBase::build_with(set, options, encoders()).unwrap()
 }
 
 #[test]
@@ -116,10 +144,20 @@ fn paraphrases_in_other_words_and_languages_find_their_entry_and_a_restart_embed
         "chatter confidence {chatter}"
     );
 
-    // A restart: every vector and both models come from the cache.
+    // A restart: every vector of both encoders and both models come from the cache. The
+    // English encoder holds the questions without Chinese characters.
     let again = kb_stats(cache.path());
     assert_eq!(again.embedded.embedded, 0, "{again:?}");
-    assert_eq!(again.embedded.cached, first.questions);
+    let set = defaults::load(&ValidationOptions::default()).unwrap();
+    let texts: Vec<&str> = set
+        .entries
+        .iter()
+        .flat_map(|e| e.entry.questions.iter().map(String::as_str))
+        .chain(set.out_of_scope.iter().map(|o| o.text.as_str()))
+        .collect();
+    let english = texts.iter().filter(|t| !has_cjk(t)).count();
+    assert!(english > 100 && english < texts.len(), "{english}");
+    assert_eq!(again.embedded.cached, first.questions + english);
     assert!(again.model_cached);
 }
 
@@ -147,12 +185,8 @@ fn a_chinese_question_finds_an_entry_written_only_in_english() {
     .unwrap();
     let load = || faq::load_dir(dir.path(), &ValidationOptions::default()).unwrap();
     let lexical = KnowledgeBase::build(load(), MatcherOptions::default()).unwrap();
-    let semantic = KnowledgeBase::build_with(
-        load(),
-        MatcherOptions::default(),
-        Some(encoder() as Arc<dyn Embedder>),
-    )
-    .unwrap();
+    let semantic =
+        KnowledgeBase::build_with(load(), MatcherOptions::default(), encoders()).unwrap();
     for (query, id) in [
         ("退钱", "refund.request"),
         ("我的卡密在哪里", "order.card_key_lookup"),
@@ -172,7 +206,7 @@ fn a_chinese_question_finds_an_entry_written_only_in_english() {
 #[test]
 fn a_missing_or_damaged_model_is_a_clear_error_naming_the_install_command() {
     let dir = tempfile::tempdir().unwrap();
-    let message = |dir: &Path| match E5Embedder::load(dir) {
+    let message = |dir: &Path| match BertEmbedder::multilingual_e5(dir) {
         Ok(_) => panic!("loaded a model from {}", dir.display()),
         Err(e) => e.to_string(),
     };
@@ -196,4 +230,125 @@ fn a_missing_or_damaged_model_is_a_clear_error_naming_the_install_command() {
     .unwrap();
     let damaged = message(dir.path());
     assert!(damaged.contains("kefu model install"), "{damaged}");
+}
+
+#[test]
+fn the_english_encoder_reads_english_only_and_knows_its_paraphrases() {
+    let e = english();
+    assert_eq!(e.dim(), 384);
+    assert!(
+        e.model_id().starts_with("minilm/53aa5117"),
+        "{}",
+        e.model_id()
+    );
+    assert!(e.model_id().ends_with("/english-only"), "{}", e.model_id());
+    assert!(e.covers("where is my card key??"));
+    assert!(e.covers("my psn code says invalid, help"));
+    for text in [
+        "我的卡密在哪里",
+        "steam卡密无效",
+        "ｒｅｆｕｎｄ",
+        "カード",
+        "환불",
+    ] {
+        assert!(!e.covers(text), "{text}");
+        // The multilingual encoder reads everything.
+        assert!(encoder().covers(text), "{text}");
+    }
+    let v = e
+        .embed(&[
+            "i want my money back",
+            "please refund my order",
+            "where is my card key",
+            "what's the weather like",
+        ])
+        .unwrap();
+    for row in &v {
+        assert!((dot(row, row) - 1.0).abs() < 1e-4);
+    }
+    let refund = dot(&v[0], &v[1]);
+    assert!(
+        refund > dot(&v[0], &v[2]) && refund > dot(&v[0], &v[3]),
+        "{refund}"
+    );
+    // Batching does not change a vector.
+    let alone = e.embed(&["where is my card key"]).unwrap().remove(0);
+    assert!(dot(&alone, &v[2]) > 0.9999);
+}
+
+/// Counts what an encoder is asked to embed.
+struct Counting {
+    inner: Arc<BertEmbedder>,
+    texts: AtomicUsize,
+    cjk: AtomicUsize,
+}
+
+impl Embedder for Counting {
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn covers(&self, text: &str) -> bool {
+        self.inner.covers(text)
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.texts.fetch_add(texts.len(), Ordering::SeqCst);
+        let cjk = texts.iter().filter(|t| has_cjk(t)).count();
+        self.cjk.fetch_add(cjk, Ordering::SeqCst);
+        self.inner.embed(texts)
+    }
+}
+
+#[test]
+fn english_messages_are_compared_by_both_encoders_chinese_ones_by_the_multilingual_one() {
+    let english = Arc::new(Counting {
+        inner: english(),
+        texts: AtomicUsize::new(0),
+        cjk: AtomicUsize::new(0),
+    });
+    let set = defaults::load(&ValidationOptions::default()).unwrap();
+    let kb = KnowledgeBase::build_with(
+        set,
+        MatcherOptions::default(),
+        vec![encoder() as Arc<dyn Embedder>, english.clone()],
+    )
+    .unwrap();
+    assert!(english.texts.load(Ordering::SeqCst) > 100);
+    assert_eq!(
+        english.cjk.load(Ordering::SeqCst),
+        0,
+        "no Chinese text for it"
+    );
+    let before = english.texts.load(Ordering::SeqCst);
+
+    for (query, id) in [
+        ("我买的码在哪看", "order.card_key_lookup"),
+        ("充值了但是没到账", "recharge.not_arrived"),
+    ] {
+        let ranking = kb.rank(query, 3);
+        assert_eq!(ranking.top().map(|c| c.id.as_str()), Some(id), "{query}");
+    }
+    assert_eq!(english.texts.load(Ordering::SeqCst), before);
+
+    for (query, id) in [
+        (
+            "where can i see the key i bought yesterday",
+            "order.card_key_lookup",
+        ),
+        (
+            "cash back please, this is not what i wanted",
+            "refund.request",
+        ),
+    ] {
+        let ranking = kb.rank(query, 3);
+        assert_eq!(
+            ranking.top().map(|c| c.id.as_str()),
+            Some(id),
+            "{query}: {ranking:?}"
+        );
+    }
+    assert_eq!(english.texts.load(Ordering::SeqCst), before + 2);
+    assert_eq!(english.cjk.load(Ordering::SeqCst), 0);
 }

@@ -6,20 +6,25 @@
 //! on-disk [`EmbeddingCache`] keyed by model and text so a restart does not embed again) and
 //! every query when it ranks.
 //!
-//! The trait is always available; the implementation that runs multilingual-e5-small with
-//! rust-bert and libtorch, [`E5Embedder`], is behind the cargo feature `semantic`, so the
-//! default build needs no libtorch.
+//! A knowledge base can use several encoders side by side: each says which texts it
+//! [covers](Embedder::covers), and texts are compared with the encoders that cover both.
+//! kefu uses multilingual-e5-small for every text and, for texts without Chinese, Japanese or
+//! Korean characters, the English all-MiniLM-L6-v2 as well.
+//!
+//! The trait is always available; the implementation that runs both with rust-bert and
+//! libtorch, [`BertEmbedder`], is behind the cargo feature `semantic`, so the default build
+//! needs no libtorch.
 
-mod cache;
 #[cfg(feature = "semantic")]
-mod e5;
+mod bert;
+mod cache;
 mod trained;
 #[cfg(feature = "semantic")]
 mod weights;
 
-pub use cache::EmbeddingCache;
 #[cfg(feature = "semantic")]
-pub use e5::E5Embedder;
+pub use bert::{BertEmbedder, EncoderSpec};
+pub use cache::EmbeddingCache;
 pub use trained::{cached_numbers, ModelKey};
 
 use std::time::Instant;
@@ -43,6 +48,13 @@ pub trait Embedder: Send + Sync {
 
     /// One unit vector per text, in order.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
+
+    /// Whether the encoder understands `text`. A knowledge base never asks an encoder to embed
+    /// a text it does not cover, and compares such texts with the other encoders only. The
+    /// default covers every text.
+    fn covers(&self, _text: &str) -> bool {
+        true
+    }
 }
 
 /// How many texts go through the encoder at once when a knowledge base loads.
@@ -162,6 +174,21 @@ fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Whether `text` holds a Chinese, Japanese or Korean character (or a full-width form): such a
+/// text is not given to an English-only encoder.
+pub fn has_cjk(text: &str) -> bool {
+    text.chars().any(|c| {
+        matches!(c as u32,
+            0x2E80..=0x9FFF        // radicals, CJK punctuation, kana, Bopomofo, Han
+            | 0xA960..=0xA97F      // Hangul Jamo extended
+            | 0xAC00..=0xD7FF      // Hangul syllables
+            | 0xF900..=0xFAFF      // CJK compatibility ideographs
+            | 0xFE30..=0xFE4F      // CJK compatibility forms
+            | 0xFF00..=0xFFEF      // half- and full-width forms
+            | 0x20000..=0x3FFFF) // Han extensions B and later
+    })
 }
 
 /// Scales `v` to unit length (left as is when it is all zeros).

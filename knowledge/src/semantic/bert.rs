@@ -1,4 +1,6 @@
-//! [`E5Embedder`]: multilingual-e5-small run by rust-bert on libtorch.
+//! [`BertEmbedder`]: the BERT-architecture sentence encoders kefu uses, run by rust-bert on
+//! libtorch: multilingual-e5-small ([`EncoderSpec::MULTILINGUAL_E5`]) and the English
+//! all-MiniLM-L6-v2 ([`EncoderSpec::ENGLISH_MINILM`]).
 
 use super::{EmbedError, Embedder};
 use rust_bert::bert::{BertConfig, BertEmbedding, BertModel};
@@ -12,20 +14,55 @@ use tokenizers::Tokenizer;
 /// Tokens per text; longer texts are cut (customer questions are far shorter).
 const MAX_TOKENS: usize = 128;
 
-/// The e5 models are trained with a prefix; "query: " is the one for symmetric tasks such as
-/// matching a question against questions.
-const PREFIX: &str = "query: ";
+/// What sets one encoder apart from another: how its input is written, what it is called in
+/// the embedding cache and which texts it understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderSpec {
+    /// The start of the model's id in the embedding cache (the weights' checksum follows).
+    pub name: &'static str,
+    /// Put before every text (the e5 models are trained with one).
+    pub prefix: &'static str,
+    /// How the prefix is spelled in the model id (the cache's names predate this type).
+    pub prefix_id: &'static str,
+    /// The model reads English only: texts with Chinese, Japanese or Korean characters are
+    /// not given to it (see [`super::has_cjk`]).
+    pub english_only: bool,
+    /// The padding token of its tokenizer.
+    pub pad_token: &'static str,
+}
 
-/// multilingual-e5-small (or another BERT-architecture e5 model) from a model directory made
-/// by `kefu model install`: `model.safetensors`, `config.json`, `tokenizer.json` and
-/// optionally `model.sha256`.
+impl EncoderSpec {
+    /// multilingual-e5-small: about 100 languages in one space. "query: " is the e5 prefix for
+    /// symmetric tasks such as matching a question against questions.
+    pub const MULTILINGUAL_E5: EncoderSpec = EncoderSpec {
+        name: "e5",
+        prefix: "query: ",
+        prefix_id: "query-prefix",
+        english_only: false,
+        pad_token: "<pad>",
+    };
+
+    /// all-MiniLM-L6-v2: English only, half the layers of e5-small, trained on a billion
+    /// English sentence pairs; beside e5 it sharpens English intents.
+    pub const ENGLISH_MINILM: EncoderSpec = EncoderSpec {
+        name: "minilm",
+        prefix: "",
+        prefix_id: "no-prefix",
+        english_only: true,
+        pad_token: "[PAD]",
+    };
+}
+
+/// A BERT-architecture sentence encoder from a model directory made by `kefu model install`:
+/// `model.safetensors`, `config.json`, `tokenizer.json` and optionally `model.sha256`.
 ///
-/// Texts get the `"query: "` prefix, the token vectors are mean-pooled over the attention mask
-/// and the result is L2-normalised, as the model's authors prescribe. One forward pass runs at
-/// a time; libtorch spreads each over the machine's cores.
-pub struct E5Embedder {
+/// Texts get the spec's prefix, the token vectors are mean-pooled over the attention mask
+/// and the result is L2-normalised, as both models' authors prescribe. One forward pass runs
+/// at a time; libtorch spreads each over the machine's cores.
+pub struct BertEmbedder {
     model: Mutex<BertModel<Embeddings>>,
     tokenizer: Tokenizer,
+    spec: EncoderSpec,
     pad_id: i64,
     dim: usize,
     id: String,
@@ -40,9 +77,19 @@ fn err(what: &str, dir: &Path, e: impl std::fmt::Display) -> EmbedError {
     ))
 }
 
-impl E5Embedder {
-    /// Loads the model in `dir` on the CPU.
-    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+impl BertEmbedder {
+    /// Loads multilingual-e5-small from `dir` on the CPU.
+    pub fn multilingual_e5(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load(dir, EncoderSpec::MULTILINGUAL_E5)
+    }
+
+    /// Loads the English all-MiniLM-L6-v2 from `dir` on the CPU.
+    pub fn english_minilm(dir: &Path) -> Result<Self, EmbedError> {
+        Self::load(dir, EncoderSpec::ENGLISH_MINILM)
+    }
+
+    /// Loads the model in `dir` on the CPU, used as `spec` says.
+    pub fn load(dir: &Path, spec: EncoderSpec) -> Result<Self, EmbedError> {
         for file in ["model.safetensors", "config.json", "tokenizer.json"] {
             if !dir.join(file).is_file() {
                 return Err(err("no model", dir, format!("{file} is missing")));
@@ -70,7 +117,13 @@ impl E5Embedder {
             }))
             .map_err(|e| err("cannot set up the tokenizer", dir, e))?;
         tokenizer.with_padding(None);
-        let pad_id = tokenizer.token_to_id("<pad>").unwrap_or(1) as i64;
+        let pad_id = tokenizer.token_to_id(spec.pad_token).ok_or_else(|| {
+            err(
+                "a tokenizer for another model",
+                dir,
+                format!("tokenizer.json has no {} token", spec.pad_token),
+            )
+        })? as i64;
         let checksum = match std::fs::read_to_string(dir.join("model.sha256")) {
             Ok(line) => line
                 .split_whitespace()
@@ -92,18 +145,25 @@ impl E5Embedder {
                 .map_or(0, |d| d.as_secs());
             format!("size{}-mtime{modified}", meta.len())
         };
-        Ok(E5Embedder {
+        let name = spec.name;
+        let prefix = spec.prefix_id;
+        let mut id = format!("{name}/{checksum}/{prefix}/mean/l2/max{MAX_TOKENS}");
+        if spec.english_only {
+            id.push_str("/english-only");
+        }
+        Ok(BertEmbedder {
             model: Mutex::new(model),
             tokenizer,
+            spec,
             pad_id,
             dim: config.hidden_size as usize,
-            id: format!("e5/{checksum}/query-prefix/mean/l2/max{MAX_TOKENS}"),
+            id,
             _vs: vs,
         })
     }
 }
 
-impl E5Embedder {
+impl BertEmbedder {
     fn load_weights(
         dir: &Path,
         config: &BertConfig,
@@ -201,7 +261,7 @@ impl BertEmbedding for Embeddings {
     }
 }
 
-impl Embedder for E5Embedder {
+impl Embedder for BertEmbedder {
     fn model_id(&self) -> &str {
         &self.id
     }
@@ -210,11 +270,16 @@ impl Embedder for E5Embedder {
         self.dim
     }
 
+    fn covers(&self, text: &str) -> bool {
+        !(self.spec.english_only && super::has_cjk(text))
+    }
+
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let inputs: Vec<String> = texts.iter().map(|t| format!("{PREFIX}{t}")).collect();
+        let prefix = self.spec.prefix;
+        let inputs: Vec<String> = texts.iter().map(|t| format!("{prefix}{t}")).collect();
         let encodings = self
             .tokenizer
             .encode_batch(inputs, true)
