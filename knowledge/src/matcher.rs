@@ -1062,12 +1062,7 @@ mod tests {
         };
         let (kb, english) = build();
         let set = set(true);
-        let texts: Vec<&str> = set
-            .entries
-            .iter()
-            .flat_map(|e| e.entry.questions.iter().map(String::as_str))
-            .chain(set.out_of_scope.iter().map(|o| o.text.as_str()))
-            .collect();
+        let texts: Vec<&str> = set.texts().collect();
         let latin = texts.iter().filter(|t| !semantic::has_cjk(t)).count();
         assert_eq!(english.0.texts.load(Ordering::SeqCst), latin);
         assert_eq!(kb.stats().embedded.embedded, texts.len() + latin);

@@ -149,12 +149,7 @@ fn paraphrases_in_other_words_and_languages_find_their_entry_and_a_restart_embed
     let again = kb_stats(cache.path());
     assert_eq!(again.embedded.embedded, 0, "{again:?}");
     let set = defaults::load(&ValidationOptions::default()).unwrap();
-    let texts: Vec<&str> = set
-        .entries
-        .iter()
-        .flat_map(|e| e.entry.questions.iter().map(String::as_str))
-        .chain(set.out_of_scope.iter().map(|o| o.text.as_str()))
-        .collect();
+    let texts: Vec<&str> = set.texts().collect();
     let english = texts.iter().filter(|t| !has_cjk(t)).count();
     assert!(english > 100 && english < texts.len(), "{english}");
     assert_eq!(again.embedded.cached, first.questions + english);

@@ -80,6 +80,17 @@ pub struct FaqSet {
     pub files: Vec<PathBuf>,
 }
 
+impl FaqSet {
+    /// Every text a knowledge base learns from the set: each entry's questions, then the
+    /// out-of-scope examples.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .flat_map(|e| e.entry.questions.iter().map(String::as_str))
+            .chain(self.out_of_scope.iter().map(|o| o.text.as_str()))
+    }
+}
+
 /// What validation checks names against; these come from the bot's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationOptions {
