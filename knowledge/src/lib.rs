@@ -59,10 +59,35 @@ pub enum Error {
     /// The search index failed.
     #[error("search index: {0}")]
     Index(#[from] tantivy::TantivyError),
-    /// The sentence encoder failed.
+    /// The sentence encoder failed. (Not a `source`: the message already holds the cause,
+    /// and error reports that print the chain would say it twice.)
     #[error("semantic model: {0}")]
-    Semantic(#[from] semantic::EmbedError),
+    Semantic(semantic::EmbedError),
     /// The knowledge base has no entries to match against.
     #[error("the knowledge base has no entries: add at least one entry to a FAQ file")]
     Empty,
+}
+
+impl From<semantic::EmbedError> for Error {
+    fn from(e: semantic::EmbedError) -> Self {
+        Error::Semantic(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_encoder_error_is_told_once() {
+        let e = Error::from(semantic::EmbedError(
+            "no model in /m (run `kefu model install`)".into(),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "semantic model: no model in /m (run `kefu model install`)"
+        );
+        // anyhow's `{:#}` prints the sources after the message: there are none to repeat it.
+        assert!(std::error::Error::source(&e).is_none());
+    }
 }
