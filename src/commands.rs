@@ -109,9 +109,9 @@ fn matcher_options(config: &Config) -> MatcherOptions {
 fn build(
     config: &Config,
     set: FaqSet,
-    embedder: Vec<Arc<dyn Embedder>>,
+    embedders: Vec<Arc<dyn Embedder>>,
 ) -> Result<KnowledgeBase, Error> {
-    KnowledgeBase::build_with(set, matcher_options(config), embedder)
+    KnowledgeBase::build_with(set, matcher_options(config), embedders)
 }
 
 /// The sentence encoders when `knowledge.semantic` is on: multilingual-e5-small, and the
@@ -157,7 +157,7 @@ pub(crate) fn embedder(config: &Config) -> anyhow::Result<Vec<Arc<dyn Embedder>>
     Ok(encoders)
 }
 
-/// The sentence encoder when `knowledge.semantic` is on.
+/// The sentence encoders when `knowledge.semantic` is on: a build without the feature has none.
 #[cfg(not(feature = "semantic"))]
 pub(crate) fn embedder(config: &Config) -> anyhow::Result<Vec<Arc<dyn Embedder>>> {
     if config.knowledge.semantic {
