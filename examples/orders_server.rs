@@ -7,9 +7,9 @@
 //! ```
 //!
 //! It checks every request's signature and signs every answer with the helpers of
-//! `kefu_orders_http::signing`, answers verify for unknown orders exactly as for a wrong proof,
-//! and remembers cancel and refund answers by their `Idempotency-Key`, so a retried call gets
-//! the first call's answer.
+//! `kefu_orders_http::signing`, refuses a request whose nonce it has seen (a replay), answers
+//! verify for unknown orders exactly as for a wrong proof, and remembers cancel and refund
+//! answers by their `Idempotency-Key`, so a retried call gets the first call's answer.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -19,7 +19,8 @@ use axum::Router;
 use kefu_core::{MemoryOrder, MemoryOrders, Order, OrderChange, OrderStatus, Orders};
 use kefu_orders_http::api::{ChangeRequest, ChangeResponse, VerifyRequest};
 use kefu_orders_http::signing::{
-    sign_response, unix_now, verify_request, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    sign_response, unix_now, verify_request, NonceCache, RequestHeaders, IDEMPOTENCY_HEADER,
+    NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ struct Shop {
     /// Answers to cancel and refund calls by idempotency key (a real shop keeps these for a
     /// day or so, in its database).
     answered: Mutex<HashMap<String, (u16, Vec<u8>)>>,
+    /// Nonces of the last few minutes' requests, to refuse replays.
+    nonces: NonceCache,
 }
 
 fn demo_orders() -> MemoryOrders {
@@ -89,7 +92,13 @@ fn error(status: u16, code: &str) -> (u16, Vec<u8>) {
 }
 
 /// The answer to a request whose signature checked out.
-async fn route(shop: &Shop, method: &Method, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+async fn route(
+    shop: &Shop,
+    method: &Method,
+    path: &str,
+    idempotency_key: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (number, action) = match segments.as_slice() {
         ["orders", number] => (*number, ""),
@@ -135,12 +144,14 @@ async fn route(shop: &Shop, method: &Method, path: &str, body: &[u8]) -> (u16, V
             if found.is_none() {
                 return error(404, "not_found");
             }
+            // `handle` answers a repeated Idempotency-Key from its cache before this runs.
+            let key = idempotency_key.unwrap_or_default();
             let change = if action == "cancel" {
-                orders.cancel(&number).await
+                orders.cancel(&number, key).await
             } else {
                 let reason = request.reason.unwrap_or_default();
                 println!("refund of {number} requested: {reason}");
-                orders.refund(&number, &reason).await
+                orders.refund(&number, &reason, key).await
             };
             match change {
                 Ok(change @ (OrderChange::Done(_) | OrderChange::NotAllowed(_))) => {
@@ -163,15 +174,28 @@ async fn handle(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request_signature = header(SIGNATURE_HEADER).unwrap_or_default().to_string();
+    let now = unix_now();
     let checked = verify_request(
         &shop.secret,
-        unix_now(),
-        header(TIMESTAMP_HEADER),
-        header(SIGNATURE_HEADER),
+        now,
+        &RequestHeaders {
+            timestamp: header(TIMESTAMP_HEADER),
+            nonce: header(NONCE_HEADER),
+            signature: header(SIGNATURE_HEADER),
+            idempotency_key: header(IDEMPOTENCY_HEADER),
+        },
         method.as_str(),
         path,
         &body,
-    );
+    )
+    .and_then(|()| {
+        // Only now, with the signature good: a request seen before is a replay.
+        let ts = header(TIMESTAMP_HEADER)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(now);
+        shop.nonces
+            .check_and_remember(header(NONCE_HEADER).unwrap_or_default(), ts, now)
+    });
     let (status, answer) = match checked {
         Err(e) => {
             // Say why in the log, never in the answer, and never log the secret or the body.
@@ -187,7 +211,14 @@ async fn handle(
             match cached {
                 Some(answer) => answer,
                 None => {
-                    let answer = route(&shop, &method, uri.path(), &body).await;
+                    let answer = route(
+                        &shop,
+                        &method,
+                        uri.path(),
+                        header(IDEMPOTENCY_HEADER),
+                        &body,
+                    )
+                    .await;
                     if let (Some(key), true) = (key, answer.0 < 500) {
                         let mut answered = shop.answered.lock().unwrap_or_else(|e| e.into_inner());
                         answered.insert(key, answer.clone());
@@ -198,7 +229,6 @@ async fn handle(
         }
     };
     println!("{method} {} -> {status}", uri.path());
-    let now = unix_now();
     let signature = sign_response(&shop.secret, now, status, &request_signature, &answer);
     Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
@@ -224,6 +254,7 @@ async fn main() -> std::io::Result<()> {
             .into_bytes(),
         orders: demo_orders(),
         answered: Mutex::new(HashMap::new()),
+        nonces: NonceCache::new(),
     });
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     let addr = listener.local_addr()?;
@@ -235,6 +266,7 @@ async fn main() -> std::io::Result<()> {
     println!("  backend: http");
     println!("  http:");
     println!("    base_url: http://{addr}");
+    println!("    allow_loopback_http: true   # this demo speaks plain http on this machine");
     println!("    secret_env: {SECRET_ENV}");
     println!();
     println!("and run `{SECRET_ENV}=<the same secret> kefu chat`");

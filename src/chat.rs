@@ -65,14 +65,16 @@ pub fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let db = runtime.block_on(config.storage.open())?;
+    let lock_wait = std::time::Duration::from_millis(config.limits.turn_lock_wait_ms.max(1));
+    let db = runtime.block_on(config.storage.open_with_lock_wait(lock_wait))?;
     let mut builder = Engine::builder(Arc::new(kb))
         .config(config.engine_config())
         .entities(config.entity_extractor()?)
         .store(Arc::new(db.conversations()))
         .queue(Arc::new(db.queue()))
         .tickets(Arc::new(db.tickets()))
-        .audit(Arc::new(db.audit()));
+        .audit(Arc::new(db.audit()))
+        .attempts(Arc::new(db.attempts()));
     if let Some(orders) = runtime.block_on(config.orders.open(&db))? {
         builder = builder.orders(orders);
     }

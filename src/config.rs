@@ -18,10 +18,12 @@
 //!   verification_minutes: 30
 //!   max_failed_proofs: 5
 //!   http:                    # backend: http — the shop's own order API (docs/orders-api.md)
-//!     base_url: https://shop.example.com/kefu
+//!     base_url: https://shop.example.com/kefu   # https; http only on this machine (below)
 //!     secret_env: KEFU_ORDERS_SECRET   # or `secret: ...` in the file, exactly one of the two
-//!     timeout_ms: 3000
+//!     timeout_ms: 3000                 # one attempt
+//!     deadline_ms: 5000                # one call with all its retries
 //!     retries: 2
+//!     allow_loopback_http: false       # true: accept http://127.0.0.1 / ::1 / localhost
 //!   link_chat_identity: true # a proof by secret links the chat account to the order
 //! self_service:              # what a proven buyer may do without a person
 //!   key_views_per_day: 5            # card-key views (first + resends) per order a day; 0: no limit
@@ -30,6 +32,9 @@
 //!   refund_skill_group: refunds     # the team that reviews the other refunds
 //!   ticket_sla_hours: 24            # when a ticket the bot opens is due
 //!   utc_offset_minutes: 480         # the shop's time zone for times shown (UTC+8)
+//! limits:
+//!   max_message_chars: 4000  # longer messages get "please send it shorter" and are not read
+//!   turn_lock_wait_ms: 30000 # a message waits this long for its conversation's lock
 //! ```
 //!
 //! The environment variable `KEFU_DATABASE_URL` overrides `storage.url`.
@@ -66,6 +71,30 @@ pub struct Config {
     pub orders: OrdersConfig,
     /// What a proven buyer may do without a person, and the tickets the bot opens.
     pub self_service: SelfServiceConfig,
+    /// Limits that protect the service: message length, lock waits.
+    pub limits: LimitsConfig,
+}
+
+/// The `limits` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// The longest message, in characters, the bot reads; a longer one gets a polite request
+    /// to send it shorter.
+    pub max_message_chars: usize,
+    /// How long a message waits for its conversation's lock (held by another message of the
+    /// same conversation) before it fails and is left to be delivered again, in ms.
+    pub turn_lock_wait_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let engine = EngineConfig::default();
+        LimitsConfig {
+            max_message_chars: engine.max_message_chars,
+            turn_lock_wait_ms: engine.turn_lock_wait_ms,
+        }
+    }
 }
 
 /// The `self_service` section.
@@ -138,13 +167,24 @@ pub struct OrdersHttpConfig {
     /// How long one attempt may take, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How long one call may take with all its retries, in milliseconds.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
     /// Further attempts after a connection failure, a timeout or a server error.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Accept a plain `http://` base URL on this machine (127.0.0.1, ::1, localhost). Any
+    /// other `http://` URL is refused.
+    #[serde(default)]
+    pub allow_loopback_http: bool,
 }
 
 fn default_timeout_ms() -> u64 {
     3000
+}
+
+fn default_deadline_ms() -> u64 {
+    5000
 }
 
 fn default_retries() -> u32 {
@@ -158,7 +198,9 @@ impl std::fmt::Debug for OrdersHttpConfig {
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("secret_env", &self.secret_env)
             .field("timeout_ms", &self.timeout_ms)
+            .field("deadline_ms", &self.deadline_ms)
             .field("retries", &self.retries)
+            .field("allow_loopback_http", &self.allow_loopback_http)
             .finish()
     }
 }
@@ -197,7 +239,9 @@ impl OrdersHttpConfig {
         }
         let mut config = kefu_orders_http::HttpOrdersConfig::new(base_url, secret);
         config.timeout = std::time::Duration::from_millis(self.timeout_ms.max(1));
+        config.deadline = std::time::Duration::from_millis(self.deadline_ms.max(1));
         config.retries = self.retries;
+        config.allow_loopback_http = self.allow_loopback_http;
         Ok(config)
     }
 }
@@ -302,9 +346,20 @@ impl StorageConfig {
 
     /// Opens the database (creating and migrating it as needed).
     pub async fn open(&self) -> anyhow::Result<kefu_sql::Database> {
+        self.open_with_lock_wait(std::time::Duration::from_secs(30))
+            .await
+    }
+
+    /// Opens the database, with turns on PostgreSQL waiting at most `lock_wait` for their
+    /// conversation's lock.
+    pub async fn open_with_lock_wait(
+        &self,
+        lock_wait: std::time::Duration,
+    ) -> anyhow::Result<kefu_sql::Database> {
         let options = kefu_sql::DbOptions {
             schema: self.schema.clone(),
             max_connections: self.max_connections.max(1),
+            lock_wait,
             ..kefu_sql::DbOptions::default()
         };
         let url = self.effective_url();
@@ -386,6 +441,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             orders: OrdersConfig::default(),
             self_service: SelfServiceConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -478,6 +534,8 @@ impl Config {
             refund_skill_group: self.self_service.refund_skill_group.clone(),
             ticket_sla_ms: self.self_service.ticket_sla_hours.saturating_mul(3_600_000),
             utc_offset_minutes: self.self_service.utc_offset_minutes,
+            max_message_chars: self.limits.max_message_chars.max(1),
+            turn_lock_wait_ms: self.limits.turn_lock_wait_ms.max(1),
             ..EngineConfig::default()
         }
     }
@@ -581,7 +639,7 @@ mod tests {
         let c = Config::parse(
             Path::new("k.yaml"),
             "orders:\n  backend: http\n  http:\n    base_url: http://127.0.0.1:8787\n    \
-             secret_env: KEFU_TEST_ORDERS_SECRET_SET\n",
+             secret_env: KEFU_TEST_ORDERS_SECRET_SET\n    allow_loopback_http: true\n",
         )
         .unwrap();
         let client = c
@@ -622,6 +680,15 @@ mod tests {
         );
         let err = http_error("    base_url: shop.example.com\n    secret: s\n");
         assert!(err.contains("k.yaml") && err.contains("base URL"), "{err}");
+        // Plain http: refused, and on this machine only with allow_loopback_http.
+        let err = http_error("    base_url: http://shop.example.com\n    secret: s\n");
+        assert!(err.contains("k.yaml") && err.contains("use https"), "{err}");
+        let err = http_error("    base_url: http://127.0.0.1:8787\n    secret: s\n");
+        assert!(err.contains("allow_loopback_http"), "{err}");
+        let err = http_error(
+            "    base_url: http://10.1.2.3\n    secret: s\n    allow_loopback_http: true\n",
+        );
+        assert!(err.contains("use https"), "{err}");
         let err =
             http_error("    base_url: https://shop.example.com\n    secret: s\n    timeout: 5\n");
         assert!(err.contains("k.yaml") && err.contains("timeout"), "{err}");
@@ -663,6 +730,25 @@ mod tests {
                 .to_string();
             assert!(err.contains("k.yaml") && err.contains(words), "{err}");
         }
+    }
+
+    #[test]
+    fn the_limits_section_sets_the_message_cap_and_the_lock_wait() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "limits:\n  max_message_chars: 500\n  turn_lock_wait_ms: 2000\n",
+        )
+        .unwrap();
+        let engine = c.engine_config();
+        assert_eq!(engine.max_message_chars, 500);
+        assert_eq!(engine.turn_lock_wait_ms, 2000);
+        let err = Config::parse(Path::new("k.yaml"), "limits:\n  max_chars: 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.yaml:2:") && err.contains("max_chars"),
+            "{err}"
+        );
     }
 
     #[test]

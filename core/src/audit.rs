@@ -19,12 +19,18 @@ pub struct AuditEvent {
     pub subject: String,
     /// Anything else worth keeping (never a full card key).
     pub detail: String,
+    /// Identifies the event so that recording it again keeps one copy: the engine derives it
+    /// from the message that caused the event, so a turn run again records nothing twice.
+    /// `None`: every recording is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedupe_key: Option<String>,
 }
 
 /// An append-only record of sensitive events.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends an event.
+    /// Appends an event, unless an event with the same [`AuditEvent::dedupe_key`] is
+    /// recorded already.
     async fn record(&self, event: AuditEvent) -> Result<(), StoreError>;
     /// The events about a subject, oldest first.
     async fn for_subject(&self, subject: &str) -> Result<Vec<AuditEvent>, StoreError>;
@@ -46,10 +52,12 @@ impl MemoryAudit {
 #[async_trait]
 impl AuditLog for MemoryAudit {
     async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event);
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let seen =
+            event.dedupe_key.is_some() && events.iter().any(|e| e.dedupe_key == event.dedupe_key);
+        if !seen {
+            events.push(event);
+        }
         Ok(())
     }
 

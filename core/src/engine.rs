@@ -21,8 +21,10 @@
 mod ownership;
 mod self_service;
 
+pub use ownership::MAX_PROOFS_PER_MESSAGE;
 pub use self_service::TicketChange;
 
+use crate::attempts::Attempts;
 use crate::audit::AuditLog;
 use crate::conversation::{
     now_millis, Conversation, FlowState, HandoffReason, HandoffRequest, Holder, Speaker,
@@ -40,6 +42,7 @@ use crate::template;
 use crate::tickets::Tickets;
 use crate::{Candidate, Decision, FaqEntry, Knowledge, Priority, Ranking, Thresholds};
 use regex::Regex;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -79,6 +82,11 @@ pub enum EngineError {
     /// system failure with an apology and a ticket instead).
     #[error(transparent)]
     Orders(#[from] OrdersError),
+    /// Another turn of the conversation held its lock longer than
+    /// [`EngineConfig::turn_lock_wait_ms`]; nothing was done, so the message can be
+    /// delivered again later.
+    #[error("conversation {0} is busy with another message; deliver this one again later")]
+    Busy(ConversationKey),
 }
 
 /// How the engine behaves; every field has a sensible default.
@@ -128,6 +136,13 @@ pub struct EngineConfig {
     /// The shop's time zone, as minutes from UTC (480 for China), for times shown to
     /// customers.
     pub utc_offset_minutes: i32,
+    /// The longest message, in characters, the bot reads. A longer one gets a polite request
+    /// to send it shorter, is not ranked, and only its beginning is kept in the transcript.
+    pub max_message_chars: usize,
+    /// How long a turn waits for its conversation's lock (ms) before it gives up with
+    /// [`EngineError::Busy`], so a stuck conversation cannot stall the messages queued
+    /// behind it for ever.
+    pub turn_lock_wait_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -152,6 +167,8 @@ impl Default for EngineConfig {
             refund_skill_group: "refunds".to_string(),
             ticket_sla_ms: 24 * 60 * 60 * 1000,
             utc_offset_minutes: 480,
+            max_message_chars: 4000,
+            turn_lock_wait_ms: 30_000,
         }
     }
 }
@@ -164,11 +181,20 @@ pub struct EngineBuilder {
     orders: Option<Arc<dyn Orders>>,
     tickets: Option<Arc<dyn Tickets>>,
     audit: Option<Arc<dyn AuditLog>>,
+    attempts: Option<Arc<dyn Attempts>>,
     entities: EntityExtractor,
     config: EngineConfig,
 }
 
 impl EngineBuilder {
+    /// Where limited attempts (ownership proofs, card-key views) are counted (default: in
+    /// memory). The counts are what stop guessing across conversations and processes, so
+    /// processes sharing a database must share them.
+    pub fn attempts(mut self, attempts: Arc<dyn Attempts>) -> Self {
+        self.attempts = Some(attempts);
+        self
+    }
+
     /// Where tickets live (default: in memory).
     pub fn tickets(mut self, tickets: Arc<dyn Tickets>) -> Self {
         self.tickets = Some(tickets);
@@ -230,6 +256,9 @@ impl EngineBuilder {
             audit: self
                 .audit
                 .unwrap_or_else(|| Arc::new(crate::audit::MemoryAudit::new())),
+            attempts: self
+                .attempts
+                .unwrap_or_else(|| Arc::new(crate::attempts::MemoryAttempts::new())),
             entities: self.entities,
             config: self.config,
         }
@@ -245,6 +274,7 @@ pub struct Engine {
     orders: Option<Arc<dyn Orders>>,
     tickets: Arc<dyn Tickets>,
     audit: Arc<dyn AuditLog>,
+    attempts: Arc<dyn Attempts>,
     entities: EntityExtractor,
     config: EngineConfig,
 }
@@ -256,11 +286,37 @@ struct Turn {
     lines: Vec<TranscriptLine>,
     /// Whether the message came from a private chat.
     private: bool,
+    /// The platform's id of the message being answered.
+    message_id: String,
 }
 
 impl Turn {
     fn locale(&self) -> Locale {
         self.conversation.locale
+    }
+
+    /// The key of one side effect of this turn (a ticket, a refund, an attempt, an audit
+    /// entry): the same each time the turn is run, so a turn run again after its conversation
+    /// changed under it repeats none of them.
+    fn effect_key(&self, kind: &str, subject: &str) -> String {
+        let key = &self.conversation.key;
+        let mut hash = Sha256::new();
+        for part in [
+            "kefu-effect-v1",
+            &key.channel,
+            &key.id,
+            &self.message_id,
+            kind,
+            subject,
+        ] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        hash.finalize()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -303,6 +359,13 @@ async fn release(lock: crate::store::TurnLock, key: &ConversationKey) {
     }
 }
 
+/// The first `max` characters of `text`, and an ellipsis.
+fn cut(text: &str, max: usize) -> String {
+    let mut kept: String = text.chars().take(max).collect();
+    kept.push('…');
+    kept
+}
+
 /// Whether the text has letters to tell a language by.
 fn has_letters(text: &str) -> bool {
     text.chars()
@@ -319,6 +382,7 @@ impl Engine {
             orders: None,
             tickets: None,
             audit: None,
+            attempts: None,
             entities: EntityExtractor::default(),
             config: EngineConfig::default(),
         }
@@ -332,7 +396,7 @@ impl Engine {
     /// Handles one customer message and returns the replies to send, in order. A message id
     /// seen before returns no replies.
     pub async fn handle(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
-        let lock = self.store.lock(&message.conversation).await?;
+        let lock = self.lock(&message.conversation).await?;
         let mut result = Err(conflict(&message.conversation));
         for attempt in 0..CONFLICT_RETRIES {
             if attempt > 0 {
@@ -350,6 +414,18 @@ impl Engine {
         match result? {
             Some(replies) => Ok(replies),
             None => Err(conflict(&message.conversation)),
+        }
+    }
+
+    /// Waits for the conversation's turn lock, at most [`EngineConfig::turn_lock_wait_ms`].
+    async fn lock(&self, key: &ConversationKey) -> Result<crate::store::TurnLock, EngineError> {
+        let wait = std::time::Duration::from_millis(self.config.turn_lock_wait_ms.max(1));
+        match tokio::time::timeout(wait, self.store.lock(key)).await {
+            Ok(lock) => Ok(lock?),
+            Err(_) => {
+                tracing::warn!(conversation = %key, wait_ms = self.config.turn_lock_wait_ms, "gave up waiting for the conversation's lock");
+                Err(EngineError::Busy(key.clone()))
+            }
         }
     }
 
@@ -420,7 +496,7 @@ impl Engine {
         holder: Option<Holder>,
         lines: Vec<TranscriptLine>,
     ) -> Result<(), EngineError> {
-        let lock = self.store.lock(key).await?;
+        let lock = self.lock(key).await?;
         let mut result = Err(conflict(key));
         for attempt in 0..CONFLICT_RETRIES {
             if attempt > 0 {
@@ -474,7 +550,9 @@ impl Engine {
             }
             TurnStart::Ready(stored) => stored,
         };
-        let text = message.text.trim();
+        let too_long = message.text.chars().count() > self.config.max_message_chars;
+        // Nothing past the limit is read: not ranked, not searched for secrets or numbers.
+        let text = if too_long { "" } else { message.text.trim() };
         let found = self.entities.extract(text);
         // Order numbers such as DD2024112300017 say nothing about the customer's language.
         let words = found
@@ -498,13 +576,18 @@ impl Engine {
                 at: now_millis(),
                 speaker: Speaker::Customer,
                 message_id: Some(message.message_id.clone()),
-                text: message.text.clone(),
+                text: if too_long {
+                    cut(&message.text, self.config.max_message_chars)
+                } else {
+                    message.text.clone()
+                },
                 decision: None,
                 confidence: None,
                 entry: None,
                 kind: None,
             }],
             private: message.private,
+            message_id: message.message_id.clone(),
         };
         turn.conversation.user = message.user.clone();
         // A reply to "prove this order is yours" is a secret, not a sentence: it says nothing
@@ -523,7 +606,17 @@ impl Engine {
             turn.conversation.entities.extend(found.clone());
         }
 
-        if turn.conversation.holder != Holder::Bot {
+        if too_long {
+            tracing::info!(conversation = %key, chars = message.text.chars().count(), "message too long; asked for a shorter one");
+            if proof_expected {
+                // It may hold a secret: keep none of it.
+                turn.lines[0].text = Reply::ProofHidden.text(turn.locale()).to_string();
+            }
+            let values =
+                BTreeMap::from([("max".to_string(), self.config.max_message_chars.to_string())]);
+            let text = self.render(Reply::TooLong.text(turn.locale()), &values);
+            self.push(&mut turn, text, OutboundKind::Answer, Vec::new());
+        } else if turn.conversation.holder != Holder::Bot {
             self.queue.relay(message).await?;
             tracing::debug!(conversation = %key, "relayed to the person holding it");
         } else {
@@ -796,19 +889,27 @@ impl Engine {
             return Ok(());
         }
         let entry = self.knowledge.entry(&flow.entry).cloned();
-        if flow.awaiting_confirmation {
-            if let Some(entry) = entry.as_ref() {
-                return self
-                    .continue_confirmation(turn, &spec, flow, text, entry)
-                    .await;
-            }
-        }
-        if flow.awaiting_proof {
-            if let Some(entry) = entry.as_ref() {
-                return self
-                    .continue_proof(turn, &spec, flow, text, found, entry)
-                    .await;
-            }
+        if flow.awaiting_confirmation || flow.awaiting_proof {
+            let Some(number) = flow.slots.get(ORDER_NO).cloned() else {
+                turn.conversation.flow = None;
+                return self.understand(turn, text).await;
+            };
+            return match (entry.as_ref(), self.orders.is_some()) {
+                (Some(entry), true) if flow.awaiting_confirmation => {
+                    self.continue_confirmation(turn, &spec, flow, text, entry)
+                        .await
+                }
+                (Some(entry), true) => {
+                    self.continue_proof(turn, &spec, flow, text, found, entry)
+                        .await
+                }
+                // Stored mid-flow, then the engine restarted without an order system (or
+                // without the entry): end the flow politely instead of failing every time.
+                (entry, _) => {
+                    self.order_flow_gone(turn, &flow, &number, entry, text)
+                        .await
+                }
+            };
         }
         if let (Some((kind, value)), Some(entry)) = (spec.filled(found), entry.as_ref()) {
             return self.finish_flow(turn, &spec, kind, value, entry).await;

@@ -11,7 +11,9 @@
 //!   [`store`] ([`ConversationStore`], [`MemoryStore`]),
 //!   [`handoff`] ([`HandoffQueue`], [`MemoryQueue`]),
 //!   [`orders`] ([`Orders`], [`MemoryOrders`]),
-//!   [`tickets`] ([`Tickets`], [`MemoryTickets`]), [`audit`] ([`AuditLog`], [`MemoryAudit`]).
+//!   [`tickets`] ([`Tickets`], [`MemoryTickets`]), [`audit`] ([`AuditLog`], [`MemoryAudit`]),
+//!   [`attempts`] (limited tries counted atomically in the store: [`Attempts`],
+//!   [`MemoryAttempts`]).
 //!   The `kefu-sql` crate implements the storage ports on SQLite and PostgreSQL.
 //! - [`flows`]: multi-turn tasks an FAQ entry's action starts, one file each: card keys,
 //!   delivery status, ticket progress, refunds, cancellations — for the proven buyer only.
@@ -69,10 +71,11 @@
 //! assert!(again.is_empty());
 //! # });
 //! # fn tokio_test_runtime(f: impl std::future::Future<Output = ()>) {
-//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 //! # }
 //! ```
 
+pub mod attempts;
 pub mod audit;
 pub mod conversation;
 pub mod engine;
@@ -88,6 +91,7 @@ pub mod store;
 pub mod template;
 pub mod tickets;
 
+pub use attempts::{Attempts, Counter, Limit, MemoryAttempts, Space, Taken};
 pub use audit::{AuditEvent, AuditLog, MemoryAudit};
 pub use conversation::{
     Conversation, HandoffReason, HandoffRequest, Holder, Speaker, TranscriptLine,

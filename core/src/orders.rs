@@ -173,27 +173,41 @@ pub trait Orders: Send + Sync {
     /// Cancels an order that is still awaiting payment, atomically: an order paid meanwhile
     /// is left alone and answered with [`OrderChange::NotAllowed`]. Call only for a verified
     /// buyer. The default answers [`OrdersError::Unsupported`].
-    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
-        let _ = number;
+    ///
+    /// `idempotency_key` names this one change: the engine derives it from the customer's
+    /// message, so a call repeated with the same key (a turn run again, a retry) must change
+    /// nothing more and answer as the first call did.
+    async fn cancel(
+        &self,
+        number: &str,
+        idempotency_key: &str,
+    ) -> Result<OrderChange, OrdersError> {
+        let _ = (number, idempotency_key);
         Err(OrdersError::Unsupported("cancelling orders"))
     }
 
     /// Refunds a paid, undelivered order (see [`OrderStatus::is_undelivered`]) in full,
     /// atomically; any other state is answered with [`OrderChange::NotAllowed`]. The engine
     /// calls it only for refunds within the shop's auto-approval limit. The default answers
-    /// [`OrdersError::Unsupported`].
-    async fn refund(&self, number: &str, reason: &str) -> Result<OrderChange, OrdersError> {
-        let _ = (number, reason);
+    /// [`OrdersError::Unsupported`]. `idempotency_key` as for [`Orders::cancel`].
+    async fn refund(
+        &self,
+        number: &str,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<OrderChange, OrdersError> {
+        let _ = (number, reason, idempotency_key);
         Err(OrdersError::Unsupported("refunds"))
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
+/// Compares two secrets in constant time (`subtle`): both are hashed first, so not even
+/// their lengths show in the time taken.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.as_slice().ct_eq(b.as_slice()).into()
 }
 
 /// An e-mail address or phone number as compared: e-mail lower-cased, phone numbers as their
@@ -234,6 +248,8 @@ pub struct MemoryOrder {
 #[derive(Default)]
 pub struct MemoryOrders {
     orders: Mutex<HashMap<String, MemoryOrder>>,
+    /// Changes made, by idempotency key, with what they answered.
+    changes: Mutex<HashMap<String, OrderChange>>,
     down: std::sync::atomic::AtomicBool,
 }
 
@@ -262,8 +278,31 @@ impl MemoryOrders {
         self.orders.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Moves an order to `to` if its status passes `allowed`.
+    /// How many changes (cancellations, refunds) were made, counting a repeated idempotency
+    /// key once.
+    pub fn changes_made(&self) -> usize {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Moves an order to `to` if its status passes `allowed`; a key seen before answers as it
+    /// did then.
     fn change(
+        &self,
+        number: &str,
+        key: &str,
+        to: OrderStatus,
+        allowed: fn(OrderStatus) -> bool,
+    ) -> Result<OrderChange, OrdersError> {
+        let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(done) = changes.get(key) {
+            return Ok(done.clone());
+        }
+        let outcome = self.change_now(number, to, allowed)?;
+        changes.insert(key.to_string(), outcome.clone());
+        Ok(outcome)
+    }
+
+    fn change_now(
         &self,
         number: &str,
         to: OrderStatus,
@@ -349,16 +388,26 @@ impl Orders for MemoryOrders {
             .any(|(c, u)| c == channel && u == user))
     }
 
-    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
+    async fn cancel(&self, number: &str, key: &str) -> Result<OrderChange, OrdersError> {
         self.check()?;
-        self.change(number, OrderStatus::Cancelled, |s| {
+        self.change(number, key, OrderStatus::Cancelled, |s| {
             s == OrderStatus::AwaitingPayment
         })
     }
 
-    async fn refund(&self, number: &str, _reason: &str) -> Result<OrderChange, OrdersError> {
+    async fn refund(
+        &self,
+        number: &str,
+        _reason: &str,
+        key: &str,
+    ) -> Result<OrderChange, OrdersError> {
         self.check()?;
-        self.change(number, OrderStatus::Refunded, OrderStatus::is_undelivered)
+        self.change(
+            number,
+            key,
+            OrderStatus::Refunded,
+            OrderStatus::is_undelivered,
+        )
     }
 }
 

@@ -132,6 +132,14 @@ pub enum Reply {
     CommandNeedsOrder,
     /// A command whose flow this shop has not set up.
     CommandUnavailable,
+    /// `/ticket` or `/refund` followed by something that is not an order number (the text
+    /// is not repeated back: it may be a secret).
+    NotAnOrderNumber,
+    /// A message longer than the bot reads (`{max}` characters).
+    TooLong,
+    /// A flow was waiting for a proof or a confirmation, but order look-ups are no longer
+    /// connected: a person takes over (`{order_no}`).
+    OrdersGone,
 }
 
 impl Reply {
@@ -166,10 +174,10 @@ impl Reply {
             (LanguageSet, En) => "OK, I'll reply in English from now on.",
             (LanguageUnknown, Zh) => "请用 /lang zh 或 /lang en 选择语言。",
             (LanguageUnknown, En) => "Use /lang zh or /lang en to choose a language.",
-            (AskProof, Zh) => "为保护您的订单安全，请回复订单 {order_no} 的查询密码，或下单时填写的邮箱/手机号。回复“取消”可结束。",
-            (AskProof, En) => "To keep your order safe, please reply with the query password of order {order_no}, or the e-mail address or phone number you gave when buying. Reply \"cancel\" to stop.",
-            (ProofFailed, Zh) => "订单号 {order_no} 与验证信息不匹配，请核对订单号和查询密码（或下单邮箱/手机号）后再试。",
-            (ProofFailed, En) => "Order number {order_no} and that verification detail don't match. Please check the order number and the query password (or the e-mail / phone you bought with) and try again.",
+            (AskProof, Zh) => "为保护您的订单安全，请回复订单 {order_no} 的查询密码，或下单时填写的邮箱/手机号。要查别的订单请发“换个订单 订单号”，回复“取消”可结束。",
+            (AskProof, En) => "To keep your order safe, please reply with the query password of order {order_no}, or the e-mail address or phone number you gave when buying. For a different order, send \"another order\" and its number; reply \"cancel\" to stop.",
+            (ProofFailed, Zh) => "订单号 {order_no} 与验证信息不匹配，请核对查询密码（或下单邮箱/手机号）后再试。如果订单号填错了，请发“换个订单 订单号”。",
+            (ProofFailed, En) => "Order number {order_no} and that verification detail don't match. Please check the query password (or the e-mail / phone you bought with) and try again. If the order number was wrong, send \"another order\" and the right number.",
             (VerificationLocked, Zh) => "验证失败次数过多，为保护订单安全，自助查询已暂停一小时。正在为您转接风控专员核实身份。",
             (VerificationLocked, En) => "There have been too many failed checks, so self-service lookups are paused for an hour to protect the order. I'm passing you to our risk team to confirm it's you.",
             (ProofHidden, Zh) => "[验证信息已隐藏]",
@@ -260,6 +268,12 @@ impl Reply {
             (CommandNeedsOrder, En) => "Please add the order number after the command, e.g. /ticket 202411230001",
             (CommandUnavailable, Zh) => "这个功能暂未开通。请直接描述您的问题，或回复“人工”。",
             (CommandUnavailable, En) => "That isn't available here. Please describe your problem, or reply \"human\".",
+            (NotAnOrderNumber, Zh) => "命令后面需要跟订单号，您发的内容不像订单号。订单号可以在支付成功页面或订单邮件里找到，例如：/ticket 202411230001",
+            (NotAnOrderNumber, En) => "The command needs an order number after it, and that doesn't look like one. It's on the payment confirmation page or in your order e-mail, e.g. /ticket 202411230001",
+            (TooLong, Zh) => "您的消息太长了（超过 {max} 字），我没能读完。请把问题简短地再发一次，例如“卡密无效怎么办”。",
+            (TooLong, En) => "That message is too long for me (over {max} characters). Please send your question again in a few words, e.g. \"my card key doesn't work\".",
+            (OrdersGone, Zh) => "抱歉，自助查单暂时不可用。已记录订单号 {order_no}，正在为您转接人工客服处理。",
+            (OrdersGone, En) => "Sorry, order self-service isn't available right now. I've noted order {order_no} and I'm passing you to a person who can look it up.",
         }
     }
 }

@@ -104,6 +104,9 @@ pub struct Ticket {
     pub due_at: u64,
     /// Every change, oldest first; the first is its opening.
     pub history: Vec<TicketEvent>,
+    /// The [`NewTicket::idempotency_key`] it was opened with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// What is needed to open a ticket.
@@ -125,6 +128,9 @@ pub struct NewTicket {
     pub sla_millis: u64,
     /// Who opens it (`bot`, an agent id).
     pub by: String,
+    /// Names this opening: a second [`Tickets::open`] with the same key opens nothing and
+    /// returns the ticket the first one opened (a turn run again opens one ticket).
+    pub idempotency_key: Option<String>,
 }
 
 /// A change to a ticket.
@@ -143,7 +149,9 @@ pub struct TicketUpdate {
 /// Where tickets live.
 #[async_trait]
 pub trait Tickets: Send + Sync {
-    /// Opens a ticket and gives it a new number.
+    /// Opens a ticket and gives it a new number; with the
+    /// [`idempotency_key`](NewTicket::idempotency_key) of a ticket already opened, returns
+    /// that ticket instead.
     async fn open(&self, ticket: NewTicket) -> Result<Ticket, StoreError>;
     /// The ticket with this number.
     async fn get(&self, number: &str) -> Result<Option<Ticket>, StoreError>;
@@ -192,6 +200,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// Builds a new ticket from its request (for stores: they choose the number).
 pub fn new_ticket(number: String, request: NewTicket, at: u64) -> Ticket {
     Ticket {
+        idempotency_key: request.idempotency_key,
         number,
         kind: request.kind,
         order: request.order,
@@ -256,6 +265,13 @@ fn newest_first(mut tickets: Vec<Ticket>) -> Vec<Ticket> {
 impl Tickets for MemoryTickets {
     async fn open(&self, request: NewTicket) -> Result<Ticket, StoreError> {
         let mut tickets = self.lock();
+        if let Some(opened) = request.idempotency_key.as_ref().and_then(|key| {
+            tickets
+                .iter()
+                .find(|t| t.idempotency_key.as_ref() == Some(key))
+        }) {
+            return Ok(opened.clone());
+        }
         let at = now_millis();
         let ticket = new_ticket(ticket_number(at, tickets.len() as u64 + 1), request, at);
         tickets.push(ticket.clone());

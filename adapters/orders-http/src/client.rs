@@ -4,7 +4,8 @@ use crate::api::{
     escape_segment, CardKeysResponse, ChangeRequest, ChangeResponse, VerifyRequest, VerifyResponse,
 };
 use crate::signing::{
-    sign_request, unix_now, verify_response, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    new_nonce, sign_request, unix_now, verify_response, Signed, IDEMPOTENCY_HEADER, NONCE_HEADER,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use async_trait::async_trait;
 use kefu_core::{Order, OrderChange, Orders, OrdersError, Proof};
@@ -22,6 +23,13 @@ pub struct HttpOrdersConfig {
     pub secret: String,
     /// How long one attempt may take, from connecting to the last byte of the answer.
     pub timeout: Duration,
+    /// How long one call may take with all its retries: the customer's conversation waits
+    /// meanwhile, so a slow order system costs a bounded wait.
+    pub deadline: Duration,
+    /// Accept an `http://` base URL on a loopback address (`127.0.0.1`, `::1`, `localhost`),
+    /// for an order system on the same machine. Any other `http://` URL is refused: card keys
+    /// and proofs must not cross a network in clear.
+    pub allow_loopback_http: bool,
     /// Further attempts after a connection failure, a timeout or a 5xx answer.
     pub retries: u32,
     /// The pause before the first retry; it doubles with each further one.
@@ -33,13 +41,15 @@ pub struct HttpOrdersConfig {
 }
 
 impl HttpOrdersConfig {
-    /// A configuration with the defaults: 3 s per attempt, 2 retries, pauses from 200 ms up to
-    /// 2 s, answers up to 1 MiB.
+    /// A configuration with the defaults: 3 s per attempt, 2 retries, 5 s per call in all,
+    /// pauses from 200 ms up to 2 s, answers up to 1 MiB, HTTPS only.
     pub fn new(base_url: impl Into<String>, secret: impl Into<String>) -> Self {
         HttpOrdersConfig {
             base_url: base_url.into(),
             secret: secret.into(),
             timeout: Duration::from_secs(3),
+            deadline: Duration::from_secs(5),
+            allow_loopback_http: false,
             retries: 2,
             backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(2),
@@ -54,6 +64,8 @@ impl std::fmt::Debug for HttpOrdersConfig {
             .field("base_url", &self.base_url)
             .field("secret", &"<hidden>")
             .field("timeout", &self.timeout)
+            .field("deadline", &self.deadline)
+            .field("allow_loopback_http", &self.allow_loopback_http)
             .field("retries", &self.retries)
             .field("backoff", &self.backoff)
             .field("max_backoff", &self.max_backoff)
@@ -84,6 +96,7 @@ pub struct HttpOrders {
     base: Url,
     secret: Vec<u8>,
     timeout: Duration,
+    deadline: Duration,
     retries: u32,
     backoff: Duration,
     max_backoff: Duration,
@@ -100,8 +113,9 @@ impl std::fmt::Debug for HttpOrders {
     }
 }
 
-/// Checks a base URL: `http` or `https`, a host, no credentials, query or fragment.
-fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
+/// Checks a base URL: `https` (or `http` to a loopback address when allowed), a host, no
+/// credentials, query or fragment.
+fn parse_base_url(raw: &str, allow_loopback_http: bool) -> Result<Url, ConfigError> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(ConfigError::BadBaseUrl("it is empty".into()));
@@ -122,6 +136,27 @@ fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::BadBaseUrl(format!("{raw:?}: it has no host")));
+    }
+    if url.scheme() == "http" {
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if !loopback {
+            return Err(ConfigError::BadBaseUrl(format!(
+                "{raw:?}: use https — card keys and customers' proofs must not cross a \
+                 network in clear (plain http is accepted only for 127.0.0.1, ::1 or localhost, \
+                 with allow_loopback_http)"
+            )));
+        }
+        if !allow_loopback_http {
+            return Err(ConfigError::BadBaseUrl(format!(
+                "{raw:?}: plain http; use https, or for an order system on this machine set \
+                 allow_loopback_http: true"
+            )));
+        }
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(ConfigError::BadBaseUrl(format!(
@@ -148,7 +183,7 @@ enum Failure {
 impl HttpOrders {
     /// A client for the order API at `config.base_url`.
     pub fn new(config: HttpOrdersConfig) -> Result<HttpOrders, ConfigError> {
-        let base = parse_base_url(&config.base_url)?;
+        let base = parse_base_url(&config.base_url, config.allow_loopback_http)?;
         if config.secret.trim().is_empty() {
             return Err(ConfigError::EmptySecret);
         }
@@ -165,6 +200,7 @@ impl HttpOrders {
             base,
             secret: config.secret.into_bytes(),
             timeout,
+            deadline: config.deadline.max(timeout),
             retries: config.retries,
             backoff: config.backoff,
             max_backoff: config.max_backoff.max(config.backoff),
@@ -172,8 +208,13 @@ impl HttpOrders {
         })
     }
 
-    /// The URL of `/orders/{number}{suffix}` under the base URL.
-    fn url(&self, number: &str, suffix: &str) -> Url {
+    /// The URL of `/orders/{number}{suffix}` under the base URL; `None` for a number that
+    /// cannot be one path segment (empty, `.` or `..`, which URL normalisation would turn into
+    /// another path).
+    fn url(&self, number: &str, suffix: &str) -> Option<Url> {
+        if number.trim().is_empty() || number.chars().all(|c| c == '.') {
+            return None;
+        }
         let mut url = self.base.clone();
         let path = format!(
             "{}/orders/{}{suffix}",
@@ -181,7 +222,8 @@ impl HttpOrders {
             escape_segment(number)
         );
         url.set_path(&path);
-        url
+        // Belt and braces: the path is exactly the one built, not a normalised other one.
+        (url.path() == path).then_some(url)
     }
 
     /// The pause after failed attempt `attempt` (0-based): doubling from `backoff`, capped at
@@ -204,22 +246,34 @@ impl HttpOrders {
         idempotency_key: Option<String>,
     ) -> Result<Reply, OrdersError> {
         let what = format!("{method} {}", url.path());
+        let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
+            let left = self.deadline.saturating_sub(started.elapsed());
             match self
-                .attempt(&method, &url, &body, idempotency_key.as_deref(), &what)
+                .attempt(
+                    &method,
+                    &url,
+                    &body,
+                    idempotency_key.as_deref(),
+                    &what,
+                    self.timeout.min(left),
+                )
                 .await
             {
                 Ok(reply) => return Ok(reply),
                 Err(Failure::Final(message)) => return Err(OrdersError::Unavailable(message)),
                 Err(Failure::Transient(message)) => {
-                    if attempt >= self.retries {
+                    let pause = self.pause(attempt);
+                    // No retry that could not finish within the call's deadline.
+                    let out_of_time =
+                        started.elapsed() + pause + Duration::from_millis(50) >= self.deadline;
+                    if attempt >= self.retries || out_of_time {
                         return Err(OrdersError::Unavailable(format!(
                             "{message} (gave up after {} attempts)",
                             attempt + 1
                         )));
                     }
-                    let pause = self.pause(attempt);
                     tracing::warn!(
                         call = %what,
                         attempt = attempt + 1,
@@ -241,6 +295,7 @@ impl HttpOrders {
         body: &[u8],
         idempotency_key: Option<&str>,
         what: &str,
+        timeout: Duration,
     ) -> Result<Reply, Failure> {
         let mut path = url.path().to_string();
         if let Some(query) = url.query() {
@@ -248,13 +303,23 @@ impl HttpOrders {
             path.push_str(query);
         }
         let timestamp = unix_now();
-        let signature = sign_request(&self.secret, timestamp, method.as_str(), &path, body);
+        // A new nonce for every attempt: a shop refuses any request it has seen before.
+        let nonce = new_nonce();
+        let signed = Signed {
+            timestamp,
+            nonce: &nonce,
+            method: method.as_str(),
+            path_and_query: &path,
+            idempotency_key,
+        };
+        let signature = sign_request(&self.secret, &signed, body);
         let mut request = self
             .client
             .request(method.clone(), url.clone())
-            .timeout(self.timeout)
+            .timeout(timeout.max(Duration::from_millis(1)))
             .header(reqwest::header::ACCEPT, "application/json")
             .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(NONCE_HEADER, &nonce)
             .header(SIGNATURE_HEADER, &signature);
         if *method == Method::POST {
             request = request
@@ -358,17 +423,19 @@ impl HttpOrders {
         self.call(Method::POST, url, body, idempotency_key).await
     }
 
-    /// Cancel or refund: one idempotency key for every attempt of this call.
+    /// Cancel or refund: the caller's idempotency key on every attempt of this call.
     async fn change(
         &self,
         number: &str,
         action: &str,
         body: ChangeRequest,
+        key: &str,
         unsupported: &'static str,
     ) -> Result<OrderChange, OrdersError> {
-        let url = self.url(number, action);
-        let key = format!("{:032x}", rand::random::<u128>());
-        let reply = self.post(url.clone(), &body, Some(key)).await?;
+        let url = self
+            .url(number, action)
+            .ok_or_else(|| not_a_number(number))?;
+        let reply = self.post(url.clone(), &body, Some(key.to_string())).await?;
         match reply.status {
             200 => Ok(decode::<ChangeResponse>(&reply, &url)?.into()),
             404 | 501 => Err(OrdersError::Unsupported(unsupported)),
@@ -390,6 +457,13 @@ fn decode<T: DeserializeOwned>(reply: &Reply, url: &Url) -> Result<T, OrdersErro
     })
 }
 
+fn not_a_number(number: &str) -> OrdersError {
+    OrdersError::Unavailable(format!(
+        "`{}` cannot be sent as an order number",
+        number.escape_debug()
+    ))
+}
+
 fn unexpected(status: u16, method: &str, url: &Url) -> OrdersError {
     OrdersError::Unavailable(format!("{method} {} answered {status}", url.path()))
 }
@@ -397,7 +471,9 @@ fn unexpected(status: u16, method: &str, url: &Url) -> OrdersError {
 #[async_trait]
 impl Orders for HttpOrders {
     async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
-        let url = self.url(number, "");
+        let Some(url) = self.url(number, "") else {
+            return Ok(None);
+        };
         let reply = self.get(url.clone()).await?;
         match reply.status {
             200 => {
@@ -416,7 +492,9 @@ impl Orders for HttpOrders {
     }
 
     async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError> {
-        let url = self.url(number, "/verify");
+        let Some(url) = self.url(number, "/verify") else {
+            return Ok(false);
+        };
         let body = VerifyRequest {
             proof: proof.into(),
         };
@@ -429,7 +507,9 @@ impl Orders for HttpOrders {
     }
 
     async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError> {
-        let url = self.url(number, "/card_keys");
+        let Some(url) = self.url(number, "/card_keys") else {
+            return Ok(Vec::new());
+        };
         let reply = self.get(url.clone()).await?;
         match reply.status {
             200 => Ok(decode::<CardKeysResponse>(&reply, &url)?.card_keys),
@@ -438,21 +518,27 @@ impl Orders for HttpOrders {
         }
     }
 
-    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
+    async fn cancel(&self, number: &str, key: &str) -> Result<OrderChange, OrdersError> {
         self.change(
             number,
             "/cancel",
             ChangeRequest::default(),
+            key,
             "cancelling orders",
         )
         .await
     }
 
-    async fn refund(&self, number: &str, reason: &str) -> Result<OrderChange, OrdersError> {
+    async fn refund(
+        &self,
+        number: &str,
+        reason: &str,
+        key: &str,
+    ) -> Result<OrderChange, OrdersError> {
         let body = ChangeRequest {
             reason: Some(reason.to_string()),
         };
-        self.change(number, "/refund", body, "refunds").await
+        self.change(number, "/refund", body, key, "refunds").await
     }
 }
 
@@ -467,6 +553,17 @@ mod tests {
         assert!(err("").contains("empty"));
         assert!(err("shop.example.com/api").contains("shop.example.com/api"));
         assert!(err("ftp://shop.example.com").contains("scheme"));
+        assert!(err("http://shop.example.com/api").contains("use https"));
+        assert!(err("http://127.0.0.1:8080/api").contains("allow_loopback_http"));
+        let loopback = |url: &str| {
+            let mut config = HttpOrdersConfig::new(url, "s");
+            config.allow_loopback_http = true;
+            HttpOrders::new(config)
+        };
+        assert!(loopback("http://127.0.0.1:8080/api").is_ok());
+        assert!(loopback("http://[::1]:8080").is_ok());
+        assert!(loopback("http://localhost:8080").is_ok());
+        assert!(loopback("http://10.0.0.5:8080").is_err());
         assert!(err("https://shop.example.com/api?x=1").contains("query"));
         let with_password = err("https://kefu:hunter2@shop.example.com");
         assert!(!with_password.contains("hunter2"), "{with_password}");
@@ -476,9 +573,13 @@ mod tests {
         ));
         let ok = new("https://shop.example.com/api/kefu/", "s").unwrap();
         assert_eq!(
-            ok.url("A/1 2", "/verify").as_str(),
+            ok.url("A/1 2", "/verify").unwrap().as_str(),
             "https://shop.example.com/api/kefu/orders/A%2F1%202/verify"
         );
+        // Numbers that URL normalisation would turn into another path are never sent.
+        for number in ["..", ".", "", " ", "...."] {
+            assert_eq!(ok.url(number, "/verify"), None, "{number:?}");
+        }
         assert!(
             !format!("{:?}", HttpOrdersConfig::new("https://x", "topsecret")).contains("topsecret")
         );
@@ -487,6 +588,7 @@ mod tests {
     #[test]
     fn pauses_double_up_to_the_cap() {
         let mut config = HttpOrdersConfig::new("http://127.0.0.1:1", "s");
+        config.allow_loopback_http = true;
         config.backoff = Duration::from_millis(100);
         config.max_backoff = Duration::from_millis(300);
         let orders = HttpOrders::new(config).unwrap();

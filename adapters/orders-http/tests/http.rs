@@ -11,8 +11,8 @@ use kefu_core::{
 };
 use kefu_orders_http::api::{ChangeRequest, ChangeResponse, VerifyRequest};
 use kefu_orders_http::signing::{
-    sign_request, sign_response, unix_now, verify_request, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
+    new_nonce, sign_request, sign_response, unix_now, verify_request, NonceCache, RequestHeaders,
+    SignatureError, Signed, IDEMPOTENCY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use kefu_orders_http::{HttpOrders, HttpOrdersConfig};
 use std::collections::HashMap;
@@ -47,6 +47,8 @@ struct Shop {
     applied_changes: AtomicUsize,
     idempotency_keys: Mutex<Vec<Option<String>>>,
     answered: Mutex<HashMap<String, (u16, Vec<u8>)>>,
+    nonces: NonceCache,
+    replays: AtomicUsize,
 }
 
 fn demo_orders() -> MemoryOrders {
@@ -125,10 +127,13 @@ async fn route(shop: &Shop, method: &Method, path: &str, body: &[u8]) -> (u16, V
             if shop.orders.find(&number).await.unwrap().is_none() {
                 return not_found;
             }
+            // The shop's own idempotency is the answer cache in `handle`; every call that
+            // reaches here is a new change.
+            let key = format!("shop-{}", shop.requests.load(Ordering::SeqCst));
             let change = if action == "cancel" {
-                shop.orders.cancel(&number).await
+                shop.orders.cancel(&number, &key).await
             } else {
-                shop.orders.refund(&number, "").await
+                shop.orders.refund(&number, "", &key).await
             };
             let change = change.unwrap();
             if matches!(change, OrderChange::Done(_)) {
@@ -162,15 +167,31 @@ async fn handle(
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request_signature = header(SIGNATURE_HEADER).unwrap_or_default().to_string();
+    let now = unix_now();
     let checked = verify_request(
         SECRET.as_bytes(),
-        unix_now(),
-        header(TIMESTAMP_HEADER),
-        header(SIGNATURE_HEADER),
+        now,
+        &RequestHeaders {
+            timestamp: header(TIMESTAMP_HEADER),
+            nonce: header(NONCE_HEADER),
+            signature: header(SIGNATURE_HEADER),
+            idempotency_key: header(IDEMPOTENCY_HEADER),
+        },
         method.as_str(),
         path,
         &body,
-    );
+    )
+    .and_then(|()| {
+        let ts = header(TIMESTAMP_HEADER)
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or(0);
+        shop.nonces
+            .check_and_remember(header(NONCE_HEADER).unwrap_or_default(), ts, now)
+    });
+    if checked == Err(SignatureError::Replayed) {
+        shop.replays.fetch_add(1, Ordering::SeqCst);
+    }
     let (status, answer) = if checked.is_err() {
         (401, br#"{"error":"unauthorized"}"#.to_vec())
     } else if seen < shop.behaviour.fail_first {
@@ -215,6 +236,8 @@ async fn start(behaviour: Behaviour) -> (SocketAddr, Arc<Shop>) {
         applied_changes: AtomicUsize::new(0),
         idempotency_keys: Mutex::new(Vec::new()),
         answered: Mutex::new(HashMap::new()),
+        nonces: NonceCache::new(),
+        replays: AtomicUsize::new(0),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -225,6 +248,7 @@ async fn start(behaviour: Behaviour) -> (SocketAddr, Arc<Shop>) {
 
 fn client_with(addr: SocketAddr, secret: &str, retries: u32) -> HttpOrders {
     let mut config = HttpOrdersConfig::new(format!("http://{addr}"), secret);
+    config.allow_loopback_http = true;
     config.timeout = Duration::from_millis(2_000);
     config.retries = retries;
     config.backoff = Duration::from_millis(1);
@@ -283,11 +307,15 @@ async fn all_five_operations_work_end_to_end() {
     assert_eq!(odd.product, "Netflix 1 month");
     assert!(orders.verify("KM 2/3", &secret("netflix")).await.unwrap());
 
-    match orders.refund("KM 2/3", "never arrived").await.unwrap() {
+    match orders
+        .refund("KM 2/3", "never arrived", "k-refund")
+        .await
+        .unwrap()
+    {
         OrderChange::Done(order) => assert_eq!(order.status, OrderStatus::Refunded),
         other => panic!("{other:?}"),
     }
-    match orders.cancel("KM0000000003").await.unwrap() {
+    match orders.cancel("KM0000000003", "k-cancel").await.unwrap() {
         OrderChange::Done(order) => assert_eq!(order.status, OrderStatus::Cancelled),
         other => panic!("{other:?}"),
     }
@@ -310,12 +338,12 @@ async fn changes_the_order_state_does_not_allow_are_refused() {
     let (addr, shop) = start(Behaviour::default()).await;
     let orders = client(addr);
     assert_eq!(
-        orders.cancel("KM 2/3").await.unwrap(),
+        orders.cancel("KM 2/3", "k1").await.unwrap(),
         OrderChange::NotAllowed(OrderStatus::Paid)
     );
     assert_eq!(
         orders
-            .refund("KM0000000001", "changed my mind")
+            .refund("KM0000000001", "changed my mind", "k2")
             .await
             .unwrap(),
         OrderChange::NotAllowed(OrderStatus::Delivered)
@@ -332,11 +360,11 @@ async fn a_shop_without_changes_is_unsupported() {
     .await;
     let orders = client(addr);
     assert!(matches!(
-        orders.cancel("KM0000000003").await,
+        orders.cancel("KM0000000003", "k1").await,
         Err(OrdersError::Unsupported(_))
     ));
     assert!(matches!(
-        orders.refund("KM 2/3", "late").await,
+        orders.refund("KM 2/3", "late", "k2").await,
         Err(OrdersError::Unsupported(_))
     ));
 }
@@ -376,6 +404,7 @@ async fn attempts_that_time_out_are_retried_then_given_up() {
     })
     .await;
     let mut config = HttpOrdersConfig::new(format!("http://{addr}"), SECRET);
+    config.allow_loopback_http = true;
     config.timeout = Duration::from_millis(50);
     config.retries = 2;
     config.backoff = Duration::from_millis(1);
@@ -432,70 +461,141 @@ async fn a_retried_refund_keeps_its_idempotency_key_and_is_applied_once() {
     let orders = client(addr);
     // The shop refunds on the first attempt, but its answers are lost twice; the retries
     // carry the same key, so the third attempt gets the first one's result.
-    match orders.refund("KM 2/3", "never arrived").await.unwrap() {
+    match orders
+        .refund("KM 2/3", "never arrived", "key-of-this-refund")
+        .await
+        .unwrap()
+    {
         OrderChange::Done(order) => assert_eq!(order.status, OrderStatus::Refunded),
         other => panic!("{other:?}"),
     }
     assert_eq!(shop.applied_changes.load(Ordering::SeqCst), 1);
     let keys = shop.idempotency_keys.lock().unwrap().clone();
     assert_eq!(keys.len(), 3);
-    let first = keys[0]
-        .clone()
-        .expect("a refund carries an idempotency key");
-    assert!(keys.iter().all(|k| k.as_deref() == Some(first.as_str())));
+    assert!(keys
+        .iter()
+        .all(|k| k.as_deref() == Some("key-of-this-refund")));
 
-    // Another call is another key; reads carry none.
-    orders.cancel("KM0000000003").await.unwrap();
+    // The caller's key is what travels (the engine derives it from the customer's message, so
+    // a turn run again sends the same one); reads carry none.
+    orders.cancel("KM0000000003", "another-key").await.unwrap();
     orders.find("KM0000000003").await.unwrap();
     let keys = shop.idempotency_keys.lock().unwrap().clone();
-    assert_ne!(keys[3].as_deref(), Some(first.as_str()));
-    assert!(keys[3].is_some());
+    assert_eq!(keys[3].as_deref(), Some("another-key"));
     assert_eq!(keys[4], None);
+    // Every attempt had a fresh nonce: none was refused as a replay.
+    assert_eq!(shop.replays.load(Ordering::SeqCst), 0);
+}
+
+/// Sends a request signed by hand (as a shop's own checks see it).
+async fn send_signed(
+    addr: SocketAddr,
+    ts: u64,
+    nonce: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &'static str,
+) -> u16 {
+    let signed = Signed {
+        timestamp: ts,
+        nonce,
+        method: "POST",
+        path_and_query: path,
+        idempotency_key: key,
+    };
+    let signature = sign_request(SECRET.as_bytes(), &signed, body.as_bytes());
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .header(TIMESTAMP_HEADER, ts.to_string())
+        .header(NONCE_HEADER, nonce)
+        .header(SIGNATURE_HEADER, signature)
+        .body(body);
+    if let Some(key) = key {
+        request = request.header(IDEMPOTENCY_HEADER, key);
+    }
+    request.send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
-async fn the_shop_refuses_stale_or_unsigned_requests() {
+async fn the_shop_refuses_stale_unsigned_or_replayed_requests() {
     let (addr, shop) = start(Behaviour::default()).await;
-    let http = reqwest::Client::new();
-    let path = "/orders/KM0000000001";
-    let url = format!("http://{addr}{path}");
+    let path = "/orders/KM0000000001/verify";
+    let body = r#"{"proof":{"type":"secret","value":"pass1234"}}"#;
 
     let stale = unix_now() - 600;
-    let signature = sign_request(SECRET.as_bytes(), stale, "GET", path, b"");
-    let answer = http
-        .get(&url)
-        .header(TIMESTAMP_HEADER, stale.to_string())
-        .header(SIGNATURE_HEADER, signature)
+    assert_eq!(
+        send_signed(addr, stale, &new_nonce(), path, None, body).await,
+        401
+    );
+    let unsigned = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .body(body)
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status().as_u16(), 401);
+    assert_eq!(unsigned.status().as_u16(), 401);
 
-    let answer = http.get(&url).send().await.unwrap();
-    assert_eq!(answer.status().as_u16(), 401);
-
+    // A request that checks out works once; the same request captured and sent again within
+    // the clock window is refused.
     let now = unix_now();
-    let signature = sign_request(SECRET.as_bytes(), now, "GET", path, b"");
-    let answer = http
-        .get(&url)
+    let nonce = new_nonce();
+    assert_eq!(send_signed(addr, now, &nonce, path, None, body).await, 200);
+    assert_eq!(send_signed(addr, now, &nonce, path, None, body).await, 401);
+    assert_eq!(shop.replays.load(Ordering::SeqCst), 1);
+
+    // An idempotency key added to (or swapped in) a signed request breaks its signature.
+    let refund = "/orders/KM0000000001/refund";
+    let signed = Signed {
+        timestamp: now,
+        nonce: "0123456789abcdef0123456789abcdef",
+        method: "POST",
+        path_and_query: refund,
+        idempotency_key: Some("k1"),
+    };
+    let signature = sign_request(SECRET.as_bytes(), &signed, b"{}");
+    let swapped = reqwest::Client::new()
+        .post(format!("http://{addr}{refund}"))
         .header(TIMESTAMP_HEADER, now.to_string())
+        .header(NONCE_HEADER, signed.nonce)
         .header(SIGNATURE_HEADER, signature)
+        .header(IDEMPOTENCY_HEADER, "k2")
+        .body("{}")
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status().as_u16(), 200);
-    assert_eq!(shop.requests.load(Ordering::SeqCst), 3);
+    assert_eq!(swapped.status().as_u16(), 401);
+    assert_eq!(shop.applied_changes.load(Ordering::SeqCst), 0);
+}
 
-    // The helper itself: the same request 301 s later is stale.
-    let signature = sign_request(SECRET.as_bytes(), now, "GET", path, b"");
-    assert!(verify_request(
-        SECRET.as_bytes(),
-        now + 301,
-        Some(&now.to_string()),
-        Some(&signature),
-        "GET",
-        path,
-        b""
-    )
-    .is_err());
+#[tokio::test]
+async fn a_slow_shop_costs_one_deadline_not_every_retry() {
+    let (addr, shop) = start(Behaviour {
+        sleep: Some(Duration::from_secs(5)),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut config = HttpOrdersConfig::new(format!("http://{addr}"), SECRET);
+    config.allow_loopback_http = true;
+    config.timeout = Duration::from_millis(300);
+    config.deadline = Duration::from_millis(400);
+    config.retries = 5;
+    config.backoff = Duration::from_millis(1);
+    let orders = HttpOrders::new(config).unwrap();
+    let message = unavailable(orders.verify("KM0000000001", &secret("pass1234")).await);
+    assert!(message.contains("timed out"), "{message}");
+    // Five retries were allowed, but the deadline leaves room for two attempts at most.
+    let tried = shop.requests.load(Ordering::SeqCst);
+    assert!((1..=2).contains(&tried), "{tried} attempts");
+}
+
+#[tokio::test]
+async fn an_order_number_that_is_a_path_is_never_sent() {
+    let (addr, shop) = start(Behaviour::default()).await;
+    let orders = client(addr);
+    // `..` would reach {base}/verify after URL normalisation.
+    assert!(!orders.verify("..", &secret("pass1234")).await.unwrap());
+    assert_eq!(orders.find(".").await.unwrap(), None);
+    assert!(orders.card_keys("..").await.unwrap().is_empty());
+    assert!(orders.refund("..", "r", "k").await.is_err());
+    assert_eq!(shop.requests.load(Ordering::SeqCst), 0);
 }

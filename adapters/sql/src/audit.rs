@@ -22,13 +22,15 @@ impl AuditLog for SqlAudit {
     async fn record(&self, event: AuditEvent) -> Result<(), StoreError> {
         on_writer!(self.db, |pool| {
             sqlx::query(
-                "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO audit_log (at, actor, action, subject, detail, dedupe_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(millis(event.at))
             .bind(&event.actor)
             .bind(&event.action)
             .bind(&event.subject)
             .bind(&event.detail)
+            .bind(event.dedupe_key.as_deref())
             .execute(pool)
             .await
             .map_err(|e| unavailable("cannot write the audit log", e))?;
@@ -40,7 +42,7 @@ impl AuditLog for SqlAudit {
         let bad = |e| unavailable("cannot read the audit log", e);
         on_pool!(self.db, |pool| {
             let rows = sqlx::query(
-                "SELECT at, actor, action, subject, detail FROM audit_log WHERE subject = $1 ORDER BY id",
+                "SELECT at, actor, action, subject, detail, dedupe_key FROM audit_log WHERE subject = $1 ORDER BY id",
             )
             .bind(subject)
             .fetch_all(pool)
@@ -54,6 +56,7 @@ impl AuditLog for SqlAudit {
                         action: row.try_get("action").map_err(bad)?,
                         subject: row.try_get("subject").map_err(bad)?,
                         detail: row.try_get("detail").map_err(bad)?,
+                        dedupe_key: row.try_get("dedupe_key").map_err(bad)?,
                     })
                 })
                 .collect()

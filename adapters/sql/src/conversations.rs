@@ -64,16 +64,9 @@ fn holder_columns(holder: &Holder) -> (&'static str, Option<&str>) {
     }
 }
 
-/// A 64-bit key for `pg_advisory_lock` (FNV-1a over the namespace and the conversation).
+/// A 64-bit key for `pg_advisory_lock` over the namespace and the conversation.
 fn advisory_key(namespace: &str, key: &ConversationKey) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [namespace, &key.channel, &key.id] {
-        for byte in part.bytes().chain([0x1f]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash as i64
+    crate::db::advisory_key(&[namespace, &key.channel, &key.id])
 }
 
 /// A PostgreSQL session advisory lock on a conversation.
@@ -127,7 +120,15 @@ impl ConversationStore for SqlConversations {
             .bind(lock_key)
             .execute(armed.conn())
             .await
-            .map_err(|e| unavailable("cannot lock the conversation", e))?;
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => {
+                    StoreError::Unavailable(format!(
+                        "conversation {key} is busy: another turn held its lock longer than \
+                         the lock wait; deliver the message again later"
+                    ))
+                }
+                _ => unavailable("cannot lock the conversation", e),
+            })?;
         Ok(local.with_remote(Box::new(PgTurnLock {
             conn: armed,
             key: lock_key,

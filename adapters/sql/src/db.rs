@@ -16,7 +16,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The newest schema version this build knows (the number of its last migration).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Why a database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,10 @@ pub struct DbOptions {
     pub lock_connections: u32,
     /// How long to wait for a connection or an SQLite write lock.
     pub timeout: Duration,
+    /// PostgreSQL: how long a turn waits for its conversation's lock (held by a turn of the
+    /// same conversation in any process) before it fails and the message is left to be
+    /// delivered again; it bounds the wait for a lock connection too.
+    pub lock_wait: Duration,
     /// SQLite: how many conversations keep their last committed state in memory, so their
     /// next turn starts without a read (0: none). The copy only saves time; the database
     /// still refuses a stale or duplicate turn. Not used on PostgreSQL, where another
@@ -101,6 +105,7 @@ impl Default for DbOptions {
             max_connections: 8,
             lock_connections: 16,
             timeout: Duration::from_secs(10),
+            lock_wait: Duration::from_secs(30),
             conversation_cache: 10_000,
         }
     }
@@ -210,6 +215,19 @@ impl<DB: sqlx::Database> Drop for Armed<DB> {
     }
 }
 
+/// A 64-bit key for PostgreSQL's advisory locks: FNV-1a over the parts, each ended by a
+/// unit separator.
+pub(crate) fn advisory_key(parts: &[&str]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain([0x1f]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash as i64
+}
+
 /// The store error of a failed query.
 pub(crate) fn unavailable(what: &str, e: sqlx::Error) -> kefu_core::StoreError {
     kefu_core::StoreError::Unavailable(format!("{what}: {e}"))
@@ -314,12 +332,24 @@ impl Database {
             connect.get_port(),
             connect.get_database().unwrap_or("")
         );
-        let unreachable = |source| {
+        let unreachable = |source: sqlx::Error| {
+            let text = source.to_string().to_lowercase();
+            let hint = if text.contains("certificate")
+                || text.contains("tls")
+                || text.contains("ssl")
+            {
+                "the TLS connection failed: with sslmode=verify-full (or verify-ca) set \
+                 sslrootcert= in storage.url to the file of the authority that signed the \
+                 server's certificate; sslmode=require encrypts without checking the server; \
+                 a server without TLS needs sslmode=prefer or disable"
+            } else {
+                "check storage.url in kefu.yaml and that the PostgreSQL server runs and accepts this user"
+            };
             DbError::Connect {
-            target: target.clone(),
-            source,
-            hint: "check storage.url in kefu.yaml and that the PostgreSQL server runs and accepts this user",
-        }
+                target: target.clone(),
+                source,
+                hint,
+            }
         };
         if let Some(schema) = &options.schema {
             if schema.is_empty()
@@ -348,11 +378,14 @@ impl Database {
             .connect_with(connect.clone())
             .await
             .map_err(unreachable)?;
+        // The server gives up waiting for an advisory lock after `lock_wait` (lock_timeout),
+        // so a stuck conversation costs the turns behind it a bounded wait, not a hang.
+        let lock_wait_ms = options.lock_wait.as_millis().max(1);
         let locks = PgPoolOptions::new()
             .max_connections(options.lock_connections.max(1))
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(3600))
-            .connect_lazy_with(connect);
+            .acquire_timeout(options.lock_wait.max(Duration::from_millis(1)))
+            .connect_lazy_with(connect.options([("lock_timeout", format!("{lock_wait_ms}ms"))]));
         let db = Database {
             pool: Pool::Postgres {
                 pool,
@@ -469,6 +502,11 @@ impl Database {
     /// The audit log.
     pub fn audit(&self) -> crate::SqlAudit {
         crate::SqlAudit::new(self.clone())
+    }
+
+    /// The counters of limited attempts (ownership proofs, card-key views).
+    pub fn attempts(&self) -> crate::SqlAttempts {
+        crate::SqlAttempts::new(self.clone())
     }
 }
 

@@ -11,7 +11,8 @@
 //! | [`HandoffQueue`](kefu_core::HandoffQueue) | [`SqlQueue`] | claims are atomic across processes (`FOR UPDATE SKIP LOCKED`) |
 //! | [`Tickets`](kefu_core::Tickets) | [`SqlTickets`] | numbers like `T20261123000042`, full history |
 //! | [`Orders`](kefu_core::Orders) | [`SqlOrders`] | the shop's own orders and card keys, filled by [`SqlOrders::import`] |
-//! | [`AuditLog`](kefu_core::AuditLog) | [`SqlAudit`] | append only |
+//! | [`AuditLog`](kefu_core::AuditLog) | [`SqlAudit`] | append only; an event's dedupe key is recorded once |
+//! | [`Attempts`](kefu_core::Attempts) | [`SqlAttempts`] | a limit checked and an attempt recorded in one transaction (advisory transaction locks on PostgreSQL) |
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), kefu_sql::DbError> {
@@ -45,6 +46,7 @@
 //! correctness: the database refuses a duplicate message id by its key and a stale version by
 //! a trigger, and the engine then runs the turn again from the stored state.
 
+mod attempts;
 mod audit;
 mod cache;
 mod conversations;
@@ -54,9 +56,13 @@ mod orders;
 mod queue;
 mod tickets;
 
+pub use attempts::SqlAttempts;
 pub use audit::SqlAudit;
 pub use conversations::SqlConversations;
 pub use db::{Backend, Database, DbError, DbOptions, SCHEMA_VERSION};
-pub use orders::{query_password_hash, ImportSummary, SqlOrders, StoredOrder};
+pub use orders::{
+    check_query_password, legacy_hash, password_params, query_password_hash, ImportSummary,
+    PasswordCheck, SqlOrders, StoredOrder,
+};
 pub use queue::SqlQueue;
 pub use tickets::SqlTickets;

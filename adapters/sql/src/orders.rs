@@ -37,7 +37,8 @@ pub struct StoredOrder {
     pub buyer_email: Option<String>,
     /// The buyer's phone, digits only.
     pub buyer_phone: Option<String>,
-    /// [`query_password_hash`] of the order's query password (查询密码).
+    /// [`query_password_hash`] of the order's query password (查询密码) (or, for orders
+    /// imported by earlier versions, [`legacy_hash`] until the password is next given).
     pub query_password_hash: Option<String>,
     /// The chat channel the buyer was recorded on at purchase.
     pub buyer_channel: Option<String>,
@@ -66,9 +67,111 @@ pub struct ImportSummary {
     pub card_keys: usize,
 }
 
-/// The stored form of an order's query password: SHA-256 over a fixed label, the order number
-/// and the password, in hex. The password itself is never stored.
+/// The stored form of an order's query password: an Argon2id hash (PHC string, random salt,
+/// [`password_params`]) of the order number and the password. The password itself is never
+/// stored, and the hash is slow on purpose, so a copy of the database does not give away
+/// passwords (mostly short numbers) by trying them all.
 pub fn query_password_hash(order: &str, password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&rand_salt()).expect("16 bytes make a valid salt");
+    argon2()
+        .hash_password(&password_input(order, password), &salt)
+        .expect("Argon2 hashes any input with valid parameters")
+        .to_string()
+}
+
+/// Whether `password` is order `order`'s query password, given the stored hash: an Argon2id
+/// PHC string, or the SHA-256 hex of earlier kefu versions (still accepted; the caller then
+/// stores a new hash). `None` or an unreadable hash costs an Argon2 check too, so an unknown
+/// order or one without a password takes as long as a wrong password.
+pub fn check_query_password(order: &str, password: &str, stored: Option<&str>) -> PasswordCheck {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let input = password_input(order, password);
+    match stored {
+        Some(hash) if hash.starts_with("$argon2") => match PasswordHash::new(hash) {
+            Ok(parsed) => PasswordCheck {
+                matches: argon2().verify_password(&input, &parsed).is_ok(),
+                upgrade: false,
+            },
+            Err(_) => {
+                dummy_check(&input);
+                PasswordCheck::NO
+            }
+        },
+        Some(hash) if hash.len() == 64 => {
+            // The one-round SHA-256 of earlier versions: checked (in constant time), and to be
+            // replaced by an Argon2 hash once the right password is seen.
+            dummy_check(&input);
+            let matches =
+                constant_time_eq(legacy_hash(order, password).as_bytes(), hash.as_bytes());
+            PasswordCheck {
+                matches,
+                upgrade: matches,
+            }
+        }
+        _ => {
+            dummy_check(&input);
+            PasswordCheck::NO
+        }
+    }
+}
+
+/// What [`check_query_password`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCheck {
+    /// The password is right.
+    pub matches: bool,
+    /// It was checked against an old-style hash, which should be replaced now.
+    pub upgrade: bool,
+}
+
+impl PasswordCheck {
+    const NO: PasswordCheck = PasswordCheck {
+        matches: false,
+        upgrade: false,
+    };
+}
+
+/// The Argon2id cost of query-password hashes: 19 MiB, 2 passes, 1 lane (OWASP's minimum
+/// recommendation; about 20–40 ms per check on one core).
+pub fn password_params() -> argon2::Params {
+    argon2::Params::new(19 * 1024, 2, 1, None).expect("valid Argon2 parameters")
+}
+
+fn argon2() -> argon2::Argon2<'static> {
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        password_params(),
+    )
+}
+
+/// What is hashed: the order number and the password, so a hash copied to another order
+/// does not match there.
+fn password_input(order: &str, password: &str) -> Vec<u8> {
+    let mut input = Vec::with_capacity(order.len() + password.len() + 1);
+    input.extend_from_slice(order.as_bytes());
+    input.push(0);
+    input.extend_from_slice(password.as_bytes());
+    input
+}
+
+/// Spends an Argon2 check's time on nothing.
+fn dummy_check(input: &[u8]) {
+    let mut out = [0u8; 32];
+    let _ = argon2().hash_password_into(input, b"kefu-no-such-order", &mut out);
+}
+
+fn rand_salt() -> [u8; 16] {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    salt
+}
+
+/// The query-password hash of kefu 0.1's first schema: SHA-256 over a fixed label, the order
+/// number and the password, in hex. Only checked, never written any more.
+pub fn legacy_hash(order: &str, password: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"kefu-order-query-password\0");
     hasher.update(order.as_bytes());
@@ -79,6 +182,35 @@ pub fn query_password_hash(order: &str, password: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Hashes the query passwords of `records` on every core (Argon2 is slow on purpose), in
+/// record order; `None` where a record has no password.
+fn hash_passwords(records: &[OrderRecord]) -> Vec<Option<String>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .max(1);
+    let chunk = records.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|r| {
+                            r.query_password
+                                .as_deref()
+                                .map(|p| query_password_hash(&r.number, p))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("hashing does not panic"))
+            .collect()
+    })
 }
 
 const ORDER_COLUMNS: &str = "number, product, status, amount_cents, currency, quantity, \
@@ -99,10 +231,16 @@ impl SqlOrders {
     pub async fn import(&self, records: &[OrderRecord]) -> Result<ImportSummary, StoreError> {
         let fail = |e| unavailable("cannot import the orders (nothing was imported)", e);
         let now = millis(now_millis());
+        let hashes = {
+            let records = records.to_vec();
+            tokio::task::spawn_blocking(move || hash_passwords(&records))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot hash query passwords: {e}")))?
+        };
         on_writer!(self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(fail)?;
             let mut summary = ImportSummary::default();
-            for r in records {
+            for (r, hash) in records.iter().zip(&hashes) {
                 let existed = sqlx::query("DELETE FROM orders WHERE number = $1")
                     .bind(&r.number)
                     .execute(&mut *tx)
@@ -134,11 +272,7 @@ impl SqlOrders {
                 .bind(r.quantity)
                 .bind(r.buyer_email.as_deref())
                 .bind(r.buyer_phone.as_deref())
-                .bind(
-                    r.query_password
-                        .as_deref()
-                        .map(|p| query_password_hash(&r.number, p)),
-                )
+                .bind(hash.as_deref())
                 .bind(r.buyer_channel.as_deref())
                 .bind(r.buyer_user.as_deref())
                 .bind(r.created_at)
@@ -324,9 +458,17 @@ impl Orders for SqlOrders {
                 !linked_user.is_empty() && field(|o| &o.buyer_channel) == *channel && same_user
             }
             Proof::Secret(secret) => {
-                let given_hash = query_password_hash(number, secret.trim());
-                let stored_hash = field(|o| &o.query_password_hash);
-                let password = constant_time_eq(given_hash.as_bytes(), stored_hash.as_bytes());
+                let stored_hash = order.as_ref().and_then(|o| o.query_password_hash.clone());
+                let (order_no, given_password) = (number.to_string(), secret.trim().to_string());
+                let check = tokio::task::spawn_blocking(move || {
+                    check_query_password(&order_no, &given_password, stored_hash.as_deref())
+                })
+                .await
+                .map_err(|e| OrdersError::Unavailable(format!("cannot check a password: {e}")))?;
+                if check.upgrade {
+                    self.upgrade_password_hash(number, secret.trim()).await;
+                }
+                let password = check.matches;
                 let given = normalize_secret(secret);
                 let contact = [field(|o| &o.buyer_email), field(|o| &o.buyer_phone)]
                     .iter()
@@ -351,17 +493,24 @@ impl Orders for SqlOrders {
             .map_err(unavailable_orders)
     }
 
-    async fn cancel(&self, number: &str) -> Result<OrderChange, OrdersError> {
+    async fn cancel(&self, number: &str, key: &str) -> Result<OrderChange, OrdersError> {
         let from = [OrderStatus::AwaitingPayment];
-        self.change(number, &from, OrderStatus::Cancelled).await
+        self.change(number, key, "cancel", &from, OrderStatus::Cancelled)
+            .await
     }
 
-    async fn refund(&self, number: &str, _reason: &str) -> Result<OrderChange, OrdersError> {
+    async fn refund(
+        &self,
+        number: &str,
+        _reason: &str,
+        key: &str,
+    ) -> Result<OrderChange, OrdersError> {
         let from: Vec<OrderStatus> = OrderStatus::ALL
             .into_iter()
             .filter(|s| s.is_undelivered())
             .collect();
-        self.change(number, &from, OrderStatus::Refunded).await
+        self.change(number, key, "refund", &from, OrderStatus::Refunded)
+            .await
     }
 }
 
@@ -383,22 +532,111 @@ impl StoredOrder {
 }
 
 impl SqlOrders {
+    /// Makes a change once per idempotency key: a key seen before answers as it did then
+    /// (the order as it is now when the change was made; the status that refused it when
+    /// not), and changes nothing.
     async fn change(
         &self,
         number: &str,
+        key: &str,
+        action: &str,
         from: &[OrderStatus],
         to: OrderStatus,
     ) -> Result<OrderChange, OrdersError> {
-        match self
+        if let Some((done, status)) = self.change_made(key).await.map_err(unavailable_orders)? {
+            return if done {
+                match self.find(number).await? {
+                    Some(order) => Ok(OrderChange::Done(order)),
+                    None => Err(OrdersError::Unavailable(format!(
+                        "order {number} is not in the order tables"
+                    ))),
+                }
+            } else {
+                Ok(OrderChange::NotAllowed(status))
+            };
+        }
+        let outcome = match self
             .change_status(number, from, to)
             .await
             .map_err(unavailable_orders)?
         {
-            Some(Ok(order)) => Ok(OrderChange::Done(order.into_order())),
-            Some(Err(status)) => Ok(OrderChange::NotAllowed(status)),
-            None => Err(OrdersError::Unavailable(format!(
-                "order {number} is not in the order tables"
-            ))),
+            Some(Ok(order)) => OrderChange::Done(order.into_order()),
+            Some(Err(status)) => OrderChange::NotAllowed(status),
+            None => {
+                return Err(OrdersError::Unavailable(format!(
+                    "order {number} is not in the order tables"
+                )))
+            }
+        };
+        let (done, status) = match &outcome {
+            OrderChange::Done(order) => (true, order.status),
+            OrderChange::NotAllowed(status) => (false, *status),
+        };
+        let fail = |e| unavailable("cannot record an order change", e);
+        on_writer!(self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO order_changes (idempotency_key, order_no, action, done, status, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(number)
+            .bind(action)
+            .bind(done)
+            .bind(enum_text(&status))
+            .bind(millis(now_millis()))
+            .execute(pool)
+            .await
+            .map_err(fail)
+            .map_err(unavailable_orders)?;
+        });
+        Ok(outcome)
+    }
+
+    /// The change made with idempotency key `key`: whether it was done, and the status after.
+    async fn change_made(&self, key: &str) -> Result<Option<(bool, OrderStatus)>, StoreError> {
+        let bad = |e| unavailable("cannot read order changes", e);
+        on_pool!(self.db, |pool| {
+            let row =
+                sqlx::query("SELECT done, status FROM order_changes WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(bad)?;
+            match row {
+                Some(row) => {
+                    let done: bool = row.try_get("done").map_err(bad)?;
+                    let status: String = row.try_get("status").map_err(bad)?;
+                    Ok(Some((done, enum_from(&status, "status")?)))
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Replaces an old-style query-password hash with an Argon2 one, once the right password
+    /// was given (a failure only costs the upgrade; the next right password tries again).
+    async fn upgrade_password_hash(&self, number: &str, password: &str) {
+        let (order_no, given) = (number.to_string(), password.to_string());
+        let Ok(hash) =
+            tokio::task::spawn_blocking(move || query_password_hash(&order_no, &given)).await
+        else {
+            return;
+        };
+        let legacy = legacy_hash(number, password);
+        let result = on_writer!(self.db, |pool| {
+            sqlx::query(
+                "UPDATE orders SET query_password_hash = $1 WHERE number = $2 AND query_password_hash = $3",
+            )
+            .bind(&hash)
+            .bind(number)
+            .bind(&legacy)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        });
+        match result {
+            Ok(()) => tracing::info!("an order's query password hash was upgraded to Argon2id"),
+            Err(e) => tracing::warn!(error = %e, "could not upgrade a query password hash"),
         }
     }
 }

@@ -17,7 +17,7 @@ pub struct SqlTickets {
 }
 
 const TICKET_COLUMNS: &str = "id, number, kind, order_no, channel, conversation_id, customer, \
-     description, skill_group, owner, status, created_at, updated_at, due_at";
+     description, skill_group, owner, status, created_at, updated_at, due_at, idempotency_key";
 
 fn bad(e: sqlx::Error) -> StoreError {
     unavailable("cannot read tickets", e)
@@ -63,6 +63,7 @@ where
             updated_at: time("updated_at")?,
             due_at: time("due_at")?,
             history: Vec::new(),
+            idempotency_key: row.try_get("idempotency_key").map_err(bad)?,
         },
     ))
 }
@@ -80,6 +81,72 @@ impl SqlTickets {
             Some(millis(now)),
         )
         .await
+    }
+
+    /// The ticket opened with idempotency key `key`, if any.
+    async fn opened_with(&self, key: &str) -> Result<Option<Ticket>, StoreError> {
+        Ok(self
+            .select("idempotency_key = $1", &[key], None)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Inserts a new ticket with its first history event, and numbers it.
+    async fn insert(&self, request: NewTicket) -> Result<Ticket, StoreError> {
+        let at = now_millis();
+        let mut ticket = kefu_core::tickets::new_ticket(String::new(), request, at);
+        let fail = |e| unavailable("cannot open the ticket", e);
+        let (channel, conversation_id) = match &ticket.conversation {
+            Some(k) => (Some(k.channel.as_str()), Some(k.id.as_str())),
+            None => (None, None),
+        };
+        on_writer!(self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(fail)?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO tickets (kind, order_no, channel, conversation_id, customer, \
+                 description, skill_group, owner, status, created_at, updated_at, due_at, \
+                 idempotency_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $9, $10, $11) RETURNING id",
+            )
+            .bind(&ticket.kind)
+            .bind(ticket.order.as_deref())
+            .bind(channel)
+            .bind(conversation_id)
+            .bind(&ticket.customer)
+            .bind(&ticket.description)
+            .bind(&ticket.skill_group)
+            .bind(ticket.status.as_str())
+            .bind(millis(at))
+            .bind(millis(ticket.due_at))
+            .bind(ticket.idempotency_key.as_deref())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?
+            .try_get(0)
+            .map_err(fail)?;
+            ticket.number = ticket_number(at, id.max(0) as u64);
+            sqlx::query("UPDATE tickets SET number = $1 WHERE id = $2")
+                .bind(&ticket.number)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+            let opened = &ticket.history[0];
+            sqlx::query(
+                "INSERT INTO ticket_events (ticket_id, at, status, by_whom, note) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(millis(opened.at))
+            .bind(opened.status.as_str())
+            .bind(&opened.by)
+            .bind(&opened.note)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+            tx.commit().await.map_err(fail)?;
+            Ok(ticket)
+        })
     }
 
     /// Tickets matching a WHERE clause with text binds `$1..` (or one integer bind), with
@@ -128,57 +195,20 @@ impl SqlTickets {
 #[async_trait]
 impl Tickets for SqlTickets {
     async fn open(&self, request: NewTicket) -> Result<Ticket, StoreError> {
-        let at = now_millis();
-        let mut ticket = kefu_core::tickets::new_ticket(String::new(), request, at);
-        let fail = |e| unavailable("cannot open the ticket", e);
-        let (channel, conversation_id) = match &ticket.conversation {
-            Some(k) => (Some(k.channel.as_str()), Some(k.id.as_str())),
-            None => (None, None),
-        };
-        on_writer!(self.db, |pool| {
-            let mut tx = pool.begin_write().await.map_err(fail)?;
-            let id: i64 = sqlx::query(
-                "INSERT INTO tickets (kind, order_no, channel, conversation_id, customer, \
-                 description, skill_group, owner, status, created_at, updated_at, due_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $9, $10) RETURNING id",
-            )
-            .bind(&ticket.kind)
-            .bind(ticket.order.as_deref())
-            .bind(channel)
-            .bind(conversation_id)
-            .bind(&ticket.customer)
-            .bind(&ticket.description)
-            .bind(&ticket.skill_group)
-            .bind(ticket.status.as_str())
-            .bind(millis(at))
-            .bind(millis(ticket.due_at))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(fail)?
-            .try_get(0)
-            .map_err(fail)?;
-            ticket.number = ticket_number(at, id.max(0) as u64);
-            sqlx::query("UPDATE tickets SET number = $1 WHERE id = $2")
-                .bind(&ticket.number)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(fail)?;
-            let opened = &ticket.history[0];
-            sqlx::query(
-                "INSERT INTO ticket_events (ticket_id, at, status, by_whom, note) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id)
-            .bind(millis(opened.at))
-            .bind(opened.status.as_str())
-            .bind(&opened.by)
-            .bind(&opened.note)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
-            tx.commit().await.map_err(fail)?;
-            Ok(ticket)
-        })
+        if let Some(key) = request.idempotency_key.as_deref() {
+            if let Some(opened) = self.opened_with(key).await? {
+                return Ok(opened);
+            }
+        }
+        let key = request.idempotency_key.clone();
+        match self.insert(request).await {
+            Ok(ticket) => Ok(ticket),
+            // Opened by a racing call with the same key between the look and the insert.
+            Err(e) => match key {
+                Some(key) => self.opened_with(&key).await?.ok_or(e),
+                None => Err(e),
+            },
+        }
     }
 
     async fn get(&self, number: &str) -> Result<Option<Ticket>, StoreError> {

@@ -572,6 +572,7 @@ async fn tickets_get_numbers_history_and_owners() {
             skill_group: "refunds".into(),
             sla_millis: 3_600_000,
             by: "bot".into(),
+            idempotency_key: None,
         };
         let a = tickets.open(new("DD1", "u1")).await.unwrap();
         let b = tickets.open(new("DD1", "u2")).await.unwrap();
@@ -729,6 +730,7 @@ async fn the_audit_log_keeps_events_by_subject_in_order() {
                     action: action.into(),
                     subject: "DD1".into(),
                     detail: "key ****9F2A".into(),
+                    dedupe_key: None,
                 })
                 .await
                 .unwrap();
@@ -740,6 +742,7 @@ async fn the_audit_log_keeps_events_by_subject_in_order() {
                 action: "order.imported".into(),
                 subject: "DD2".into(),
                 detail: String::new(),
+                dedupe_key: None,
             })
             .await
             .unwrap();
@@ -978,12 +981,12 @@ async fn imported_orders_keep_their_keys_and_replace_on_reimport() {
         let stored = orders.get("DD1001").await.unwrap().unwrap();
         assert_eq!(stored.buyer_user.as_deref(), Some("42"));
         assert_eq!(stored.delivered_at, Some(1_795_400_120_000));
-        // The password is kept only as a hash.
-        assert_eq!(
-            stored.query_password_hash,
-            Some(kefu_sql::query_password_hash("DD1001", "8866"))
-        );
-        assert_ne!(stored.query_password_hash, Some("8866".to_string()));
+        // The password is kept only as a slow, salted hash.
+        let hash = stored.query_password_hash.clone().unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains("8866"));
+        assert!(kefu_sql::check_query_password("DD1001", "8866", Some(&hash)).matches);
+        assert!(!kefu_sql::check_query_password("DD1002", "8866", Some(&hash)).matches);
         let found = orders.find("DD1001").await.unwrap().unwrap();
         assert_eq!(
             (found.number.as_str(), found.status),
@@ -1099,37 +1102,37 @@ async fn orders_are_cancelled_and_refunded_only_from_the_states_that_allow_it() 
         };
         let n = &t.name;
         assert_eq!(
-            status(orders.cancel("DD3001").await.unwrap()),
+            status(orders.cancel("DD3001", "key-1").await.unwrap()),
             Ok(OrderStatus::Cancelled),
             "{n}"
         );
         assert_eq!(
-            status(orders.cancel("DD3001").await.unwrap()),
+            status(orders.cancel("DD3001", "key-2").await.unwrap()),
             Err(OrderStatus::Cancelled),
             "{n}"
         );
         assert_eq!(
-            status(orders.cancel("DD3002").await.unwrap()),
+            status(orders.cancel("DD3002", "key-3").await.unwrap()),
             Err(OrderStatus::Paid),
             "{n}"
         );
         assert_eq!(
-            status(orders.refund("DD3002", "r").await.unwrap()),
+            status(orders.refund("DD3002", "r", "key-5").await.unwrap()),
             Ok(OrderStatus::Refunded),
             "{n}"
         );
         assert_eq!(
-            status(orders.refund("DD3002", "r").await.unwrap()),
+            status(orders.refund("DD3002", "r", "key-6").await.unwrap()),
             Err(OrderStatus::Refunded),
             "{n}"
         );
         assert_eq!(
-            status(orders.refund("DD3003", "r").await.unwrap()),
+            status(orders.refund("DD3003", "r", "key-7").await.unwrap()),
             Ok(OrderStatus::Refunded),
             "{n}"
         );
         assert_eq!(
-            status(orders.refund("DD3004", "r").await.unwrap()),
+            status(orders.refund("DD3004", "r", "key-8").await.unwrap()),
             Err(OrderStatus::Delivered),
             "{n}"
         );
@@ -1138,7 +1141,7 @@ async fn orders_are_cancelled_and_refunded_only_from_the_states_that_allow_it() 
             OrderStatus::Delivered
         );
         assert!(
-            orders.cancel("DD404").await.is_err(),
+            orders.cancel("DD404", "key-4").await.is_err(),
             "{n}: an unknown order is an error"
         );
     })
@@ -1189,4 +1192,267 @@ async fn a_chat_identity_is_linked_to_an_order_that_has_none() {
         );
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_cancel_or_refund_key_answers_as_the_first_call_and_changes_nothing() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::{OrderChange, OrderStatus, Orders};
+        let orders = t.open().await.orders();
+        let mut paid = order("DD5001", &[]);
+        paid.status = OrderStatus::Paid;
+        orders.import(&[paid]).await.unwrap();
+        let n = &t.name;
+        let first = orders.refund("DD5001", "late", "turn-1").await.unwrap();
+        assert!(
+            matches!(&first, OrderChange::Done(o) if o.status == OrderStatus::Refunded),
+            "{n}"
+        );
+        // The same key (a turn run again): the same answer, not "not allowed".
+        let again = orders.refund("DD5001", "late", "turn-1").await.unwrap();
+        assert_eq!(again, first, "{n}");
+        // A new key is a new request, refused by the order's state.
+        assert_eq!(
+            orders.refund("DD5001", "late", "turn-2").await.unwrap(),
+            OrderChange::NotAllowed(OrderStatus::Refunded),
+            "{n}"
+        );
+        // And a refused change answers "refused" again under its key.
+        assert_eq!(
+            orders.cancel("DD5001", "turn-3").await.unwrap(),
+            OrderChange::NotAllowed(OrderStatus::Refunded),
+            "{n}"
+        );
+        assert_eq!(
+            orders.cancel("DD5001", "turn-3").await.unwrap(),
+            OrderChange::NotAllowed(OrderStatus::Refunded),
+            "{n}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_sha256_password_hashes_still_prove_and_are_upgraded_to_argon2() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::{Orders, Proof};
+        let db = t.open().await;
+        let orders = db.orders();
+        orders.import(&[order("DD6001", &[])]).await.unwrap();
+        // An order as an earlier kefu stored it: one round of SHA-256.
+        let legacy = kefu_sql::legacy_hash("DD6001", "8866");
+        let pg = kefu_sql::Backend::Postgres == db.backend();
+        let sql = "UPDATE orders SET query_password_hash = $1 WHERE number = $2";
+        if pg {
+            let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
+            let schema = t.options.schema.clone().unwrap();
+            sqlx::query(&sql.replace("orders", &format!("\"{schema}\".orders")))
+                .bind(&legacy)
+                .bind("DD6001")
+                .execute(&pool)
+                .await
+                .unwrap();
+        } else {
+            let pool = sqlx::SqlitePool::connect(&t.url).await.unwrap();
+            sqlx::query(sql)
+                .bind(&legacy)
+                .bind("DD6001")
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let n = &t.name;
+        let secret = |s: &str| Proof::Secret(s.to_string());
+        assert!(
+            !orders.verify("DD6001", &secret("8867")).await.unwrap(),
+            "{n}"
+        );
+        let stored = orders.get("DD6001").await.unwrap().unwrap();
+        assert_eq!(
+            stored.query_password_hash.as_deref(),
+            Some(legacy.as_str()),
+            "{n}: a wrong password upgrades nothing"
+        );
+        assert!(
+            orders.verify("DD6001", &secret("8866")).await.unwrap(),
+            "{n}"
+        );
+        let stored = orders.get("DD6001").await.unwrap().unwrap();
+        let upgraded = stored.query_password_hash.unwrap();
+        assert!(upgraded.starts_with("$argon2id$"), "{n}: {upgraded}");
+        assert!(
+            orders.verify("DD6001", &secret("8866")).await.unwrap(),
+            "{n}"
+        );
+        assert!(
+            !orders.verify("DD6001", &secret("8867")).await.unwrap(),
+            "{n}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_events_and_tickets_with_a_key_are_recorded_once() {
+    on_both(async |t: &TestDb| {
+        let db = t.open().await;
+        let audit = db.audit();
+        let event = |key: Option<&str>| AuditEvent {
+            at: now_millis(),
+            actor: "customer:telegram:1".into(),
+            action: "card_key.shown".into(),
+            subject: "DD7001".into(),
+            detail: "1 key(s): ****9F2A".into(),
+            dedupe_key: key.map(str::to_string),
+        };
+        for e in [
+            event(Some("k1")),
+            event(Some("k1")),
+            event(None),
+            event(None),
+        ] {
+            audit.record(e).await.unwrap();
+        }
+        let n = &t.name;
+        let events = audit.for_subject("DD7001").await.unwrap();
+        assert_eq!(events.len(), 3, "{n}");
+        assert_eq!(events[0].dedupe_key.as_deref(), Some("k1"), "{n}");
+
+        let tickets = db.tickets();
+        let new = |key: Option<&str>| NewTicket {
+            kind: "refund".into(),
+            order: Some("DD7001".into()),
+            conversation: Some(key_of("once")),
+            customer: "u1".into(),
+            description: "refund".into(),
+            skill_group: "refunds".into(),
+            sla_millis: 60_000,
+            by: "bot".into(),
+            idempotency_key: key.map(str::to_string),
+        };
+        let a = tickets.open(new(Some("turn-9"))).await.unwrap();
+        let b = tickets.open(new(Some("turn-9"))).await.unwrap();
+        assert_eq!(a, b, "{n}");
+        assert_eq!(a.idempotency_key.as_deref(), Some("turn-9"), "{n}");
+        let c = tickets.open(new(None)).await.unwrap();
+        assert_ne!(a.number, c.number, "{n}");
+        assert_eq!(tickets.for_order("DD7001").await.unwrap().len(), 2, "{n}");
+    })
+    .await;
+}
+
+fn key_of(id: &str) -> ConversationKey {
+    key(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_are_checked_and_taken_atomically_across_processes() {
+    on_both(async |t: &TestDb| {
+        use kefu_core::{Attempts, Counter, Limit, Space, Taken};
+        // Two "processes" (two pools on one database) race twenty attempts at one order.
+        let (one, two) = (t.open().await.attempts(), t.open().await.attempts());
+        let order = Counter::new(Space::OrderProofs, "DD8001");
+        let limit = Limit { max: 5, since: 0 };
+        let mut racing = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let attempts = if i % 2 == 0 { one.clone() } else { two.clone() };
+            let counters = vec![
+                Counter::new(Space::CustomerProofs, format!("telegram:attacker{i}")),
+                order.clone(),
+            ];
+            racing.spawn(async move {
+                attempts
+                    .take(&format!("a{i}"), &counters, limit, 1_000)
+                    .await
+                    .unwrap()
+            });
+        }
+        let taken = racing
+            .join_all()
+            .await
+            .into_iter()
+            .filter(|t| *t == Taken::Yes)
+            .count();
+        let n = &t.name;
+        assert_eq!(taken, 5, "{n}: exactly the limit passes");
+        assert_eq!(one.count(&order, 0).await.unwrap(), 5, "{n}");
+        // A customer's count is their own: attacker 0 has one, a bystander none.
+        let bystander = Counter::new(Space::CustomerProofs, "telegram:victim");
+        assert_eq!(one.count(&bystander, 0).await.unwrap(), 0, "{n}");
+        // The same attempt id again counts once (a turn run again) ...
+        let ids: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+        let mut recorded = None;
+        for id in &ids {
+            let c = vec![Counter::new(Space::KeyViews, "DD8001")];
+            if two
+                .take(id, &c, Limit { max: 1, since: 0 }, 1_000)
+                .await
+                .unwrap()
+                == Taken::Yes
+            {
+                recorded.get_or_insert(id.clone());
+            }
+        }
+        let first = recorded.unwrap();
+        let views = vec![Counter::new(Space::KeyViews, "DD8001")];
+        assert_eq!(
+            one.take(&first, &views, Limit { max: 1, since: 0 }, 1_000)
+                .await
+                .unwrap(),
+            Taken::Yes,
+            "{n}"
+        );
+        assert_eq!(
+            one.take("other", &views, Limit { max: 1, since: 0 }, 1_000)
+                .await
+                .unwrap(),
+            Taken::Refused(views[0].clone()),
+            "{n}"
+        );
+        // ... and a withdrawn attempt frees its place; old ones fall out of the window.
+        one.withdraw(&first).await.unwrap();
+        assert_eq!(one.count(&views[0], 0).await.unwrap(), 0, "{n}");
+        assert_eq!(one.count(&order, 1_001).await.unwrap(), 0, "{n}");
+        assert_eq!(
+            one.take(
+                "late",
+                std::slice::from_ref(&order),
+                Limit {
+                    max: 5,
+                    since: 2_000
+                },
+                2_000
+            )
+            .await
+            .unwrap(),
+            Taken::Yes,
+            "{n}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_waits_a_bounded_time_for_a_conversation_locked_in_another_process() {
+    // PostgreSQL: the lock is shared by processes; SQLite's is in-process (the engine bounds
+    // that wait itself, see tests/ownership_attacks.rs).
+    let mut t = TestDb::postgres();
+    t.options.lock_wait = Duration::from_millis(300);
+    let (one, two) = (
+        t.open().await.conversations(),
+        t.open().await.conversations(),
+    );
+    let k = key("stuck");
+    let held = one.lock(&k).await.unwrap();
+    // Gives up with an error rather than waiting for ever (the outer timeout only turns a
+    // hang into a failure; it measures nothing).
+    let err = tokio::time::timeout(Duration::from_secs(60), two.lock(&k))
+        .await
+        .expect("the wait for a held lock must end")
+        .expect_err("the lock is held")
+        .to_string();
+    assert!(err.contains("busy"), "{err}");
+    held.release().await.unwrap();
+    two.lock(&k).await.unwrap().release().await.unwrap();
+    t.cleanup().await;
 }

@@ -4,11 +4,22 @@
 //! the shop linked to the order or by a secret only the buyer knows (the query password, or the
 //! e-mail or phone given at purchase). The proof holds for the conversation for
 //! [`EngineConfig::verification_ttl_ms`](super::EngineConfig). A wrong proof and an unknown order
-//! get the same answer. Failed proofs are recorded in the audit log under both the order and the
-//! customer; after [`EngineConfig::max_failed_proofs`](super::EngineConfig) of either within the
-//! window, lookups stop and the conversation goes to the risk group.
+//! get the same answer.
+//!
+//! Guessing is limited in the store, not in memory ([`crate::attempts`]): each secret tried
+//! is one attempt, taken — checked against the limit and recorded in one atomic step — before
+//! the order system is asked, under the customer and under the order (separate key spaces, the
+//! order by its normalised number). A message offers at most [`MAX_PROOFS_PER_MESSAGE`]
+//! secrets. After [`EngineConfig::max_failed_proofs`](super::EngineConfig) failures of either
+//! within the window, lookups stop and the conversation goes to the risk group; a chat identity
+//! linked to the order still proves it, so nobody can lock a buyer out of their own order.
+//!
+//! The reply to "prove this order is yours" is a secret: it is hidden from the transcript,
+//! never remembered as an entity, never read for the language, and never taken for another
+//! order number unless the customer clearly starts over ("换个订单 …", "another order …").
 
 use super::{Engine, EngineError, Turn, REQUEST};
+use crate::attempts::{normalize_order_number, Counter, Limit, Space, Taken};
 use crate::audit::AuditEvent;
 use crate::conversation::{now_millis, FlowState, HandoffReason};
 use crate::entities::{EMAIL, ORDER_NO, PHONE};
@@ -19,8 +30,12 @@ use crate::message::{OutboundKind, QuickReply};
 use crate::orders::{Order, Orders, OrdersError, Proof};
 use crate::replies::Reply;
 use crate::{FaqEntry, Priority};
+use regex::Regex;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The most secrets one message may offer as proofs; each is one attempt against the limit.
+pub const MAX_PROOFS_PER_MESSAGE: usize = 3;
 
 /// Audit action of a failed proof (recorded under the order and under the customer).
 pub const PROOF_FAILED: &str = "order.proof_failed";
@@ -37,26 +52,93 @@ fn proof_key(turn: &Turn, number: &str) -> String {
     format!("{}\u{1f}{number}", turn.conversation.user)
 }
 
-/// What in a reply to "prove this order is yours" may be the proof: the e-mail address and
-/// phone number found, the whole message, and each ASCII word of 4 or more characters in it
-/// ("密码是 pass1234"); nothing when the message has no ASCII letters or digits at all.
+/// What in a reply to "prove this order is yours" may be the proof, best first and at most
+/// [`MAX_PROOFS_PER_MESSAGE`]: the e-mail address and phone number found; the token named as
+/// a password ("密码是 pass1234", "my password is ab12cd"); else the message itself when it
+/// is one token; else its ASCII words of 4 or more characters — only those with digits, if
+/// any has.
+/// Nothing when the message has no ASCII letters or digits at all ("确认", "我找不到").
 fn secrets_in(text: &str, found: &BTreeMap<String, String>) -> Vec<String> {
     let mut secrets: Vec<String> = [EMAIL, PHONE]
         .iter()
         .filter_map(|kind| found.get(*kind).cloned())
         .collect();
-    if secrets.is_empty() && !text.chars().any(|c| c.is_ascii_alphanumeric()) {
-        return secrets;
-    }
-    let words = text
-        .split(|c: char| !(c.is_ascii_alphanumeric() || "@._+-".contains(c)))
-        .filter(|w| w.chars().filter(char::is_ascii_alphanumeric).count() >= 4);
-    for candidate in std::iter::once(text.trim()).chain(words) {
+    let text = text.trim();
+    let add = |candidate: &str, secrets: &mut Vec<String>| {
         if !candidate.is_empty() && !secrets.iter().any(|s| s == candidate) {
             secrets.push(candidate.to_string());
         }
+    };
+    if let Some(named) = named_password().captures(text).and_then(|c| c.get(1)) {
+        add(named.as_str(), &mut secrets);
+    } else if !text.is_empty() && !text.contains(char::is_whitespace) {
+        if text.chars().any(|c| c.is_ascii_alphanumeric()) {
+            add(text, &mut secrets);
+        }
+    } else {
+        let words: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "@._+-".contains(c)))
+            .filter(|w| w.chars().filter(char::is_ascii_alphanumeric).count() >= 4)
+            .collect();
+        // "hello, it's 4417abc": a word with digits is the password, not the words around it.
+        let with_digits: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .collect();
+        let words = if with_digits.is_empty() {
+            words
+        } else {
+            with_digits
+        };
+        for word in words {
+            add(word, &mut secrets);
+        }
     }
+    secrets.truncate(MAX_PROOFS_PER_MESSAGE);
     secrets
+}
+
+/// A password named as one: "密码是 pass1234", "查询密码：8812", "my password is ab12cd".
+fn named_password() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?i)(?:查询密码|查询码|密码|提取码|password|passcode|pwd|pin)\s*(?:是|为|:|：|=|is)?\s*([A-Za-z0-9@._+\-]{4,})",
+        )
+        .expect("valid regex")
+    })
+}
+
+/// The customer clearly asks about another order while a proof is expected.
+fn starts_over() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r"(?ix)
+              (?:换个|换一个|换|另一个|另外一个|另外的|另个|别的|其他|其它|查另一个|查别的|新的?)\s*订单
+            | 订单号?\s*(?:错了|不对|填错了?|写错了?|发错了?|输错了?)
+            | 不是这个订单
+            | \b(?:another|different|other|new|wrong|second)\s+order
+            | \bnot\s+(?:that|this)\s+order
+            | \bswitch\s+orders?",
+        )
+        .expect("valid regex")
+    })
+}
+
+/// The counters a proof of order `number` by this customer is limited by.
+fn proof_counters(turn: &Turn, number: &str) -> [Counter; 2] {
+    [
+        Counter::new(
+            Space::CustomerProofs,
+            format!(
+                "{}:{}",
+                turn.conversation.key.channel, turn.conversation.user
+            ),
+        ),
+        Counter::new(Space::OrderProofs, normalize_order_number(number)),
+    ]
 }
 
 /// The template values every order reply has: `{order_no}`, `{product}`, `{amount}`.
@@ -79,10 +161,20 @@ pub(super) fn customer(turn: &Turn) -> String {
 }
 
 impl Engine {
-    pub(super) fn order_system(&self) -> Arc<dyn Orders> {
+    /// The order system; an error (answered like any order-system failure) when none is
+    /// connected, as when a conversation stored mid-flow meets an engine started without one.
+    pub(super) fn order_system(&self) -> Result<Arc<dyn Orders>, OrdersError> {
         self.orders
             .clone()
-            .expect("order flows run only with an order system")
+            .ok_or_else(|| OrdersError::Unavailable("no order system is connected".to_string()))
+    }
+
+    /// The limit on proofs within the window, as of now.
+    fn proof_limit(&self) -> Limit {
+        Limit {
+            max: self.config.max_failed_proofs.max(1),
+            since: now_millis().saturating_sub(self.config.failed_proof_window_ms),
+        }
     }
 
     /// Says `reply`, whose `{order_no}` is `number`.
@@ -117,14 +209,17 @@ impl Engine {
         if self.is_verified(turn, number) {
             return self.show_order(turn, spec, number, entry, request).await;
         }
-        if self.locked_out(turn, number).await? {
-            return self.lock_out(turn, entry).await;
-        }
+        // The chat identity the shop linked to the order proves it before any lock-out is
+        // looked at: other accounts' failures must not lock the buyer out of their order.
         let identity = Proof::Identity {
             channel: turn.conversation.key.channel.clone(),
             user: turn.conversation.user.clone(),
         };
-        match self.order_system().verify(number, &identity).await {
+        let orders = match self.order_system() {
+            Ok(orders) => orders,
+            Err(e) => return self.orders_down(turn, number, entry, e).await,
+        };
+        match orders.verify(number, &identity).await {
             Err(e) => return self.orders_down(turn, number, entry, e).await,
             Ok(true) => {
                 self.verified(turn, number, "chat identity").await?;
@@ -136,6 +231,9 @@ impl Engine {
             // A password posted in a group is no longer a secret.
             self.say(turn, Reply::ProofPrivateOnly, OutboundKind::Answer, &[]);
             return Ok(());
+        }
+        if self.locked_out(turn, number).await? {
+            return self.lock_out(turn, entry).await;
         }
         let mut slots = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
         slots.extend(request.map(|r| (REQUEST.to_string(), r)));
@@ -166,34 +264,20 @@ impl Engine {
             return self.understand(turn, text).await;
         };
         let request = flow.slots.get(REQUEST).cloned();
-        // "What about order 2024…", or just another order number (a correction): start over
-        // with that order. A short bare number is an attempt at the proof (a numeric
-        // password), and so is a phone number.
-        if let Some(other) = found.get(ORDER_NO).filter(|o| **o != number) {
-            let rest = text.replace(other.as_str(), "");
-            let sentence = rest.chars().any(char::is_alphabetic);
-            let order_like = !found.contains_key(PHONE)
-                && (other.chars().any(|c| c.is_ascii_alphabetic()) || other.len() >= 12);
-            if sentence || order_like {
-                turn.conversation
-                    .entities
-                    .insert(ORDER_NO.to_string(), other.clone());
-                return self.order_flow(turn, spec, other, entry, request).await;
-            }
+        // "换个订单 2024…" / "another order 2024…": start over with that order. Anything
+        // else shaped like an order number (pw20241123, a long numeric password) is a proof.
+        if starts_over().is_match(text) {
+            return self.start_over(turn, spec, flow, text, found, entry).await;
         }
         // A question about something else changes the topic without counting as a failure.
         // What looks like a proof (one ASCII token such as a password, an e-mail address or
         // phone number, or "密码是 …" / "my password is …") is taken as one even if it
         // happens to match a question.
         let token = text.trim();
-        let lower = token.to_lowercase();
-        let names_a_password = ["密码", "查询码", "password", "passcode", "pwd"]
-            .iter()
-            .any(|w| lower.contains(w));
         let proof_like = found.contains_key(EMAIL)
             || found.contains_key(PHONE)
             || (token.is_ascii() && !token.contains(char::is_whitespace))
-            || (names_a_password && secrets_in(text, found).len() > 1);
+            || named_password().is_match(text);
         if !proof_like && self.changed_topic(turn, &flow, text).await? {
             return Ok(());
         }
@@ -215,27 +299,40 @@ impl Engine {
             return Ok(());
         }
         // The message is a secret: the transcript, and so every agent, never sees it.
-        turn.lines[0].text = Reply::ProofHidden.text(turn.locale()).to_string();
+        self.hide_message(turn);
         turn.conversation.flow = None;
-        if self.locked_out(turn, &number).await? {
-            return self.lock_out(turn, entry).await;
-        }
-        for secret in secrets {
-            match self
-                .order_system()
-                .verify(&number, &Proof::Secret(secret))
-                .await
+        let orders = match self.order_system() {
+            Ok(orders) => orders,
+            Err(e) => return self.orders_down(turn, &number, entry, e).await,
+        };
+        let counters = proof_counters(turn, &number);
+        for (i, secret) in secrets.into_iter().enumerate() {
+            // Taken before the order system is asked, atomically with the check: however
+            // many messages race, at most the limit of guesses is ever tried.
+            let attempt = turn.effect_key("proof", &format!("{number}\u{1f}{i}"));
+            if let Taken::Refused(counter) = self
+                .attempts
+                .take(&attempt, &counters, self.proof_limit(), now_millis())
+                .await?
             {
-                Err(e) => return self.orders_down(turn, &number, entry, e).await,
+                tracing::warn!(conversation = %turn.conversation.key, limit = counter.space.as_str(), "proof refused: too many failed proofs");
+                return self.lock_out(turn, entry).await;
+            }
+            match orders.verify(&number, &Proof::Secret(secret)).await {
+                Err(e) => {
+                    // Not the customer's failure: the attempt does not count.
+                    self.attempts.withdraw(&attempt).await?;
+                    return self.orders_down(turn, &number, entry, e).await;
+                }
                 Ok(true) => {
+                    self.attempts.withdraw(&attempt).await?;
                     self.verified(turn, &number, "secret").await?;
                     self.show_order(turn, spec, &number, entry, request).await?;
                     return self.link_identity(turn, &number).await;
                 }
-                Ok(false) => {}
+                Ok(false) => self.proof_failed(turn, &number, &attempt).await?,
             }
         }
-        self.proof_failed(turn, &number).await?;
         if self.locked_out(turn, &number).await? {
             return self.lock_out(turn, entry).await;
         }
@@ -245,6 +342,77 @@ impl Engine {
         });
         self.say_about_order(turn, Reply::ProofFailed, &number, OutboundKind::Question);
         Ok(())
+    }
+
+    /// "换个订单 …" during a proof: look up the order the customer names instead, or ask for
+    /// it. The message is kept in the transcript only if nothing else in it could be a secret.
+    async fn start_over(
+        &self,
+        turn: &mut Turn,
+        spec: &FlowSpec,
+        flow: FlowState,
+        text: &str,
+        found: &BTreeMap<String, String>,
+        entry: &FaqEntry,
+    ) -> Result<(), EngineError> {
+        let other = found.get(ORDER_NO).cloned();
+        let mut rest = starts_over().replace_all(text, " ").into_owned();
+        if let Some(other) = &other {
+            rest = rest.replace(other.as_str(), " ");
+        }
+        if !secrets_in(&rest, &BTreeMap::new()).is_empty() {
+            self.hide_message(turn);
+        }
+        let request = flow.slots.get(REQUEST).cloned();
+        match other {
+            Some(other) => {
+                tracing::debug!(conversation = %turn.conversation.key, "the customer asked about another order during a proof");
+                turn.conversation
+                    .entities
+                    .insert(ORDER_NO.to_string(), other.clone());
+                self.order_flow(turn, spec, &other, entry, request).await
+            }
+            None => {
+                turn.conversation.entities.remove(ORDER_NO);
+                turn.conversation.flow = Some(FlowState {
+                    slots: request
+                        .map(|r| BTreeMap::from([(REQUEST.to_string(), r)]))
+                        .unwrap_or_default(),
+                    reprompts: 0,
+                    awaiting_proof: false,
+                    awaiting_confirmation: false,
+                    ..flow
+                });
+                self.say(turn, spec.ask, OutboundKind::Question, &[]);
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps the customer's message out of the transcript (it holds, or may hold, a secret).
+    pub(super) fn hide_message(&self, turn: &mut Turn) {
+        turn.lines[0].text = Reply::ProofHidden.text(turn.locale()).to_string();
+    }
+
+    /// A flow was waiting for a proof or a confirmation about order `number`, and order
+    /// look-ups are gone (the engine now runs without an order system) or the FAQ entry that
+    /// started it is: the flow ends, and a person takes over with the number.
+    pub(super) async fn order_flow_gone(
+        &self,
+        turn: &mut Turn,
+        flow: &FlowState,
+        number: &str,
+        entry: Option<&FaqEntry>,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        if flow.awaiting_proof && !secrets_in(text, &BTreeMap::new()).is_empty() {
+            self.hide_message(turn);
+        }
+        tracing::warn!(conversation = %turn.conversation.key, flow = %flow.name, "a flow waiting on an order met an engine without order look-ups (or without its entry); handing off");
+        self.say_about_order(turn, Reply::OrdersGone, number, OutboundKind::Answer);
+        self.hand_off(turn, HandoffReason::FlowNeedsPerson, entry)
+            .await
     }
 
     /// After a proof by secret: links the chat identity to the order, if the shop allows it
@@ -257,7 +425,10 @@ impl Engine {
             turn.conversation.key.channel.clone(),
             turn.conversation.user.clone(),
         );
-        match self.order_system().link(number, &channel, &user).await {
+        let Ok(orders) = self.order_system() else {
+            return Ok(());
+        };
+        match orders.link(number, &channel, &user).await {
             Ok(true) => {
                 self.audit
                     .record(AuditEvent {
@@ -266,6 +437,7 @@ impl Engine {
                         action: LINKED.to_string(),
                         subject: number.to_string(),
                         detail: format!("{channel} user linked after a proof by secret"),
+                        dedupe_key: Some(turn.effect_key(LINKED, number)),
                     })
                     .await?;
                 self.say_about_order(turn, Reply::OrderLinked, number, OutboundKind::Answer);
@@ -280,29 +452,29 @@ impl Engine {
 
     /// Whether the customer or the order has had too many failed proofs lately.
     async fn locked_out(&self, turn: &Turn, number: &str) -> Result<bool, EngineError> {
-        let since = now_millis().saturating_sub(self.config.failed_proof_window_ms);
-        for subject in [number.to_string(), customer(turn)] {
-            let failures = self
-                .audit
-                .for_subject(&subject)
-                .await?
-                .iter()
-                .filter(|e| e.action == PROOF_FAILED && e.at >= since)
-                .count();
-            if failures >= self.config.max_failed_proofs {
+        let limit = self.proof_limit();
+        for counter in proof_counters(turn, number) {
+            if self.attempts.count(&counter, limit.since).await? >= limit.max {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    async fn proof_failed(&self, turn: &Turn, number: &str) -> Result<(), EngineError> {
+    /// Records a failed proof (attempt `attempt`) in the audit log, under the order and
+    /// under the customer, for the people who review them.
+    async fn proof_failed(
+        &self,
+        turn: &Turn,
+        number: &str,
+        attempt: &str,
+    ) -> Result<(), EngineError> {
         let at = now_millis();
         let actor = customer(turn);
         tracing::info!(conversation = %turn.conversation.key, "an order ownership proof failed");
-        for (subject, detail) in [
-            (number.to_string(), actor.clone()),
-            (actor.clone(), format!("order {number}")),
+        for (subject, detail, side) in [
+            (number.to_string(), actor.clone(), "order"),
+            (actor.clone(), format!("order {number}"), "customer"),
         ] {
             self.audit
                 .record(AuditEvent {
@@ -311,6 +483,7 @@ impl Engine {
                     action: PROOF_FAILED.to_string(),
                     subject,
                     detail,
+                    dedupe_key: Some(format!("{attempt}:{side}")),
                 })
                 .await?;
         }
@@ -330,6 +503,7 @@ impl Engine {
                 action: VERIFIED.to_string(),
                 subject: number.to_string(),
                 detail: format!("by {how}"),
+                dedupe_key: Some(turn.effect_key(VERIFIED, number)),
             })
             .await?;
         Ok(())
@@ -413,7 +587,10 @@ impl Engine {
         request: Option<String>,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
-        let orders = self.order_system();
+        let orders = match self.order_system() {
+            Ok(orders) => orders,
+            Err(e) => return self.orders_down(turn, number, entry, e).await,
+        };
         let order = match orders.find(number).await {
             Err(e) => return self.orders_down(turn, number, entry, e).await,
             Ok(Some(order)) => order,
@@ -437,7 +614,10 @@ impl Engine {
         }
         let mut values = order_values(&order);
         if spec.name == card_key_lookup::SPEC.name {
-            if self.key_views_exhausted(number).await? {
+            // One view taken (atomically) before the keys are fetched; given back when there
+            // turn out to be none to show.
+            let view = turn.effect_key(KEYS_SHOWN, number);
+            if !self.take_key_view(&view, number).await? {
                 tracing::warn!(conversation = %turn.conversation.key, "card keys viewed too often today; a person checks");
                 self.say_about_order(turn, Reply::KeyViewLimit, number, OutboundKind::Answer);
                 return self
@@ -445,10 +625,15 @@ impl Engine {
                     .await;
             }
             let keys = match orders.card_keys(number).await {
-                Err(e) => return self.orders_down(turn, number, entry, e).await,
+                Err(e) => {
+                    self.attempts.withdraw(&view).await?;
+                    return self.orders_down(turn, number, entry, e).await;
+                }
                 Ok(keys) => keys,
             };
-            if !keys.is_empty() {
+            if keys.is_empty() {
+                self.attempts.withdraw(&view).await?;
+            } else {
                 let redeem = order
                     .redeem
                     .clone()
@@ -474,6 +659,7 @@ impl Engine {
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
+                        dedupe_key: Some(view),
                     })
                     .await?;
                 tracing::info!(conversation = %turn.conversation.key, keys = keys.len(), "card keys shown to their buyer");
@@ -520,21 +706,23 @@ impl Engine {
         self.push(turn, text, OutboundKind::Answer, buttons);
     }
 
-    /// Whether the order's keys were shown as often as allowed in the last 24 hours.
-    async fn key_views_exhausted(&self, number: &str) -> Result<bool, EngineError> {
+    /// Takes one of the order's card-key views for the last 24 hours (view `id`); false
+    /// when they were shown as often as allowed.
+    async fn take_key_view(&self, id: &str, number: &str) -> Result<bool, EngineError> {
         let limit = self.config.max_key_views_per_day;
         if limit == 0 {
-            return Ok(false);
+            return Ok(true);
         }
-        let since = now_millis().saturating_sub(24 * 60 * 60 * 1000);
-        let views = self
-            .audit
-            .for_subject(number)
-            .await?
-            .iter()
-            .filter(|e| e.action == KEYS_SHOWN && e.at >= since)
-            .count();
-        Ok(views >= limit)
+        let limit = Limit {
+            max: limit,
+            since: now_millis().saturating_sub(24 * 60 * 60 * 1000),
+        };
+        let counter = Counter::new(Space::KeyViews, normalize_order_number(number));
+        let taken = self
+            .attempts
+            .take(id, &[counter], limit, now_millis())
+            .await?;
+        Ok(taken == Taken::Yes)
     }
 }
 
@@ -546,17 +734,42 @@ mod tests {
     fn proofs_are_the_ascii_in_a_reply() {
         let none = BTreeMap::new();
         assert_eq!(secrets_in("pass1234", &none), ["pass1234"]);
-        assert_eq!(
-            secrets_in("密码是 pass1234", &none),
-            ["密码是 pass1234", "pass1234"]
-        );
-        assert_eq!(
-            secrets_in("my password is ab12cd", &none),
-            ["my password is ab12cd", "password", "ab12cd"]
-        );
+        assert_eq!(secrets_in("密码是 pass1234", &none), ["pass1234"]);
+        assert_eq!(secrets_in("查询密码：8812", &none), ["8812"]);
+        assert_eq!(secrets_in("my password is ab12cd", &none), ["ab12cd"]);
+        assert_eq!(secrets_in("here it is: hello 4417abc", &none), ["4417abc"]);
+        assert_eq!(secrets_in("it is hunter two", &none), ["hunter"]);
         assert!(secrets_in("确认", &none).is_empty());
         assert!(secrets_in("我找不到密码。", &none).is_empty());
         let phone = BTreeMap::from([(PHONE.to_string(), "13800138000".to_string())]);
         assert_eq!(secrets_in("手机13800138000", &phone)[0], "13800138000");
+    }
+
+    #[test]
+    fn one_message_offers_a_few_proofs_at_most() {
+        let guesses: Vec<String> = (1000..2000).map(|n| n.to_string()).collect();
+        let secrets = secrets_in(&guesses.join(" "), &BTreeMap::new());
+        assert_eq!(secrets.len(), MAX_PROOFS_PER_MESSAGE);
+        assert_eq!(secrets, ["1000", "1001", "1002"]);
+    }
+
+    #[test]
+    fn starting_over_must_be_said() {
+        for yes in [
+            "换个订单 DD2024112300018",
+            "订单号错了，是 2024112300018",
+            "another order: 2024112300018",
+            "wrong order, it's DD2024112300018",
+        ] {
+            assert!(starts_over().is_match(yes), "{yes}");
+        }
+        for no in [
+            "pw20241123",
+            "202411230001234",
+            "密码 20241123",
+            "my order password",
+        ] {
+            assert!(!starts_over().is_match(no), "{no}");
+        }
     }
 }

@@ -177,6 +177,7 @@ impl Engine {
                     keys.len(),
                     masked.join(", ")
                 ),
+                dedupe_key: None,
             })
             .await?;
         tracing::info!(agent, keys = keys.len(), "card keys revealed to an agent");
@@ -191,10 +192,23 @@ impl Engine {
         number: Option<String>,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
-        let number = number.or_else(|| turn.conversation.entities.get(ORDER_NO).cloned());
-        let Some(number) = number else {
-            self.say(turn, Reply::CommandNeedsOrder, OutboundKind::Question, &[]);
-            return Ok(());
+        let number = match number {
+            // Only an order number goes on: anything else is refused before it is counted,
+            // remembered or sent to the order system.
+            Some(token) => match self.entities.extract(&token).remove(ORDER_NO) {
+                Some(number) => number,
+                None => {
+                    self.say(turn, Reply::NotAnOrderNumber, OutboundKind::Question, &[]);
+                    return Ok(());
+                }
+            },
+            None => match turn.conversation.entities.get(ORDER_NO) {
+                Some(number) => number.clone(),
+                None => {
+                    self.say(turn, Reply::CommandNeedsOrder, OutboundKind::Question, &[]);
+                    return Ok(());
+                }
+            },
         };
         turn.conversation
             .entities
@@ -440,12 +454,18 @@ impl Engine {
         change: &str,
         request: &str,
     ) -> Result<(), EngineError> {
-        let orders = self.order_system();
+        let orders = match self.order_system() {
+            Ok(orders) => orders,
+            Err(e) => return self.orders_down(turn, number, entry, e).await,
+        };
         let refund = change == CHANGE_REFUND;
+        // One key for this change, whatever happens to the turn: run again, it changes
+        // nothing twice.
+        let key = turn.effect_key(change, number);
         let result = if refund {
-            orders.refund(number, request).await
+            orders.refund(number, request, &key).await
         } else if self.config.self_cancel {
-            orders.cancel(number).await
+            orders.cancel(number, &key).await
         } else {
             Err(OrdersError::Unsupported("cancelling orders"))
         };
@@ -494,6 +514,7 @@ impl Engine {
                 } else {
                     "by its buyer".to_string()
                 },
+                dedupe_key: Some(key.clone()),
             })
             .await?;
         if !refund {
@@ -516,19 +537,23 @@ impl Engine {
                 self.config.refund_skill_group.clone(),
             )
             .await?;
-        let ticket = self
-            .tickets
-            .update(
-                &ticket.number,
-                TicketUpdate {
-                    status: Some(TicketStatus::Resolved),
-                    owner: None,
-                    by: "bot".to_string(),
-                    note: format!("refunded {amount} automatically"),
-                },
-            )
-            .await?
-            .unwrap_or(ticket);
+        let ticket = if ticket.status == TicketStatus::Resolved {
+            // Resolved by this turn's first run.
+            ticket
+        } else {
+            self.tickets
+                .update(
+                    &ticket.number,
+                    TicketUpdate {
+                        status: Some(TicketStatus::Resolved),
+                        owner: None,
+                        by: "bot".to_string(),
+                        note: format!("refunded {amount} automatically"),
+                    },
+                )
+                .await?
+                .unwrap_or(ticket)
+        };
         let mut values = order_values(&order);
         values.extend(self.ticket_values(turn.locale(), &ticket));
         let text = self.render(Reply::RefundDone.text(turn.locale()), &values);
@@ -558,7 +583,11 @@ impl Engine {
         number: &str,
         entry: &FaqEntry,
     ) -> Result<Option<Order>, EngineError> {
-        match self.order_system().find(number).await {
+        let found = match self.order_system() {
+            Ok(orders) => orders.find(number).await,
+            Err(e) => Err(e),
+        };
+        match found {
             Ok(Some(order)) => Ok(Some(order)),
             Ok(None) => {
                 self.say_about_order(turn, Reply::ProofFailed, number, OutboundKind::Answer);
@@ -615,6 +644,8 @@ impl Engine {
         let ticket = self
             .open_ticket(turn, kind, Some(&order.number), description, group)
             .await?;
+        // (A ticket this very turn opened on an earlier run is not "already open": see
+        // `open_ticket_of`.)
         let mut values = order_values(order);
         values.extend(self.ticket_values(turn.locale(), &ticket));
         let text = self.render(reply.text(turn.locale()), &values);
@@ -629,12 +660,17 @@ impl Engine {
         order: &Order,
         kind: &str,
     ) -> Result<bool, EngineError> {
+        let mine = turn.effect_key("ticket", &format!("{kind}\u{1f}{}", order.number));
         let open = self
             .tickets
             .for_order(&order.number)
             .await?
             .into_iter()
-            .find(|t| t.kind == kind && !t.status.is_final());
+            .find(|t| {
+                t.kind == kind
+                    && !t.status.is_final()
+                    && t.idempotency_key.as_deref() != Some(mine.as_str())
+            });
         let Some(ticket) = open else {
             return Ok(false);
         };
@@ -665,6 +701,9 @@ impl Engine {
                 skill_group,
                 sla_millis: self.config.ticket_sla_ms,
                 by: "bot".to_string(),
+                idempotency_key: Some(
+                    turn.effect_key("ticket", &format!("{kind}\u{1f}{}", order.unwrap_or(""))),
+                ),
             })
             .await?;
         tracing::info!(conversation = %turn.conversation.key, ticket = %ticket.number, kind, "ticket opened");

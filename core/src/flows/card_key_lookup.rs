@@ -16,22 +16,29 @@ pub const SPEC: FlowSpec = FlowSpec {
     needs_owner: true,
 };
 
-/// A card key with all but its last 4 characters hidden: `****-****-7F3K`-like, keeping
-/// separators so the customer and agent can still tell keys apart.
+/// A card key as agents, transcripts and the audit log see it: `****` and at most the last
+/// 4 characters of its last part, never more than a quarter of that part or of the whole key,
+/// and nothing at all of a key of 8 or fewer letters and digits. Separators and the key's
+/// length are not shown either, so `卡号 1234567890 密码 123456` shows only `****6`, not the
+/// PIN's shape.
 pub fn mask(key: &str) -> String {
-    let chars: Vec<char> = key.chars().collect();
-    let keep = chars.len().saturating_sub(4);
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if i >= keep || !c.is_alphanumeric() {
-                *c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    let secret_chars = key.chars().filter(|c| c.is_alphanumeric()).count();
+    // The last part: the last run of ASCII letters and digits, `-`, `_` and `.` joining it.
+    let last_part: Vec<char> = key
+        .trim_end()
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .find(|part| part.chars().any(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let shown = if secret_chars <= 8 {
+        0
+    } else {
+        4.min(last_part.len() / 4).min(secret_chars / 4)
+    };
+    let tail: String = last_part[last_part.len() - shown..].iter().collect();
+    format!("****{tail}")
 }
 
 /// The keys as a numbered list, in full or masked.
@@ -51,13 +58,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn masks_keep_only_the_last_four_characters() {
-        assert_eq!(mask("ABCD-EFGH-IJKL-7F3K"), "****-****-****-7F3K");
-        assert_eq!(mask("1234567890"), "******7890");
-        assert_eq!(mask("abc"), "abc");
+    fn masks_show_at_most_a_quarter_of_a_key_and_nothing_of_a_short_one() {
+        assert_eq!(mask("ABCD-EFGH-IJKL-7F3K"), "****7F3K");
+        assert_eq!(mask("1234567890123456"), "****3456");
+        assert_eq!(mask("1234567890"), "****90");
+        assert_eq!(mask("12345678"), "****");
+        assert_eq!(mask("ab-cd-ef-gh"), "****");
+        assert_eq!(mask("abc"), "****");
+        assert_eq!(mask(""), "****");
+        // A card number and its PIN: the PIN's digits and shape stay hidden.
+        assert_eq!(mask("卡号 1234567890 密码 123456"), "****6");
+        assert_eq!(mask("card 1234567890123 pin 1234"), "****4");
         assert_eq!(
-            list(&["AAAA1111".to_string(), "BBBB2222".to_string()], true),
-            "1. ****1111\n2. ****2222"
+            list(
+                &["AAAA1111BBBB".to_string(), "CCCC2222DDDD".to_string()],
+                true
+            ),
+            "1. ****BBB\n2. ****DDD"
         );
+        for key in [
+            "STEAM-AAAA-BBBB-7F3K",
+            "卡号 1234567890 密码 123456",
+            "X1Y2Z3W4Q5",
+        ] {
+            let masked = mask(key);
+            let shown = masked.trim_start_matches('*').chars().count();
+            let total = key.chars().filter(|c| c.is_alphanumeric()).count();
+            assert!(shown * 4 <= total && shown <= 4, "{key} -> {masked}");
+        }
     }
 }

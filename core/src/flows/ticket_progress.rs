@@ -124,6 +124,7 @@ mod tests {
                 skill_group: "refunds".to_string(),
                 sla_millis: 4 * 3_600_000,
                 by: "bot".to_string(),
+                idempotency_key: None,
             },
             at,
         );

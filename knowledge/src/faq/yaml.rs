@@ -10,8 +10,10 @@
 //!
 //! - **Aliases** (`*name`) are resolved to a copy of the anchored node (`&name`); the copy keeps
 //!   the locations of the anchored original except for its top node, which stands at the alias.
-//!   To keep a hostile file from exploding memory ("billion laughs"), expansion stops after
-//!   [`ALIAS_EXPANSION_LIMIT`] copied nodes with a problem.
+//!   To keep a hostile file from exploding memory ("billion laughs", or a few long texts
+//!   aliased thousands of times), expansion stops with a problem once the copies would hold
+//!   more than [`ALIAS_EXPANSION_BYTES`]: each copied node counts its text plus
+//!   [`NODE_BYTES`], about what it takes in memory.
 //! - **One document per file**: a second `---` document is a problem; only the first is used.
 //! - **Empty values** (`key:` with nothing after it, or a bare `-`) are [`Kind::Null`] and stand
 //!   at their key or dash rather than at the next token, which is where the parser puts them.
@@ -22,8 +24,11 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 use yaml_rust2::Yaml;
 
-/// How many nodes alias expansion may copy in one file before it is stopped.
-pub(crate) const ALIAS_EXPANSION_LIMIT: usize = 100_000;
+/// How many bytes alias expansion may copy in one file before it is stopped.
+pub(crate) const ALIAS_EXPANSION_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one copied node costs besides its text (about its size in memory).
+pub(crate) const NODE_BYTES: usize = 64;
 
 /// One node of the tree, with the 1-based line and column (in characters) where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +124,17 @@ pub(crate) fn parse(text: &str) -> Parsed {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut builder = Builder::new(text);
     let mut parser = Parser::new_from_str(text);
-    match parser.load(&mut builder, true) {
+    // Event by event rather than `Parser::load`, which recurses once per level of nesting: a
+    // file of 100,000 `[` would overflow the stack.
+    let mut read = || loop {
+        let (event, marker) = parser.next_token()?;
+        let end = event == Event::StreamEnd;
+        builder.on_event(event, marker);
+        if end {
+            return Ok::<(), ScanError>(());
+        }
+    };
+    match read() {
         Ok(()) => Parsed {
             root: builder.root,
             problems: builder.problems,
@@ -190,15 +205,50 @@ enum Open {
 struct Builder<'t> {
     lines: Vec<&'t str>,
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes, with what a copy of each costs ([`cost`]).
+    anchors: HashMap<usize, (Node, usize)>,
     root: Option<Node>,
     documents: usize,
     expanded: usize,
     problems: Vec<Problem>,
+    /// How deep inside a collection nested beyond [`MAX_DEPTH`] the parser is (0: not).
+    too_deep: usize,
 }
+
+/// How deeply lists and mappings may nest. FAQ files need four or five levels; a tree much
+/// deeper than this would only exhaust the stack of whatever walks it.
+pub(crate) const MAX_DEPTH: usize = 64;
 
 impl MarkedEventReceiver for Builder<'_> {
     fn on_event(&mut self, event: Event, marker: Marker) {
+        if self.too_deep > 0 {
+            // Inside a collection nested too deeply: skipped up to its end, which stands in
+            // the tree as nothing.
+            match event {
+                Event::SequenceStart(..) | Event::MappingStart(..) => self.too_deep += 1,
+                Event::SequenceEnd | Event::MappingEnd => {
+                    self.too_deep -= 1;
+                    if self.too_deep == 0 {
+                        self.complete(at(Kind::Null, marker), 0, false);
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            self.too_deep = 1;
+            self.problems.push(Problem {
+                line: marker.line(),
+                column: marker.col() + 1,
+                message: format!("lists and mappings nest more than {MAX_DEPTH} levels deep here"),
+                fix: "an FAQ file needs only a few levels: check the brackets and indentation"
+                    .to_string(),
+            });
+            return;
+        }
         match event {
             Event::DocumentStart => self.document_start(marker),
             Event::Scalar(text, style, anchor, tag) => {
@@ -234,6 +284,7 @@ impl<'t> Builder<'t> {
             documents: 0,
             expanded: 0,
             problems: Vec::new(),
+            too_deep: 0,
         }
     }
 
@@ -286,23 +337,24 @@ impl<'t> Builder<'t> {
     /// Copies the node anchored as `id` to where the alias stands.
     fn alias(&mut self, id: usize, marker: Marker) {
         let node = match self.anchors.get(&id) {
-            Some(anchored) if self.expanded + size(anchored) <= ALIAS_EXPANSION_LIMIT => {
-                self.expanded += size(anchored);
+            Some((anchored, cost)) if self.expanded + cost <= ALIAS_EXPANSION_BYTES => {
+                self.expanded += cost;
                 let mut copy = anchored.clone();
                 copy.line = marker.line();
                 copy.column = marker.col() + 1;
                 copy
             }
             Some(_) => {
-                if self.expanded <= ALIAS_EXPANSION_LIMIT {
-                    self.expanded = ALIAS_EXPANSION_LIMIT + 1;
+                if self.expanded <= ALIAS_EXPANSION_BYTES {
+                    self.expanded = ALIAS_EXPANSION_BYTES + 1;
                     self.problems.push(Problem {
                         line: marker.line(),
                         column: marker.col() + 1,
                         message: "aliases expand to too much content".to_string(),
                         fix: format!(
-                            "write the text out instead of nesting `*aliases`; at most \
-                             {ALIAS_EXPANSION_LIMIT} nodes may be copied per file"
+                            "write the text out instead of nesting `*aliases`; copies made by \
+                             aliases may hold at most {} MiB per file",
+                            ALIAS_EXPANSION_BYTES / (1024 * 1024)
                         ),
                     });
                 }
@@ -317,7 +369,8 @@ impl<'t> Builder<'t> {
     /// Hands a finished node to its parent (or makes it the root).
     fn complete(&mut self, mut node: Node, anchor: usize, implicit_null: bool) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let cost = cost(&node);
+            self.anchors.insert(anchor, (node.clone(), cost));
         }
         match self.stack.last_mut() {
             Some(Open::Seq { items, .. }) => {
@@ -373,12 +426,22 @@ fn at(kind: Kind, marker: Marker) -> Node {
 }
 
 /// How many nodes a subtree holds.
-fn size(node: &Node) -> usize {
-    1 + match &node.kind {
-        Kind::Null | Kind::Scalar(..) => 0,
-        Kind::Seq(items) => items.iter().map(size).sum(),
-        Kind::Map(pairs) => pairs.iter().map(|(k, v)| size(k) + size(v)).sum(),
+/// What a copy of `node` costs against [`ALIAS_EXPANSION_BYTES`]: [`NODE_BYTES`] per node
+/// plus the length of its texts. Walks the tree with a stack of its own, so no nesting depth
+/// can overflow the thread's stack.
+fn cost(node: &Node) -> usize {
+    let mut total = 0usize;
+    let mut todo = vec![node];
+    while let Some(node) = todo.pop() {
+        total = total.saturating_add(NODE_BYTES);
+        match &node.kind {
+            Kind::Null => {}
+            Kind::Scalar(text, _) => total = total.saturating_add(text.len()),
+            Kind::Seq(items) => todo.extend(items),
+            Kind::Map(pairs) => todo.extend(pairs.iter().flat_map(|(k, v)| [k, v])),
+        }
     }
+    total
 }
 
 /// The `-` of an empty list item whose empty value the parser placed at `node`.
@@ -527,6 +590,35 @@ mod tests {
         assert!(parsed.root.is_some());
         assert_eq!(parsed.problems.len(), 1, "{:?}", parsed.problems);
         assert!(parsed.problems[0].message.contains("too much"));
+    }
+
+    #[test]
+    fn long_texts_aliased_many_times_are_stopped_by_their_size() {
+        // Few nodes (about 10,000, far from any node count limit), but each copy carries a
+        // 4 KB text: 40 MB if expanded. A file like this (410 KB) once took about 1 GB.
+        let long = "卡密".repeat(700);
+        let mut text = format!("a: &long \"{long}\"\nb: &list [");
+        text.push_str(&vec!["*long"; 100].join(", "));
+        text.push_str("]\nc: [");
+        text.push_str(&vec!["*list"; 100].join(", "));
+        text.push_str("]\n");
+        assert!(text.len() < 10_000);
+        let parsed = parse(&text);
+        assert_eq!(parsed.problems.len(), 1, "{:?}", parsed.problems);
+        assert!(parsed.problems[0].message.contains("too much"));
+        let kept = parsed.root.as_ref().map_or(0, cost);
+        assert!(
+            kept <= ALIAS_EXPANSION_BYTES + text.len() * 4,
+            "{kept} bytes kept"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_a_problem_not_a_crash() {
+        for text in ["[".repeat(200_000), "- ".repeat(100_000) + "x\n"] {
+            let parsed = parse(&text);
+            assert!(parsed.failed() || parsed.root.is_some());
+        }
     }
 
     #[test]
