@@ -113,7 +113,8 @@ pub struct EngineConfig {
     /// Failed proofs within [`EngineConfig::failed_proof_window_ms`], for one user or one
     /// order, after which lookups stop and the risk group takes over.
     pub max_failed_proofs: usize,
-    /// The window failed proofs are counted in (ms).
+    /// The window failed proofs are counted in (ms). The SQL stores keep attempts for 7
+    /// days, so longer windows count only the last 7 days.
     pub failed_proof_window_ms: u64,
     /// The skill group that handles suspicious lookups.
     pub risk_skill_group: String,

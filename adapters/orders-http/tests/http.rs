@@ -256,6 +256,17 @@ fn client_with(addr: SocketAddr, secret: &str, retries: u32) -> HttpOrders {
     HttpOrders::new(config).unwrap()
 }
 
+/// A client with these limits (ms) for a slow shop.
+fn patient_client(addr: SocketAddr, timeout: u64, deadline: u64, retries: u32) -> HttpOrders {
+    let mut config = HttpOrdersConfig::new(format!("http://{addr}"), SECRET);
+    config.allow_loopback_http = true;
+    config.timeout = Duration::from_millis(timeout);
+    config.deadline = Duration::from_millis(deadline);
+    config.retries = retries;
+    config.backoff = Duration::from_millis(1);
+    HttpOrders::new(config).unwrap()
+}
+
 fn client(addr: SocketAddr) -> HttpOrders {
     client_with(addr, SECRET, 2)
 }
@@ -403,12 +414,7 @@ async fn attempts_that_time_out_are_retried_then_given_up() {
         ..Behaviour::default()
     })
     .await;
-    let mut config = HttpOrdersConfig::new(format!("http://{addr}"), SECRET);
-    config.allow_loopback_http = true;
-    config.timeout = Duration::from_millis(50);
-    config.retries = 2;
-    config.backoff = Duration::from_millis(1);
-    let orders = HttpOrders::new(config).unwrap();
+    let orders = patient_client(addr, 50, 5_000, 2);
     let message = unavailable(orders.find("KM0000000001").await);
     assert!(message.contains("timed out"), "{message}");
     assert!(message.contains("/orders/KM0000000001"), "{message}");
@@ -574,13 +580,7 @@ async fn a_slow_shop_costs_one_deadline_not_every_retry() {
         ..Behaviour::default()
     })
     .await;
-    let mut config = HttpOrdersConfig::new(format!("http://{addr}"), SECRET);
-    config.allow_loopback_http = true;
-    config.timeout = Duration::from_millis(300);
-    config.deadline = Duration::from_millis(400);
-    config.retries = 5;
-    config.backoff = Duration::from_millis(1);
-    let orders = HttpOrders::new(config).unwrap();
+    let orders = patient_client(addr, 300, 400, 5);
     let message = unavailable(orders.verify("KM0000000001", &secret("pass1234")).await);
     assert!(message.contains("timed out"), "{message}");
     // Five retries were allowed, but the deadline leaves room for two attempts at most.

@@ -8,6 +8,11 @@ use async_trait::async_trait;
 use kefu_core::{Attempts, Counter, Limit, StoreError, Taken};
 use sqlx::Row;
 
+/// Attempts older than this are dropped by whichever take comes along (at most once an hour
+/// per process), so counters nobody uses again — thousands of throwaway accounts — do not
+/// stay for ever. Limits' windows must be shorter (they are an hour and a day).
+pub const ATTEMPTS_KEPT_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
 /// Limited attempts (ownership proofs, card-key views) in the database.
 #[derive(Clone)]
 pub struct SqlAttempts {
@@ -100,6 +105,20 @@ impl Attempts for SqlAttempts {
                     Ok(Taken::Refused(counter))
                 }
                 Found::Room => {
+                    let last = self
+                        .db
+                        .attempts_pruned
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    if at.saturating_sub(last) > 60 * 60 * 1000 {
+                        self.db
+                            .attempts_pruned
+                            .store(at, std::sync::atomic::Ordering::Relaxed);
+                        sqlx::query("DELETE FROM attempts WHERE at < $1")
+                            .bind(millis(at.saturating_sub(ATTEMPTS_KEPT_MS)))
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(fail)?;
+                    }
                     for counter in &counters {
                         // Attempts out of every window are dropped as the counter is used.
                         sqlx::query(

@@ -135,6 +135,8 @@ pub struct Database {
     /// Shared by every conversation store of this database in this process.
     pub(crate) turns: Option<Arc<TurnCache>>,
     pub(crate) locks: KeyedLocks,
+    /// When this process last dropped attempts older than any window (ms since the epoch).
+    pub(crate) attempts_pruned: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs the same reading code on either pool: inside, `$pool` is a `&SqlitePool` or a
@@ -314,6 +316,7 @@ impl Database {
             turns: (options.conversation_cache > 0)
                 .then(|| Arc::new(TurnCache::new(options.conversation_cache))),
             locks: KeyedLocks::new(),
+            attempts_pruned: Arc::default(),
         };
         db.migrate().await?;
         Ok(db)
@@ -395,6 +398,7 @@ impl Database {
             target,
             turns: None,
             locks: KeyedLocks::new(),
+            attempts_pruned: Arc::default(),
         };
         db.migrate().await?;
         Ok(db)

@@ -345,7 +345,8 @@ impl Engine {
     }
 
     /// "换个订单 …" during a proof: look up the order the customer names instead, or ask for
-    /// it. The message is kept in the transcript only if nothing else in it could be a secret.
+    /// it. The message is kept in the transcript only if nothing else in it looks like a
+    /// password.
     async fn start_over(
         &self,
         turn: &mut Turn,
@@ -360,7 +361,14 @@ impl Engine {
         if let Some(other) = &other {
             rest = rest.replace(other.as_str(), " ");
         }
-        if !secrets_in(&rest, &BTreeMap::new()).is_empty() {
+        // Words around "another order" ("sorry, wrong order, it's …") stay for the agents;
+        // anything that could be a password (digits, an address, a named password) does not.
+        let password_like = named_password().is_match(&rest)
+            || rest.contains('@')
+            || secrets_in(&rest, &BTreeMap::new())
+                .iter()
+                .any(|s| s.chars().any(|c| c.is_ascii_digit()));
+        if password_like {
             self.hide_message(turn);
         }
         let request = flow.slots.get(REQUEST).cloned();

@@ -12,6 +12,7 @@ CREATE TABLE attempts (
 ) WITHOUT ROWID;
 CREATE INDEX attempts_by_counter ON attempts (space, subject, at);
 CREATE INDEX attempts_by_id ON attempts (attempt);
+CREATE INDEX attempts_by_time ON attempts (at);
 
 -- Audit events recorded once per key.
 ALTER TABLE audit_log ADD COLUMN dedupe_key TEXT;
