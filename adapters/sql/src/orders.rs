@@ -133,7 +133,7 @@ impl PasswordCheck {
 }
 
 /// The Argon2id cost of query-password hashes: 19 MiB, 2 passes, 1 lane (OWASP's minimum
-/// recommendation; about 20–40 ms per check on one core).
+/// recommendation; about 15–20 ms per check on one core).
 pub fn password_params() -> argon2::Params {
     argon2::Params::new(19 * 1024, 2, 1, None).expect("valid Argon2 parameters")
 }
