@@ -32,6 +32,10 @@
 //!   refund_skill_group: refunds     # the team that reviews the other refunds
 //!   ticket_sla_hours: 24            # when a ticket the bot opens is due
 //!   utc_offset_minutes: 480         # the shop's time zone for times shown (UTC+8)
+//! handoff:
+//!   support_hours: "09:00-24:00"  # or "mon-fri 09:00-18:00" (self_service.utc_offset_minutes);
+//!                                 # outside them a hand-off opens a ticket; omit: always staffed
+//!   answer_while_waiting: true    # a customer waiting for a person still gets FAQ answers
 //! limits:
 //!   max_message_chars: 4000  # longer messages get "please send it shorter" and are not read
 //!   turn_lock_wait_ms: 30000 # a message waits this long for its conversation's lock
@@ -73,6 +77,44 @@ pub struct Config {
     pub self_service: SelfServiceConfig,
     /// Limits that protect the service: message length, lock waits.
     pub limits: LimitsConfig,
+    /// When people answer, and what the bot does while a customer waits for one.
+    pub handoff: HandoffConfig,
+}
+
+/// The `handoff` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffConfig {
+    /// When people answer, in the shop's time zone: `09:00-24:00` (every day) or
+    /// `mon-fri 09:00-18:00`. Outside them a hand-off opens a ticket and the customer is told
+    /// when people are back. Absent: people always answer.
+    pub support_hours: Option<HoursSetting>,
+    /// Whether a customer waiting for a person still gets the bot's answers to clear
+    /// questions (the messages reach the person either way).
+    pub answer_while_waiting: bool,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        HandoffConfig {
+            support_hours: None,
+            answer_while_waiting: EngineConfig::default().answer_while_queued,
+        }
+    }
+}
+
+/// Support hours as written in the file, checked as they are read (so a mistake is reported
+/// with its line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoursSetting(pub kefu_core::hours::SupportHours);
+
+impl<'de> Deserialize<'de> for HoursSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        kefu_core::hours::SupportHours::parse(&text)
+            .map(HoursSetting)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The `limits` section.
@@ -442,6 +484,7 @@ impl Default for Config {
             orders: OrdersConfig::default(),
             self_service: SelfServiceConfig::default(),
             limits: LimitsConfig::default(),
+            handoff: HandoffConfig::default(),
         }
     }
 }
@@ -534,6 +577,8 @@ impl Config {
             refund_skill_group: self.self_service.refund_skill_group.clone(),
             ticket_sla_ms: self.self_service.ticket_sla_hours.saturating_mul(3_600_000),
             utc_offset_minutes: self.self_service.utc_offset_minutes,
+            support_hours: self.handoff.support_hours.map(|h| h.0),
+            answer_while_queued: self.handoff.answer_while_waiting,
             max_message_chars: self.limits.max_message_chars.max(1),
             turn_lock_wait_ms: self.limits.turn_lock_wait_ms.max(1),
             ..EngineConfig::default()
@@ -749,6 +794,28 @@ mod tests {
             err.starts_with("k.yaml:2:") && err.contains("max_chars"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_handoff_section_sets_support_hours_and_answers_while_waiting() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "handoff:\n  support_hours: mon-fri 09:00-18:00\n  answer_while_waiting: false\n",
+        )
+        .unwrap();
+        let engine = c.engine_config();
+        let hours = engine.support_hours.unwrap();
+        assert_eq!((hours.open, hours.close), (540, 1080));
+        assert!(!engine.answer_while_queued);
+        assert_eq!(Config::default().engine_config().support_hours, None);
+        let err = Config::parse(
+            Path::new("k.yaml"),
+            "variables: {}\nhandoff:\n  support_hours: 9-5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("k.yaml:3:"), "{err}");
+        assert!(err.contains("09:00-24:00"), "{err}");
     }
 
     #[test]

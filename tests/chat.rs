@@ -162,12 +162,45 @@ fn a_vague_message_gets_suggestions_and_a_number_picks_one() {
 }
 
 #[test]
-fn human_hands_off_and_then_the_bot_stays_silent() {
-    for (locale, after) in [("zh", "卡密无效怎么办"), ("en", "my card key says invalid")] {
-        let replies = chat(&["--lang", locale], &["/human", after, "你好", "1"]);
-        assert_eq!(kinds(&replies), ["handoff"], "{locale}: {replies:?}");
-        assert_eq!(has_han(&replies[0].text), locale == "zh", "{replies:?}");
+fn a_hand_off_is_not_a_dead_end() {
+    for (locale, after, cancel) in [
+        ("zh", "卡密无效怎么办", "取消排队"),
+        (
+            "en",
+            "what do i do if my card key says invalid?",
+            "never mind",
+        ),
+    ] {
+        let replies = chat(
+            &["--lang", locale],
+            &["/human", after, "你好", cancel, "/help"],
+        );
+        assert_eq!(
+            kinds(&replies),
+            ["handoff", "answer", "handoff", "handoff", "answer", "answer"],
+            "{locale}: {replies:?}"
+        );
+        // (The help names the shop, 星辰卡铺 StarCard, in both languages.)
+        assert!(
+            replies[..5]
+                .iter()
+                .all(|r| has_han(&r.text) == (locale == "zh")),
+            "{replies:?}"
+        );
+        // The clear question is answered while waiting; the greeting waits for the person.
+        assert_eq!(
+            replies[1].text,
+            faq_answer("card_key.yaml", "card_key.invalid", locale)
+        );
+        assert!(replies[3]
+            .text
+            .contains(["已转达", "Got it"][usize::from(locale == "en")]));
+        // Leaving the queue brings the bot back.
+        assert!(replies[5].text.contains("/human"), "{replies:?}");
     }
+    // The position is counted from one, in both languages.
+    let zh = chat(&["--lang", "zh"], &["转人工"]);
+    assert!(zh[0].text.contains("排在第 1 位"), "{zh:?}");
 }
 
 #[test]

@@ -846,11 +846,13 @@ async fn a_failed_delivery_offers_a_ticket_that_is_opened_once() {
     assert!(again.contains("already has an open ticket"), "{again}");
     assert_eq!(bot.tickets_of(FAILED).await.len(), 1);
     // Somebody who has not proven the order is asked to, and no ticket is opened.
+    // (A command says nothing of the language: a first one gets the default, Chinese.)
     let stranger = bot.say("s15", "s15", &format!("/ticket {OVERDUE}")).await;
-    assert!(stranger.contains("query password"), "{stranger}");
+    assert!(stranger.contains("查询密码"), "{stranger}");
     assert!(bot.tickets_of(OVERDUE).await.is_empty());
     let usage = bot.say("s16", "s16", "/ticket").await;
     assert!(usage.contains("/ticket 202411230001"), "{usage}");
+    assert!(usage.contains("订单号"), "{usage}");
 }
 
 #[tokio::test]

@@ -284,7 +284,7 @@ async fn a_buyer_with_a_linked_identity_is_never_locked_out_by_other_accounts() 
     for i in 0..5 {
         let user = format!("throwaway{i}");
         let reply = bot.say(&user, "/ticket customer:telegram:victim").await;
-        assert!(reply.contains("doesn't look like"), "{reply}");
+        assert!(reply.contains("不像订单号"), "{reply}");
         let reply = bot.say(&user, "nope1234").await;
         assert!(!reply.contains("don't match"), "{reply}");
     }

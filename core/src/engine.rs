@@ -18,6 +18,7 @@
 //!    conversation have changed since it was loaded (a lost lock), the turn is run again on
 //!    the new state; replies are returned only once their turn is committed.
 
+mod dialogue;
 mod ownership;
 mod self_service;
 
@@ -33,6 +34,7 @@ use crate::conversation::{
 use crate::entities::{EntityExtractor, ORDER_NO, TICKET_NO};
 use crate::flows::{self, FlowSpec};
 use crate::handoff::{HandoffQueue, QueueError};
+use crate::hours::SupportHours;
 use crate::locale::Locale;
 use crate::message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 use crate::orders::{Orders, OrdersError};
@@ -137,6 +139,12 @@ pub struct EngineConfig {
     /// The shop's time zone, as minutes from UTC (480 for China), for times shown to
     /// customers.
     pub utc_offset_minutes: i32,
+    /// When people answer hand-offs, in the shop's time zone ([`Self::utc_offset_minutes`]);
+    /// outside them a hand-off opens a ticket and says when people are back. `None`: always.
+    pub support_hours: Option<SupportHours>,
+    /// Whether a customer waiting for a person still gets the bot's answer to a clear FAQ
+    /// question (their message goes to the person either way).
+    pub answer_while_queued: bool,
     /// The longest message, in characters, the bot reads. A longer one gets a polite request
     /// to send it shorter, is not ranked, and only its beginning is kept in the transcript.
     pub max_message_chars: usize,
@@ -170,6 +178,8 @@ impl Default for EngineConfig {
             utc_offset_minutes: 480,
             max_message_chars: 4000,
             turn_lock_wait_ms: 30_000,
+            support_hours: None,
+            answer_while_queued: true,
         }
     }
 }
@@ -321,7 +331,7 @@ impl Turn {
     }
 }
 
-fn explicit_human() -> &'static Regex {
+pub(super) fn explicit_human() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(
@@ -365,6 +375,12 @@ fn cut(text: &str, max: usize) -> String {
     let mut kept: String = text.chars().take(max).collect();
     kept.push('…');
     kept
+}
+
+/// A short number, as a reply to numbered choices is.
+fn is_choice_number(text: &str) -> bool {
+    let digits = text.trim_matches(|c: char| c.is_whitespace() || ".。、)）".contains(c));
+    !digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether the text has letters to tell a language by.
@@ -559,7 +575,9 @@ impl Engine {
         let words = found
             .values()
             .fold(text.to_string(), |t, value| t.replace(value.as_str(), " "));
-        let detected = has_letters(&words).then(|| Locale::detect(&words));
+        // A command ("/cancel", "/human") says nothing about the customer's language either.
+        let command = text.starts_with('/');
+        let detected = (has_letters(&words) && !command).then(|| Locale::detect(&words));
         let conversation = match stored {
             Some(c) => c,
             None => {
@@ -617,7 +635,10 @@ impl Engine {
                 BTreeMap::from([("max".to_string(), self.config.max_message_chars.to_string())]);
             let text = self.render(Reply::TooLong.text(turn.locale()), &values);
             self.push(&mut turn, text, OutboundKind::Answer, Vec::new());
+        } else if turn.conversation.holder == Holder::Queue {
+            self.while_queued(&mut turn, message, text).await?;
         } else if turn.conversation.holder != Holder::Bot {
+            // A person is talking with the customer: the bot stays out of it.
             self.queue.relay(message).await?;
             tracing::debug!(conversation = %key, "relayed to the person holding it");
         } else {
@@ -648,47 +669,88 @@ impl Engine {
         found: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
         if let Some(command) = text.strip_prefix('/') {
-            let mut parts = command.split_whitespace();
-            match parts.next().map(str::to_ascii_lowercase).as_deref() {
-                Some("start" | "help") => {
-                    turn.conversation.flow = None;
-                    self.say(turn, Reply::Welcome, OutboundKind::Answer, &[]);
-                    return Ok(());
-                }
-                Some("lang") => {
-                    match parts.next().and_then(|l| l.parse::<Locale>().ok()) {
-                        Some(locale) => {
-                            turn.conversation.locale = locale;
-                            turn.conversation.locale_pinned = true;
-                            self.say(turn, Reply::LanguageSet, OutboundKind::Answer, &[]);
-                        }
-                        None => self.say(turn, Reply::LanguageUnknown, OutboundKind::Question, &[]),
-                    }
-                    return Ok(());
-                }
-                Some("cancel") => {
-                    turn.conversation.flow = None;
-                    self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
-                    return Ok(());
-                }
-                Some(name @ ("ticket" | "refund")) => {
-                    let number = parts.next().map(str::to_string);
-                    return self.order_command(turn, name, number).await;
-                }
-                _ => {}
+            if self.command(turn, command).await? {
+                return Ok(());
             }
         }
         if explicit_human().is_match(text) {
             return self.hand_off(turn, HandoffReason::Requested, None).await;
         }
         if let Some(id) = self.chosen_offer(turn, text) {
-            return self.answer_entry(turn, &id, None).await;
+            return self.choose(turn, &id).await;
+        }
+        if !turn.conversation.offered.is_empty() && is_choice_number(text) {
+            // "5" after three choices: the choices again, not a miss.
+            self.reoffer(turn);
+            return Ok(());
         }
         turn.conversation.offered.clear();
         if let Some(flow) = turn.conversation.flow.clone() {
             return self.continue_flow(turn, flow, text, found).await;
         }
+        if self.bare_number(turn, text, found).await? {
+            return Ok(());
+        }
         self.understand(turn, text).await
+    }
+
+    /// A slash command; false when it is not one of the bot's (then it is read as text).
+    async fn command(&self, turn: &mut Turn, command: &str) -> Result<bool, EngineError> {
+        let mut parts = command.split_whitespace();
+        match parts.next().map(str::to_ascii_lowercase).as_deref() {
+            Some("start") => {
+                turn.conversation.flow = None;
+                self.say(turn, Reply::Welcome, OutboundKind::Answer, &[]);
+            }
+            Some("help") => {
+                turn.conversation.flow = None;
+                self.say(turn, Reply::Help, OutboundKind::Answer, &[]);
+            }
+            Some("lang") => match parts.next().and_then(|l| l.parse::<Locale>().ok()) {
+                Some(locale) => {
+                    turn.conversation.locale = locale;
+                    turn.conversation.locale_pinned = true;
+                    self.say(turn, Reply::LanguageSet, OutboundKind::Answer, &[]);
+                }
+                None => self.say(turn, Reply::LanguageUnknown, OutboundKind::Question, &[]),
+            },
+            Some("cancel") => {
+                turn.conversation.flow = None;
+                turn.conversation.offered.clear();
+                self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
+            }
+            Some(name @ ("ticket" | "refund")) => {
+                let number = parts.next().map(str::to_string);
+                self.order_command(turn, name, number).await?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The customer picked one of the offered choices.
+    async fn choose(&self, turn: &mut Turn, id: &str) -> Result<(), EngineError> {
+        turn.conversation.offered.clear();
+        match id {
+            dialogue::HUMAN_CHOICE => self.hand_off(turn, HandoffReason::Requested, None).await,
+            dialogue::CONTINUE_CHOICE => {
+                match turn
+                    .conversation
+                    .flow
+                    .as_ref()
+                    .and_then(|f| flows::by_name(&f.name))
+                {
+                    Some(spec) => self.ask_again(turn, &spec),
+                    None => self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]),
+                }
+                Ok(())
+            }
+            id => {
+                // Another question than the flow's: the flow gives way.
+                turn.conversation.flow = None;
+                self.answer_entry(turn, id, None).await
+            }
+        }
     }
 
     /// A numbered (or verbatim) choice among the suggestions of the previous reply.
@@ -745,37 +807,26 @@ impl Engine {
                     .await
             }
             (Decision::Suggest, Some(_)) => {
+                // After repeated misses a person is one of the choices: offered, not forced.
+                let mut ids: Vec<String> =
+                    ranking.candidates.iter().map(|c| c.id.clone()).collect();
                 if self.missed(turn) {
-                    return self
-                        .hand_off(turn, HandoffReason::NotUnderstood, None)
-                        .await;
+                    ids.push(dialogue::HUMAN_CHOICE.to_string());
                 }
-                let offered: Vec<(String, String)> = ranking
-                    .candidates
-                    .iter()
-                    .filter_map(|c| self.knowledge.entry(&c.id))
-                    .map(|e| (e.id.clone(), title(e, turn.locale()).to_string()))
-                    .collect();
-                let mut text = Reply::SuggestIntro.text(turn.locale()).to_string();
-                let mut buttons = Vec::new();
-                for (i, (_, label)) in offered.iter().enumerate() {
-                    text.push_str(&format!("\n{}. {label}", i + 1));
-                    buttons.push(QuickReply::new(label.clone(), (i + 1).to_string()));
-                }
-                turn.conversation.offered = offered.into_iter().map(|(id, _)| id).collect();
-                self.push(turn, text, OutboundKind::Suggestion, buttons);
+                let intro = Reply::SuggestIntro.text(turn.locale()).to_string();
+                self.offer(turn, intro, ids);
                 Ok(())
             }
             _ => {
-                if self.missed(turn) {
-                    return self
-                        .hand_off(turn, HandoffReason::NotUnderstood, None)
-                        .await;
-                }
+                let reply = if self.missed(turn) {
+                    Reply::OfferPerson
+                } else {
+                    Reply::Decline
+                };
                 let human = Reply::HumanButton.text(turn.locale());
                 self.say(
                     turn,
-                    Reply::Decline,
+                    reply,
                     OutboundKind::Answer,
                     &[QuickReply::new(human, human)],
                 );
@@ -784,10 +835,15 @@ impl Engine {
         }
     }
 
-    /// Counts a turn without an answer; true when that makes too many in a row.
+    /// Counts a turn without an answer; true when that makes [`EngineConfig::max_misses`] in a
+    /// row (then a person is offered more plainly, and the count starts again).
     fn missed(&self, turn: &mut Turn) -> bool {
         turn.conversation.misses += 1;
-        turn.conversation.misses >= self.config.max_misses
+        if turn.conversation.misses >= self.config.max_misses {
+            turn.conversation.misses = 0;
+            return true;
+        }
+        false
     }
 
     fn note_understanding(&self, turn: &mut Turn, decision: Decision, top: Option<&Candidate>) {
@@ -915,8 +971,12 @@ impl Engine {
         if let (Some((kind, value)), Some(entry)) = (spec.filled(found), entry.as_ref()) {
             return self.finish_flow(turn, &spec, kind, value, entry).await;
         }
-        // Not the slot: a new question changes the topic; anything else is asked again.
+        // Not the slot: a new question changes the topic, one that may be offers choices
+        // (going on with the flow among them); anything else is asked again.
         if self.changed_topic(turn, &flow, text).await? {
+            return Ok(());
+        }
+        if self.offer_in_flow(turn, &flow.entry, text).await? {
             return Ok(());
         }
         flow.reprompts += 1;
@@ -1006,6 +1066,11 @@ impl Engine {
         skill_group: String,
         priority: Priority,
     ) -> Result<(), EngineError> {
+        if self.off_hours() {
+            return self
+                .hand_off_to_ticket(turn, reason, entry, skill_group, priority)
+                .await;
+        }
         let key = turn.conversation.key.clone();
         let mut transcript = self.store.transcript(&key).await?;
         transcript.extend(turn.lines.iter().cloned());

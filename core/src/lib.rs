@@ -82,6 +82,7 @@ pub mod engine;
 pub mod entities;
 pub mod flows;
 pub mod handoff;
+pub mod hours;
 pub mod knowledge;
 pub mod locale;
 pub mod message;

@@ -140,6 +140,31 @@ pub enum Reply {
     /// A flow was waiting for a proof or a confirmation, but order look-ups are no longer
     /// connected: a person takes over (`{order_no}`).
     OrdersGone,
+    /// What the bot can do and its commands (`/help`).
+    Help,
+    /// A message while waiting for a person: passed on (`{position}`).
+    QueuedAck,
+    /// A message while a person has picked the conversation up but not answered yet.
+    QueuedAckClaimed,
+    /// The customer left the queue; the bot answers again.
+    QueueLeft,
+    /// After an answer given while waiting for a person (`{position}`).
+    StillQueued,
+    /// A hand-off outside support hours: a ticket instead of a queue (`{back}`,
+    /// `{ticket_no}`).
+    OffHours,
+    /// After repeated turns without an answer: a person is offered.
+    OfferPerson,
+    /// A number that is not one of the offered choices (`{max}`).
+    ChooseByNumber,
+    /// A bare order number: what to do with it (`{order_no}`).
+    OrderNumberWhat,
+    /// Something shaped like a ticket number that is not one (`{ticket_no}`).
+    TicketNumberInvalid,
+    /// The choice that goes back to the flow in progress about an order.
+    ContinueOrder,
+    /// The choice that goes back to the flow in progress about a ticket.
+    ContinueTicket,
 }
 
 impl Reply {
@@ -156,8 +181,8 @@ impl Reply {
             (Decline, En) => "Sorry, I can't answer that yet. You can rephrase it, or reply \"human\" to talk to a person.",
             (HumanButton, Zh) => "转人工",
             (HumanButton, En) => "Talk to a person",
-            (HandedOff, Zh) => "已为您转接人工客服，您前面还有 {position} 位，请稍候。客服能看到您刚才的全部对话，无需重复说明。客服时间：{support_hours}。",
-            (HandedOff, En) => "I've passed you to a person; you are number {position} in line. They can see this whole conversation, so there's no need to repeat anything. Support hours: {support_hours}.",
+            (HandedOff, Zh) => "已为您转接人工客服，您目前排在第 {position} 位，请稍候。客服能看到您刚才的全部对话，无需重复说明；排队期间可以继续补充情况，回复“取消排队”可退出。客服时间：{support_hours}。",
+            (HandedOff, En) => "I've passed you to a person; you are number {position} in line. They can see this whole conversation, so there's no need to repeat anything; you can keep adding details while you wait, or reply \"cancel\" to leave the queue. Support hours: {support_hours}.",
             (AskOrderNo, Zh) => "请发送您的订单号（在支付成功页面或订单邮件里可以找到），回复“取消”可结束。",
             (AskOrderNo, En) => "Please send your order number (it's on the payment confirmation page or in your order e-mail), or reply \"cancel\" to stop.",
             (AskTicketNo, Zh) => "请发送您的工单号（以 T 开头）或订单号，回复“取消”可结束。",
@@ -274,6 +299,30 @@ impl Reply {
             (TooLong, En) => "That message is too long for me (over {max} characters). Please send your question again in a few words, e.g. \"my card key doesn't work\".",
             (OrdersGone, Zh) => "抱歉，自助查单暂时不可用。已记录订单号 {order_no}，正在为您转接人工客服处理。",
             (OrdersGone, En) => "Sorry, order self-service isn't available right now. I've noted order {order_no} and I'm passing you to a person who can look it up.",
+            (Help, Zh) => "我是{shop_name}的智能客服，可以帮您：\n• 查卡密、查发货进度（把订单号发给我）\n• 处理充值未到账、卡密无效、取消订单和退款\n• 查询售后工单进度（把工单号发给我）\n• 解答支付、会员、发票等常见问题\n直接用一句话描述您的问题就行。常用命令：\n/human 转人工客服\n/cancel 取消当前操作（排队时为取消排队）\n/lang zh 或 /lang en 切换语言\n/ticket 订单号 为订单提交售后工单\n/refund 订单号 申请退款\n/help 查看本帮助",
+            (Help, En) => "I'm the {shop_name} support bot. I can:\n• find your card keys and where your order is (send me the order number)\n• help with top-ups that didn't arrive, keys that don't work, cancellations and refunds\n• check an after-sales ticket (send me the ticket number)\n• answer common questions about payment, memberships, invoices and more\nJust describe your problem in a sentence. Commands:\n/human talk to a person\n/cancel stop what we're doing (or leave the queue)\n/lang zh or /lang en switch language\n/ticket ORDER open an after-sales ticket for an order\n/refund ORDER ask for a refund\n/help show this help",
+            (QueuedAck, Zh) => "已转达，客服接入后会看到。您目前排在第 {position} 位；回复“取消排队”可退出排队。",
+            (QueuedAck, En) => "Got it; the person who picks this up will see it. You're number {position} in line; reply \"cancel\" to leave the queue.",
+            (QueuedAckClaimed, Zh) => "已转达，客服马上就会回复您。",
+            (QueuedAckClaimed, En) => "Got it; a person will reply to you shortly.",
+            (QueueLeft, Zh) => "好的，已为您取消排队。有问题可以随时问我，需要人工时再回复“人工”。",
+            (QueueLeft, En) => "OK, you've left the queue. Ask me anything, or reply \"human\" if you'd like a person again.",
+            (StillQueued, Zh) => "（您仍在排队等待人工客服，目前排在第 {position} 位。）",
+            (StillQueued, En) => "(You're still in line for a person: number {position}.)",
+            (OffHours, Zh) => "现在是非工作时间（客服时间：{support_hours}），人工客服会在 {back} 上线。已为您创建工单 {ticket_no}，客服上线后会优先处理并在这里回复您。这期间您也可以继续问我问题。",
+            (OffHours, En) => "Our team is offline right now (support hours: {support_hours}); people are back at {back}. I've opened ticket {ticket_no} so they pick this up first, and they'll reply here. Meanwhile you can keep asking me questions.",
+            (OfferPerson, Zh) => "抱歉，我还是没能理解您的意思。您可以换个说法，或者回复“人工”让客服来帮您。",
+            (OfferPerson, En) => "Sorry, I still don't follow. You can put it another way, or reply \"human\" and a person will help.",
+            (ChooseByNumber, Zh) => "请回复 1 到 {max} 之间的序号，或者直接描述您的问题：",
+            (ChooseByNumber, En) => "Please reply with a number from 1 to {max}, or just describe your problem:",
+            (OrderNumberWhat, Zh) => "收到订单号 {order_no}。您想办理哪一项？回复序号即可：",
+            (OrderNumberWhat, En) => "Got order number {order_no}. What would you like to do? Reply with its number:",
+            (TicketNumberInvalid, Zh) => "“{ticket_no}”不是有效的工单号。工单号是字母 T 加一串数字（通常 14 位），例如 T20261202000001，可以在创建工单时的通知里找到。也可以直接发订单号，我帮您查这个订单的工单。",
+            (TicketNumberInvalid, En) => "\"{ticket_no}\" isn't a valid ticket number. Ticket numbers are the letter T and a run of digits (usually 14), e.g. T20261202000001; it's in the notice you got when the ticket was opened. You can also send your order number and I'll look up that order's tickets.",
+            (ContinueOrder, Zh) => "继续办理我的订单",
+            (ContinueOrder, En) => "Continue with my order",
+            (ContinueTicket, Zh) => "继续查询我的工单",
+            (ContinueTicket, En) => "Continue with my ticket",
         }
     }
 }

@@ -44,6 +44,13 @@ impl Knowledge for Keywords {
     fn entry(&self, id: &str) -> Option<&FaqEntry> {
         self.entries.iter().map(|(e, _)| e).find(|e| e.id == id)
     }
+
+    fn with_action(&self, action: Action) -> Option<&FaqEntry> {
+        self.entries
+            .iter()
+            .map(|(e, _)| e)
+            .find(|e| e.action == Some(action))
+    }
 }
 
 fn entry(id: &str, questions: &[&str], zh: &str, en: &str) -> FaqEntry {
@@ -256,7 +263,7 @@ async fn a_middle_confidence_suggests_the_top_three_and_a_choice_answers() {
 }
 
 #[tokio::test]
-async fn a_low_confidence_declines_and_offers_a_person_then_two_misses_hand_off() {
+async fn a_low_confidence_declines_and_repeated_misses_offer_a_person_without_forcing_one() {
     let mut bot = Bot::new();
     let out = bot.say("what's the weather on mars").await;
     assert_eq!(out[0].kind, OutboundKind::Answer);
@@ -264,21 +271,68 @@ async fn a_low_confidence_declines_and_offers_a_person_then_two_misses_hand_off(
     assert_eq!(out[0].quick_replies[0].payload, "Talk to a person");
     assert_eq!(bot.holder().await, Holder::Bot);
 
+    // Chit-chat again: a person is offered more plainly, but nobody is queued.
     let out = bot.say("sing me a song").await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].text.contains("still don't follow"), "{out:?}");
+    assert_eq!(out[0].quick_replies[0].label, "Talk to a person");
+    assert_eq!(bot.holder().await, Holder::Bot);
+    assert!(bot.queue.waiting().is_empty());
+    // In Chinese too.
+    let mut bot = Bot::new();
+    bot.say("今天天气怎么样").await;
+    let out = bot.say("写一首诗").await;
+    assert!(out[0].text.contains("没能理解"), "{out:?}");
+    assert!(bot.queue.waiting().is_empty());
+
+    // Asking for the person then hands off, with the whole conversation.
+    let out = bot.say("转人工").await;
     assert_eq!(out.last().unwrap().kind, OutboundKind::Handoff);
-    assert_eq!(bot.holder().await, Holder::Queue);
     let waiting = bot.queue.waiting();
     assert_eq!(waiting.len(), 1);
-    assert_eq!(waiting[0].reason, HandoffReason::NotUnderstood);
-    assert_eq!(waiting[0].skill_group, "general");
-    // The person sees the whole conversation.
+    assert_eq!(waiting[0].reason, HandoffReason::Requested);
     let texts: Vec<&str> = waiting[0]
         .transcript
         .iter()
         .map(|l| l.text.as_str())
         .collect();
-    assert!(texts.contains(&"what's the weather on mars"));
-    assert!(texts.contains(&"sing me a song"));
+    assert!(texts.contains(&"今天天气怎么样"));
+    assert!(texts.contains(&"写一首诗"));
+}
+
+#[tokio::test]
+async fn after_repeated_uncertain_questions_a_person_is_one_of_the_choices() {
+    let mut bot = Bot::new();
+    let out = bot.say("where did my money go").await;
+    assert_eq!(out[0].quick_replies.len(), 3, "{out:?}");
+    let out = bot.say("money money").await;
+    assert_eq!(out[0].kind, OutboundKind::Suggestion);
+    assert!(
+        out[0].text.contains("4. Talk to a person"),
+        "{}",
+        out[0].text
+    );
+    assert!(bot.queue.waiting().is_empty());
+    let out = bot.say("4").await;
+    assert_eq!(out.last().unwrap().kind, OutboundKind::Handoff, "{out:?}");
+    assert_eq!(bot.queue.waiting()[0].reason, HandoffReason::Requested);
+}
+
+#[tokio::test]
+async fn a_number_outside_the_choices_offers_them_again() {
+    let mut bot = Bot::new();
+    bot.say("where did my money go").await;
+    let out = bot.say("5").await;
+    assert_eq!(out[0].kind, OutboundKind::Suggestion, "{out:?}");
+    assert!(out[0].text.contains("from 1 to 3"), "{}", out[0].text);
+    assert!(
+        out[0].text.contains("2. i want a refund"),
+        "{}",
+        out[0].text
+    );
+    assert!(bot.queue.waiting().is_empty());
+    let out = bot.say("2").await;
+    assert_eq!(out[0].text, "Sure, let's start your refund.");
 }
 
 #[tokio::test]
@@ -319,7 +373,7 @@ async fn entries_that_need_a_person_hand_off_with_their_group_and_priority() {
     let out = bot.say("我的账号被盗了！").await;
     assert_eq!(out[0].text, "账号安全问题需要人工处理。");
     assert_eq!(out[1].kind, OutboundKind::Handoff);
-    assert!(out[1].text.contains("您前面还有 1 位"), "{}", out[1].text);
+    assert!(out[1].text.contains("您目前排在第 1 位"), "{}", out[1].text);
     let waiting = bot.queue.waiting();
     assert_eq!(waiting[0].skill_group, "risk");
     assert_eq!(waiting[0].priority, Priority::Urgent);
@@ -405,15 +459,83 @@ async fn the_same_message_delivered_twice_is_answered_once() {
 }
 
 #[tokio::test]
-async fn while_a_person_holds_the_conversation_the_bot_stays_silent_and_relays() {
+async fn while_waiting_for_a_person_every_message_is_passed_on_and_acknowledged() {
+    let mut bot = Bot::with_config(EngineConfig {
+        answer_while_queued: false,
+        ..EngineConfig::default()
+    });
+    bot.say("/human").await;
+    for text in ["我的订单号是 2024112300017，充值一直没到", "还在吗", "人工"] {
+        let out = bot.say(text).await;
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].text.starts_with("已转达"), "{out:?}");
+        assert!(out[0].text.contains("排在第 1 位"), "{out:?}");
+        assert!(out[0].text.contains("取消排队"), "{out:?}");
+    }
+    assert_eq!(bot.queue.relayed(&bot.chat).len(), 3);
+    assert_eq!(bot.holder().await, Holder::Queue);
+
+    // In English.
+    let mut bot = Bot::new();
+    bot.say("talk to a person").await;
+    let out = bot.say("my top-up still hasn't arrived").await;
+    assert!(out[0].text.starts_with("Got it"), "{out:?}");
+    assert!(out[0].text.contains("number 1 in line"), "{out:?}");
+}
+
+#[tokio::test]
+async fn while_waiting_clear_questions_are_answered_too_if_the_shop_allows_it() {
     let mut bot = Bot::new();
     bot.say("/human").await;
     let out = bot.say("客服几点上班").await;
-    assert!(out.is_empty(), "{out:?}");
-    assert_eq!(bot.queue.relayed(&bot.chat).len(), 1);
-    assert_eq!(bot.queue.relayed(&bot.chat)[0].text, "客服几点上班");
+    assert_eq!(out[0].text, "星辰卡铺客服时间：9:00-24:00");
+    assert!(out[1].text.contains("仍在排队"), "{out:?}");
+    assert_eq!(
+        bot.queue.relayed(&bot.chat).len(),
+        1,
+        "the person sees it too"
+    );
+    // A question for a flow or a person is not taken over by the bot.
+    let out = bot.say("我要退款").await;
+    assert!(out[0].text.starts_with("已转达"), "{out:?}");
 
-    // An agent answers, then hands back to the bot.
+    let mut bot = Bot::with_config(EngineConfig {
+        answer_while_queued: false,
+        ..EngineConfig::default()
+    });
+    bot.say("/human").await;
+    let out = bot.say("客服几点上班").await;
+    assert!(out[0].text.starts_with("已转达"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_customer_can_leave_the_queue_and_the_bot_answers_again() {
+    for (leave, words) in [
+        ("/cancel", "已为您取消排队"),
+        ("取消排队", "已为您取消排队"),
+        ("算了", "已为您取消排队"),
+    ] {
+        let mut bot = Bot::new();
+        bot.say("转人工").await;
+        let out = bot.say(leave).await;
+        assert!(out[0].text.contains(words), "{leave}: {out:?}");
+        assert_eq!(bot.holder().await, Holder::Bot);
+        assert!(bot.queue.waiting().is_empty(), "{leave}");
+        let out = bot.say("我要退款").await;
+        assert_eq!(out[0].text, "好的，我来帮您申请退款。", "{leave}");
+    }
+    let mut bot = Bot::new();
+    bot.say("human").await;
+    let out = bot.say("never mind").await;
+    assert!(out[0].text.contains("left the queue"), "{out:?}");
+    let out = bot.say("/help").await;
+    assert!(out[0].text.contains("/human"), "{out:?}");
+}
+
+#[tokio::test]
+async fn once_a_person_holds_the_conversation_the_bot_stays_silent_and_relays() {
+    let mut bot = Bot::new();
+    bot.say("/human").await;
     bot.engine.agent_joined(&bot.chat, "agent-7").await.unwrap();
     let reply = bot
         .engine
@@ -423,10 +545,153 @@ async fn while_a_person_holds_the_conversation_the_bot_stays_silent_and_relays()
     assert_eq!(reply.kind, OutboundKind::AgentMessage);
     assert_eq!(bot.holder().await, Holder::Agent("agent-7".into()));
     assert!(bot.say("谢谢").await.is_empty());
+    assert!(bot.say("客服几点上班").await.is_empty());
+    assert_eq!(bot.queue.relayed(&bot.chat).len(), 2);
     bot.engine.release(&bot.chat).await.unwrap();
     let out = bot.say("客服几点上班").await;
     assert_eq!(out[0].kind, OutboundKind::Answer);
     assert!(bot.queue.waiting().is_empty());
+}
+
+/// Support hours that are closed right now: one minute a day, two hours from now.
+fn closed_now() -> kefu_core::hours::SupportHours {
+    let minute = (kefu_core::conversation::now_millis() / 60_000 + 480) % 1440;
+    let open = (minute + 120) % 1440;
+    kefu_core::hours::SupportHours {
+        days: [true; 7],
+        open: open as u16,
+        close: ((open + 1) % 1440).max(1) as u16,
+    }
+}
+
+#[tokio::test]
+async fn outside_support_hours_a_hand_off_opens_a_ticket_and_says_when_people_are_back() {
+    let tickets = Arc::new(kefu_core::MemoryTickets::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let engine = Engine::builder(Arc::new(knowledge()))
+        .queue(queue.clone())
+        .tickets(tickets.clone())
+        .config(EngineConfig {
+            support_hours: Some(closed_now()),
+            ..EngineConfig::default()
+        })
+        .build();
+    let chat = ConversationKey::new("test", "night");
+    let say = |id: &str, text: &str| Inbound::new(chat.clone(), "u1", id, text);
+    let out = engine.handle(say("m1", "转人工")).await.unwrap();
+    assert!(out[0].text.contains("非工作时间"), "{out:?}");
+    assert!(out[0].text.contains("上线"), "{out:?}");
+    assert!(
+        queue.waiting().is_empty(),
+        "nobody waits in a queue nobody watches"
+    );
+    use kefu_core::Tickets;
+    let opened = tickets.for_customer("test", "u1").await.unwrap();
+    assert_eq!(opened.len(), 1);
+    assert!(out[0].text.contains(&opened[0].number), "{out:?}");
+    // The bot keeps answering, and asking again does not open a second ticket.
+    let out = engine.handle(say("m2", "客服几点上班")).await.unwrap();
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+    let out = engine.handle(say("m3", "human")).await.unwrap();
+    assert!(out[0].text.contains(&opened[0].number), "{out:?}");
+    assert_eq!(tickets.for_customer("test", "u1").await.unwrap().len(), 1);
+    let out = engine
+        .handle(Inbound::new(
+            ConversationKey::new("test", "night-en"),
+            "u2",
+            "m1",
+            "talk to a person",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        out[0].text.contains("offline") && out[0].text.contains("ticket T"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn commands_answer_in_the_conversations_language() {
+    let mut bot = Bot::new();
+    bot.say("我要退款").await;
+    let out = bot.say("/cancel").await;
+    assert_eq!(out[0].text, "好的，已取消。还有什么可以帮您？");
+    // A command as the first message: the default language (or the platform's hint).
+    let mut bot = Bot::new();
+    let out = bot.say("/human").await;
+    assert!(out[0].text.contains("已为您转接"), "{out:?}");
+    let mut bot = Bot::new();
+    let m = bot.message("/help").with_locale(Locale::En);
+    let out = bot.engine.handle(m).await.unwrap();
+    assert!(out[0].text.contains("/human talk to a person"), "{out:?}");
+    let mut bot = Bot::new();
+    let out = bot.say("/help").await;
+    for command in ["/human", "/cancel", "/lang", "/ticket", "/refund"] {
+        assert!(out[0].text.contains(command), "{command}: {out:?}");
+    }
+    assert!(out[0].text.contains("查卡密"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_bare_order_number_asks_what_to_do_and_a_bare_ticket_number_is_looked_up() {
+    let mut bot = Bot::new();
+    let out = bot.say("2024112300017").await;
+    assert_eq!(out[0].kind, OutboundKind::Suggestion, "{out:?}");
+    assert!(out[0].text.contains("收到订单号 2024112300017"), "{out:?}");
+    assert!(out[0].text.contains("我的卡密在哪里"), "{out:?}");
+    // The number is remembered for what they choose.
+    let out = bot.say("2").await;
+    assert!(
+        out.iter().any(|o| o.text.contains("2024112300017")),
+        "{out:?}"
+    );
+
+    let mut bot = Bot::new();
+    let out = bot.say("T20261202000001").await;
+    assert!(out[0].text.contains("T20261202000001"), "{out:?}");
+    assert!(bot.queue.waiting().is_empty());
+}
+
+#[tokio::test]
+async fn a_ticket_number_too_short_to_be_one_is_explained() {
+    let mut bot = Bot::new();
+    let out = bot.say("我的工单 T1234 进度").await;
+    assert!(out[0].text.contains("“T1234”不是有效的工单号"), "{out:?}");
+    assert!(out[0].text.contains("T20261202000001"), "{out:?}");
+    let mut bot = Bot::new();
+    let out = bot.say("status of ticket T1234?").await;
+    assert!(
+        out[0].text.contains("isn't a valid ticket number"),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_uncertain_question_in_a_flow_offers_choices_and_going_on_with_the_flow() {
+    let mut bot = Bot::new();
+    bot.say("where is my card key").await;
+    let out = bot.say("where did my money go").await;
+    assert_eq!(out[0].kind, OutboundKind::Suggestion, "{out:?}");
+    assert!(
+        out[0].text.contains("Continue with my order"),
+        "{}",
+        out[0].text
+    );
+    let n = out[0].quick_replies.len();
+    // Going on: the flow asks for its order number again.
+    let out = bot.say(&n.to_string()).await;
+    assert!(out[0].text.contains("order number"), "{out:?}");
+    let out = bot.say("2024112300017").await;
+    assert!(out[0].text.contains("2024112300017"), "{out:?}");
+
+    // Choosing another question leaves the flow.
+    let mut bot = Bot::new();
+    bot.say("我的卡密在哪里").await;
+    bot.say("where did my money go").await;
+    let out = bot.say("1").await;
+    assert_eq!(out[0].text, "Undelivered orders are refunded in full.");
+    let state = bot.engine.conversation(&bot.chat).await.unwrap().unwrap();
+    assert!(state.flow.is_none());
 }
 
 #[tokio::test]

@@ -731,7 +731,7 @@ impl Engine {
     }
 
     /// A time for customers, in the shop's time zone.
-    fn when(&self, at: u64, locale: Locale) -> String {
+    pub(super) fn when(&self, at: u64, locale: Locale) -> String {
         let offset = self.config.utc_offset_minutes;
         let time = local_time(at, offset);
         let zone = format!(
