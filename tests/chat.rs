@@ -278,7 +278,9 @@ fn the_number_of_a_follow_up_button_asks_its_question() {
     let replies = chat(&[], &["你好", "2"]);
     let greeting = &replies[0];
     assert!(greeting.buttons.len() >= 2, "{replies:?}");
-    assert_eq!(greeting.buttons[1].0, greeting.buttons[1].1, "{replies:?}");
+    // The button shows the entry's title and sends its question.
+    assert_eq!(greeting.buttons[1].0, "查看我的卡密", "{replies:?}");
+    assert_eq!(greeting.buttons[1].1, "我的卡密在哪里查看", "{replies:?}");
     // "2" was sent as the button's question, which the bot answers (not declines).
     assert!(replies.len() >= 2, "{replies:?}");
     assert_eq!(replies[1].kind, "answer", "{replies:?}");

@@ -911,8 +911,15 @@ impl Engine {
             .iter()
             .filter_map(|f| self.knowledge.entry(f))
             .map(|f| {
-                let label = title(f, turn.locale());
-                QuickReply::new(label, label)
+                // The button shows the title and sends a question that finds the entry.
+                let question = f
+                    .questions
+                    .iter()
+                    .find(|q| Locale::detect(q) == turn.locale())
+                    .or_else(|| f.questions.first())
+                    .cloned()
+                    .unwrap_or_default();
+                QuickReply::new(title(f, turn.locale()), question)
             })
             .collect();
         self.push(turn, answer, OutboundKind::Answer, buttons);
@@ -1146,12 +1153,7 @@ impl Engine {
     }
 }
 
-/// The entry's first question in `locale` (its canonical question if none is).
-pub fn title(entry: &FaqEntry, locale: Locale) -> &str {
-    entry
-        .questions
-        .iter()
-        .find(|q| Locale::detect(q) == locale)
-        .or_else(|| entry.questions.first())
-        .map_or(entry.id.as_str(), String::as_str)
+/// What buttons and lists call `entry` in `locale` (see [`FaqEntry::title`]).
+pub fn title(entry: &FaqEntry, locale: Locale) -> String {
+    entry.title(locale)
 }

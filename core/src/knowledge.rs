@@ -126,6 +126,26 @@ impl Answers {
     }
 }
 
+/// How an entry is called on buttons and in "did you mean" lists, per locale; either may be
+/// missing (then the entry's first question in that language stands in).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Titles {
+    /// The Chinese title.
+    pub zh: Option<String>,
+    /// The English title.
+    pub en: Option<String>,
+}
+
+impl Titles {
+    /// The title in `locale`, if the editor gave one.
+    pub fn get(&self, locale: Locale) -> Option<&str> {
+        match locale {
+            Locale::Zh => self.zh.as_deref(),
+            Locale::En => self.en.as_deref(),
+        }
+    }
+}
+
 /// One question-and-answer entry of the knowledge base, as an editor wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaqEntry {
@@ -135,6 +155,9 @@ pub struct FaqEntry {
     pub questions: Vec<String>,
     /// The answer text per locale.
     pub answer: Answers,
+    /// What buttons and "did you mean" lists call the entry.
+    #[serde(default)]
+    pub title: Titles,
     /// The human team that takes this topic on hand-off.
     pub skill_group: Option<String>,
     /// A flow to start instead of giving the static answer.
@@ -161,6 +184,7 @@ impl FaqEntry {
             id: id.into(),
             questions: questions.into_iter().map(Into::into).collect(),
             answer,
+            title: Titles::default(),
             skill_group: None,
             action: None,
             priority: None,
@@ -173,6 +197,26 @@ impl FaqEntry {
     /// Whether answering this entry means passing the customer to a person.
     pub fn needs_person(&self) -> bool {
         self.action == Some(Action::Handoff)
+    }
+
+    /// What a button or a "did you mean" list calls the entry in `locale`: its title, else
+    /// its first question in that language (else its first question) with the first letter
+    /// capitalised, else its id.
+    pub fn title(&self, locale: Locale) -> String {
+        if let Some(title) = self.title.get(locale) {
+            return title.to_string();
+        }
+        let question = self
+            .questions
+            .iter()
+            .find(|q| Locale::detect(q) == locale)
+            .or_else(|| self.questions.first())
+            .map_or(self.id.as_str(), String::as_str);
+        let mut chars = question.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        }
     }
 }
 

@@ -101,6 +101,7 @@ pub use engine::{Engine, EngineBuilder, EngineConfig, EngineError};
 pub use handoff::{HandoffQueue, MemoryQueue, QueueError};
 pub use knowledge::{
     Action, Answers, Candidate, Decision, FaqEntry, Knowledge, Priority, Ranking, Thresholds,
+    Titles,
 };
 pub use locale::Locale;
 pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};

@@ -82,6 +82,10 @@ fn knowledge() -> Keywords {
         "Sure, let's start your refund.",
     );
     refund_request.action = Some(Action::RefundRequest);
+    refund_request.title = kefu_core::Titles {
+        zh: Some("申请退款".into()),
+        en: Some("Request a refund".into()),
+    };
     refund_request.skill_group = Some("refunds".into());
     let mut card_key = entry(
         "order.card_key_lookup",
@@ -238,16 +242,17 @@ async fn a_middle_confidence_suggests_the_top_three_and_a_choice_answers() {
         .iter()
         .map(|q| q.label.as_str())
         .collect();
+    // Titles: the editor's, else the first question in the language, capitalised.
     assert_eq!(
         labels,
         [
-            "what is the refund policy",
-            "i want a refund",
-            "where is my card key"
+            "What is the refund policy",
+            "Request a refund",
+            "Where is my card key"
         ]
     );
     assert!(
-        out[0].text.contains("1. what is the refund policy"),
+        out[0].text.contains("1. What is the refund policy"),
         "{}",
         out[0].text
     );
@@ -326,7 +331,7 @@ async fn a_number_outside_the_choices_offers_them_again() {
     assert_eq!(out[0].kind, OutboundKind::Suggestion, "{out:?}");
     assert!(out[0].text.contains("from 1 to 3"), "{}", out[0].text);
     assert!(
-        out[0].text.contains("2. i want a refund"),
+        out[0].text.contains("2. Request a refund"),
         "{}",
         out[0].text
     );
@@ -747,7 +752,8 @@ async fn follow_ups_are_offered_as_quick_replies_in_the_customers_language() {
     let mut bot = Bot::new();
     let out = bot.say("退款政策").await;
     assert_eq!(out[0].quick_replies.len(), 1);
-    assert_eq!(out[0].quick_replies[0].label, "我要退款");
+    assert_eq!(out[0].quick_replies[0].label, "申请退款");
+    assert_eq!(out[0].quick_replies[0].payload, "我要退款");
     let out = bot.say(&out[0].quick_replies[0].payload.clone()).await;
     assert_eq!(out[0].text, "好的，我来帮您申请退款。");
 }

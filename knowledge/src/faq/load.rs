@@ -151,6 +151,7 @@ const ENTRY_KEYS: Keys = Keys {
         "id",
         "questions",
         "answer",
+        "title",
         "skill_group",
         "action",
         "priority",
@@ -166,6 +167,9 @@ const ENTRY_KEYS: Keys = Keys {
         ("related", "follow_ups"),
         ("question", "questions"),
         ("answers", "answer"),
+        ("titles", "title"),
+        ("label", "title"),
+        ("name", "title"),
     ],
     what: "an entry",
     key_noun: "key",
@@ -192,6 +196,14 @@ const ANSWER_KEYS: Keys = Keys {
     shape: "write `answer:` with `zh: 中文回答` and `en: English answer` indented under it",
 };
 
+const TITLE_KEYS: Keys = Keys {
+    names: ANSWER_KEYS.names,
+    aliases: ANSWER_KEYS.aliases,
+    what: "`title`",
+    key_noun: "locale",
+    shape: "write `title:` with `zh: 短标题` and/or `en: Short title` indented under it",
+};
+
 /// An entry as read, possibly incomplete; becomes a [`LocatedEntry`] when the set is valid.
 #[derive(Default)]
 struct Draft {
@@ -199,6 +211,7 @@ struct Draft {
     id: Option<(String, Location)>,
     questions: Vec<(String, Location)>,
     answer: Answers,
+    title: kefu_core::Titles,
     skill_group: Option<String>,
     action: Option<Action>,
     priority: Option<Priority>,
@@ -221,6 +234,7 @@ impl Draft {
                 id,
                 questions: self.questions.into_iter().map(|(q, _)| q).collect(),
                 answer: self.answer,
+                title: self.title,
                 skill_group: self.skill_group,
                 action: self.action,
                 priority: self.priority,
@@ -519,6 +533,7 @@ impl Walker<'_> {
                 "id" => draft.id = self.id(value),
                 "questions" => draft.questions = self.questions(value),
                 "answer" => draft.answer = self.answer(value),
+                "title" => draft.title = self.title(value),
                 "skill_group" => draft.skill_group = self.skill_group(value),
                 "action" => draft.action = self.named(value, "action", &Action::ALL, Action::name),
                 "priority" => {
@@ -635,6 +650,34 @@ impl Walker<'_> {
             }
         }
         answers
+    }
+
+    /// `title`: a mapping with `zh` and/or `en`, each short, non-empty text.
+    fn title(&mut self, node: &Node) -> kefu_core::Titles {
+        let mut titles = kefu_core::Titles::default();
+        let Some(fields) = self.fields(node, &TITLE_KEYS) else {
+            return titles;
+        };
+        for &(locale, _, value) in &fields {
+            let Some(text) = self.text(value, &format!("`{locale}` title")) else {
+                continue;
+            };
+            let text = text.trim().to_string();
+            if text.chars().count() > 40 || text.contains('\n') {
+                self.error(
+                    value,
+                    format!("the `{locale}` title is longer than a button can show"),
+                    "keep a title to one line of at most 40 characters, e.g. `查看卡密` or \
+                     `Find my card key`",
+                );
+            }
+            match locale {
+                "zh" => titles.zh = Some(text),
+                "en" => titles.en = Some(text),
+                _ => {} // `fields` returns known locales only
+            }
+        }
+        titles
     }
 
     /// Every `{variable}` in an answer must be configured.
@@ -772,7 +815,7 @@ impl Walker<'_> {
             ),
         };
         let message = if keys.key_noun == "locale" {
-            format!("unknown locale `{name}` in `answer`")
+            format!("unknown locale `{name}` in {}", keys.what)
         } else {
             format!("unknown {} `{name}`", keys.key_noun)
         };
@@ -1082,6 +1125,40 @@ out_of_scope:
         assert_eq!(set.out_of_scope.len(), 1);
         assert_eq!(set.out_of_scope[0].text, "今天天气怎么样");
         assert_eq!(set.out_of_scope[0].location.line, 25);
+    }
+
+    #[test]
+    fn titles_are_read_per_language_and_checked() {
+        let text = "entries:\n  - id: a.b\n    questions: [x]\n    answer: {zh: 甲, en: A}\n    \
+                    title: {zh: 查看卡密, en: Find my key}\n";
+        let set = parse_file_text(Path::new("faq/t.yaml"), text, &options()).expect("valid");
+        let title = &set.entries[0].entry.title;
+        assert_eq!(title.zh.as_deref(), Some("查看卡密"));
+        assert_eq!(title.en.as_deref(), Some("Find my key"));
+        let text = "entries:\n  - id: a.b\n    questions: [x]\n    answer: {zh: 甲, en: A}\n    \
+                    title: {en: Find my key}\n";
+        let set =
+            parse_file_text(Path::new("faq/t.yaml"), text, &options()).expect("one is enough");
+        assert_eq!(set.entries[0].entry.title.zh, None);
+        let long = "x".repeat(41);
+        let d = only(
+            &format!(
+                "entries:\n  - id: a.b\n    questions: [x]\n    answer: {{zh: 甲, en: A}}\n    \
+                 title: {{en: {long}}}\n"
+            ),
+            5,
+            17,
+            "the `en` title is longer than a button can show",
+        );
+        assert!(d.fix.contains("40"), "{d}");
+        let d = only(
+            "entries:\n  - id: a.b\n    questions: [x]\n    answer: {zh: 甲, en: A}\n    \
+             title: {fr: Trouver}\n",
+            5,
+            13,
+            "unknown locale `fr` in `title`",
+        );
+        assert!(d.fix.contains("zh") || d.fix.contains("en"), "{d}");
     }
 
     #[test]
