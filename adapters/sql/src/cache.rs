@@ -123,6 +123,8 @@ mod tests {
     fn conversation(id: &str, version: u64) -> Conversation {
         let mut c = Conversation::new(ConversationKey::new("t", id), "u", Locale::Zh);
         c.version = version;
+        // Fixed times: two calls a millisecond apart must still make equal conversations.
+        (c.started_at, c.updated_at) = (1_795_400_000_000, 1_795_400_000_000);
         c
     }
 
