@@ -470,6 +470,9 @@ impl Default for Config {
             ("website", "https://shop.example.com"),
             ("refund_days", "7"),
             ("delivery_minutes", "5"),
+            ("wechat_id", "StarCardKF"),
+            ("qq_contact", "800123456"),
+            ("telegram_contact", "@StarCardSupport"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

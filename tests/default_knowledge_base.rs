@@ -107,13 +107,13 @@ fn check_held_out(file: &str, floors: [f64; 5]) {
 
 #[test]
 fn held_out_customer_messages_are_answered_or_declined_correctly() {
-    // Measured: 0.965, 1.000, 0.908, 0.978, 0.977.
+    // Measured: 0.957, 1.000, 0.915, 0.978, 0.977.
     check_held_out("customer_messages.jsonl", [0.93, 0.98, 0.86, 0.93, 0.95]);
 }
 
 #[test]
 fn a_second_independent_set_of_messages_is_answered_or_declined_correctly() {
-    // Measured: 0.956, 0.995, 0.869, 0.951, 0.982. Written apart from the first set and the FAQ
+    // Measured: 0.956, 0.995, 0.869, 0.951, 0.979. Written apart from the first set and the FAQ
     // files, in other styles: long messages, Cantonese, traditional characters, abbreviations.
     check_held_out("customer_messages_2.jsonl", [0.92, 0.97, 0.82, 0.90, 0.95]);
 }
@@ -124,6 +124,34 @@ fn a_third_independent_set_of_messages_is_answered_or_declined_correctly() {
     // other sets; more English, game and gift-card names, long messages with the question
     // buried inside. Never used to edit the FAQ files.
     check_held_out("customer_messages_3.jsonl", [0.94, 0.98, 0.87, 0.93, 0.97]);
+}
+
+#[test]
+fn english_questions_with_typos_are_still_understood() {
+    // tests/data/typos_en.jsonl: every English question of the built-in base with one slip in
+    // each word of four or more letters (scripts/make-typo-set). Measured: top1 0.995 and
+    // in-scope accuracy 0.963; without the speller, 0.961 and 0.573.
+    let kb = knowledge_base();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/typos_en.jsonl");
+    let cases = read_labelled(&path).expect("readable");
+    assert!(cases.len() > 500);
+    let scored = eval::score_cases(&kb, &cases, |_| {});
+    let report = eval::report(&scored, kb.thresholds().answer);
+    let (top1, answered) = (report.top1.unwrap(), report.in_scope_accuracy.unwrap());
+    assert!(
+        top1 >= 0.98 && answered >= 0.93,
+        "top1 {top1}, in-scope {answered}"
+    );
+    // The message that showed the problem: every word of it but "my" misspelled.
+    let ranking = kb.rank("my kye doesnt wrok", 1);
+    assert_eq!(
+        ranking.top().map(|c| c.id.as_str()),
+        Some("card_key.invalid")
+    );
+    assert!(
+        ranking.confidence() >= kb.thresholds().answer,
+        "{ranking:?}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //!
 //! - [`faq`]: the YAML format, loading a directory, validation with file/line/column diagnostics.
 //! - [`text`]: normalisation and the mixed Chinese/English tokenizer (jieba + stemming).
+//! - [`speller`]: English typos put right against the questions' own vocabulary.
 //! - [`index`]: the tantivy index over questions and answers (BM25).
 //! - [`classifier`]: a linear model trained on the entries' paraphrases when the base loads.
 //! - [`matcher`]: [`KnowledgeBase`], which combines index and model into ranked candidates with
@@ -24,6 +25,7 @@ pub mod import;
 pub mod index;
 pub mod matcher;
 pub mod semantic;
+pub mod speller;
 pub mod text;
 
 pub use faq::{Diagnostic, FaqSet, ValidationOptions};

@@ -32,6 +32,7 @@ use crate::index::{IndexDoc, QuestionIndex};
 use crate::semantic::{
     self, cached_numbers, embed_all, EmbedStats, Embedder, EmbeddingCache, ModelKey,
 };
+use crate::speller::Speller;
 use crate::text::Analyzer;
 use crate::Error;
 use kefu_core::template;
@@ -299,6 +300,8 @@ pub struct KnowledgeBase {
     by_id: HashMap<String, usize>,
     questions: Vec<(Owner, String)>,
     analyzer: Analyzer,
+    /// Corrects misspelled English words of a message against the questions' vocabulary.
+    speller: Speller,
     index: QuestionIndex,
     vectorizer: Vectorizer,
     /// Per question: its TF-IDF vector.
@@ -396,6 +399,7 @@ impl KnowledgeBase {
                 .map(|o| (Owner::OutOfScope, o.text)),
         );
         let analyzer = Analyzer::shared();
+        let speller = Speller::new(questions.iter().map(|(_, q)| q.as_str()));
 
         let started = Instant::now();
         let answers: Vec<String> = entries
@@ -509,6 +513,7 @@ impl KnowledgeBase {
             by_id,
             questions,
             analyzer,
+            speller,
             index,
             vectorizer,
             vectors,
@@ -563,7 +568,11 @@ impl KnowledgeBase {
 
     /// Candidates with the evidence behind each, best first.
     pub fn rank_with_evidence(&self, query: &str, limit: usize) -> Vec<(Candidate, Evidence)> {
-        let x = self.vectorizer.transform(&self.analyzer.features(query));
+        // The words and n-grams are matched with English typos put right; the sentence
+        // encoders read the message as written (they have their own ways with typos).
+        let corrected = self.speller.correct(query);
+        let lexical = corrected.as_deref().unwrap_or(query);
+        let x = self.vectorizer.transform(&self.analyzer.features(lexical));
         let n = self.entries.len();
         let mut evidence: Vec<Evidence> = vec![Evidence::default(); n];
         let mut closest: Vec<Option<usize>> = vec![None; n];
@@ -623,7 +632,7 @@ impl KnowledgeBase {
         }
 
         // The index.
-        let hits = self.index.search(query, INDEX_HITS);
+        let hits = self.index.search(lexical, INDEX_HITS);
         if let Some(best) = hits.first().map(|h| h.score).filter(|s| *s > 0.0) {
             for h in &hits {
                 let rel = h.score / best;

@@ -129,4 +129,7 @@ pub const DEFAULT_VARIABLES: &[&str] = &[
     "website",
     "refund_days",
     "delivery_minutes",
+    "wechat_id",
+    "qq_contact",
+    "telegram_contact",
 ];
