@@ -222,21 +222,21 @@ pub fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
             "answer": answer,
             "action": action,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    out!(
         "decision: {decision} (confidence {:.3}; answer ≥ {}, suggest ≥ {})",
         ranking.confidence(),
         config.thresholds.answer,
         config.thresholds.suggest
     );
-    println!("candidates:");
+    out!("candidates:");
     if ranking.candidates.is_empty() {
-        println!("  (none)");
+        out!("  (none)");
     }
     for (i, c) in ranking.candidates.iter().enumerate() {
-        println!(
+        out!(
             "  {}. {:<32} confidence {:.3}  score {:.3}  ~ {}",
             i + 1,
             c.id,
@@ -248,33 +248,47 @@ pub fn ask(config: &Config, args: AskArgs) -> anyhow::Result<ExitCode> {
     match (decision, answer) {
         (Decision::Answer, Some(answer)) => {
             if let Some(action) = action {
-                println!("action: {action}");
+                out!("action: {action}");
             }
-            println!("answer ({locale}):\n{answer}");
+            out!("answer ({locale}):\n{answer}");
         }
         (Decision::Suggest, _) => {
-            println!("(the bot would ask \"did you mean\" with the candidates above)")
+            out!("(the bot would ask \"did you mean\" with the candidates above)")
         }
-        _ => println!("(the bot would say it does not know and offer a person)"),
+        _ => out!("(the bot would say it does not know and offer a person)"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let (set, source) = match load_faq(config, args.dir.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(Error::Invalid(diagnostics)) => {
-            for d in &diagnostics {
-                eprintln!("{d}");
-            }
-            eprintln!(
-                "\n{} problem(s) found; nothing was changed. Fix them and run `kefu kb check` again.",
-                diagnostics.len()
-            );
-            return Ok(ExitCode::FAILURE);
+    // Every problem of every file, and the examples of the entries that could be read in
+    // spite of them, in one run.
+    let validation = config.validation();
+    let (set, source, problems) = match args.dir.as_deref().or(config.knowledge.dir.as_deref()) {
+        Some(dir) => {
+            let (set, problems) = faq::check_dir(dir, &validation)?;
+            (set, dir.display().to_string(), problems)
         }
-        Err(e) => return Err(e.into()),
+        None => (
+            kefu_knowledge::defaults::load(&validation)?,
+            "the built-in knowledge base".to_string(),
+            Vec::new(),
+        ),
     };
+    for d in &problems {
+        eprintln!("{d}");
+    }
+    if set.entries.is_empty() {
+        if problems.is_empty() {
+            anyhow::bail!("{source} has no FAQ entries — see docs/faq-format.md for the format");
+        }
+        eprintln!(
+            "\n{} problem(s) found; no entry could be read, so no example was tried. Fix \
+             them and run `kefu kb check` again.",
+            problems.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     let started = Instant::now();
     let examples: Vec<(String, String, String)> = set
         .entries
@@ -327,43 +341,71 @@ pub fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    println!("knowledge base: {source}");
-    println!(
+    out!("knowledge base: {source}");
+    out!(
         "{:<40} {:>7} {:>9} {:>7} {:>9} {:>6}",
-        "file", "entries", "questions", "passed", "suggested", "failed"
+        "file",
+        "entries",
+        "questions",
+        "passed",
+        "suggested",
+        "failed"
     );
     let mut total = [0usize; 5];
     for (file, row) in &rows {
         let name = file.display().to_string();
-        println!(
+        out!(
             "{:<40} {:>7} {:>9} {:>7} {:>9} {:>6}",
-            name, row[0], row[1], row[2], row[3], row[4]
+            name,
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4]
         );
         for (t, v) in total.iter_mut().zip(row) {
             *t += v;
         }
     }
-    println!(
+    out!(
         "{:<40} {:>7} {:>9} {:>7} {:>9} {:>6}",
-        "total", total[0], total[1], total[2], total[3], total[4]
+        "total",
+        total[0],
+        total[1],
+        total[2],
+        total[3],
+        total[4]
     );
-    println!(
+    out!(
         "{} out-of-scope example(s); built in {:.2} s",
-        out_of_scope, load_seconds
+        out_of_scope,
+        load_seconds
     );
     for w in &weak {
-        println!("warning: {w}");
+        out!("warning: {w}");
     }
     for f in &failures {
         eprintln!("{f}");
     }
-    if failures.is_empty() {
-        println!("ok: every file is valid and every example matches its entry");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("\n{} example(s) failed", failures.len());
-        Ok(ExitCode::FAILURE)
+    if failures.is_empty() && problems.is_empty() {
+        out!("ok: every file is valid and every example matches its entry");
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut summary = Vec::new();
+    if !problems.is_empty() {
+        summary.push(format!("{} problem(s) in the files", problems.len()));
+    }
+    if !failures.is_empty() {
+        summary.push(format!("{} example(s) failed", failures.len()));
+    }
+    eprintln!(
+        "\n{}; nothing was changed. Fix them and run `kefu kb check` again.",
+        summary.join(", ")
+    );
+    if !problems.is_empty() {
+        eprintln!("(examples were tried on the entries that could be read)");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -376,7 +418,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "imported".into());
     let summary = write_faq_files(&items, &args.out, &fallback)?;
-    println!(
+    out!(
         "wrote {} file(s) to {}: {} entries, {} questions, {} out-of-scope utterances",
         summary.files.len(),
         args.out.display(),
@@ -385,12 +427,12 @@ pub fn import(args: ImportArgs) -> anyhow::Result<ExitCode> {
         summary.out_of_scope
     );
     if summary.duplicates + summary.conflicts > 0 {
-        println!(
+        out!(
             "dropped {} repeated utterance(s) and {} given a second, different label (the first label wins)",
             summary.duplicates, summary.conflicts
         );
     }
-    println!(
+    out!(
         "next: write the answers, then run `kefu kb check {}`",
         args.out.display()
     );
@@ -421,10 +463,9 @@ fn score(kb: &KnowledgeBase, cases: &[Labelled], what: &str) -> Vec<eval::Scored
 pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut config = config.clone();
     config.knowledge.semantic |= args.semantic;
-    let cases = read_labelled(&args.cases)
-        .with_context(|| format!("cannot evaluate {}", args.cases.display()))?;
+    let cases = read_labelled(&args.cases).context("cannot read the cases (--cases)")?;
     let tune = match &args.tune {
-        Some(path) => Some(read_labelled(path)?),
+        Some(path) => Some(read_labelled(path).context("cannot read the tuning cases (--tune)")?),
         None => None,
     };
     // Opened before the (possibly long) load, so a path that cannot be written fails at once.
@@ -479,7 +520,7 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
         if let Some(lexical) = &lexical {
             out["lexical"] = serde_json::to_value(lexical)?;
         }
-        println!("{}", serde_json::to_string(&out)?);
+        out!("{}", serde_json::to_string(&out)?);
     } else {
         print_report(&report, lexical.as_ref(), load_seconds, &kb);
     }
@@ -488,7 +529,7 @@ pub fn eval(config: &Config, args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 fn print_report(r: &Report, lexical: Option<&Report>, load_seconds: f64, kb: &KnowledgeBase) {
     let stats = kb.stats();
-    println!(
+    out!(
         "knowledge base: {} entries, {} questions, loaded in {load_seconds:.2} s (index {:.2} s, model {:.2} s{}, embeddings {:.2} s: {} cached, {} embedded)",
         kb.entries().len(),
         stats.questions,
@@ -499,9 +540,11 @@ fn print_report(r: &Report, lexical: Option<&Report>, load_seconds: f64, kb: &Kn
         stats.embedded.cached,
         stats.embedded.embedded,
     );
-    println!(
+    out!(
         "cases: {} ({} in scope, {} out of scope)",
-        r.n, r.n_in_scope, r.n_oos
+        r.n,
+        r.n_in_scope,
+        r.n_oos
     );
     let rows: [Row; 10] = [
         ("threshold", |r| format!("{:.4}", r.threshold)),
@@ -518,13 +561,13 @@ fn print_report(r: &Report, lexical: Option<&Report>, load_seconds: f64, kb: &Kn
     match lexical {
         None => {
             for (name, get) in rows {
-                println!("{name:<18} {}", get(r));
+                out!("{name:<18} {}", get(r));
             }
         }
         Some(lex) => {
-            println!("{:<18} {:>10} {:>12}", "", "semantic", "lexical only");
+            out!("{:<18} {:>10} {:>12}", "", "semantic", "lexical only");
             for (name, get) in rows {
-                println!("{name:<18} {:>10} {:>12}", get(r), get(lex));
+                out!("{name:<18} {:>10} {:>12}", get(r), get(lex));
             }
         }
     }

@@ -250,34 +250,47 @@ impl std::fmt::Debug for OrdersHttpConfig {
 impl OrdersHttpConfig {
     /// The client configuration, with the secret read from the environment if so configured;
     /// errors name `path`, the configuration file.
+    #[cfg(test)]
     pub fn client_config(&self, path: &Path) -> anyhow::Result<kefu_orders_http::HttpOrdersConfig> {
-        let file = path.display();
+        self.client_config_at(&|_| path.display().to_string())
+    }
+
+    /// [`Self::client_config`], with errors placed by `at` (a key of `orders.http` to
+    /// `file:line:column`).
+    fn client_config_at(
+        &self,
+        at: &dyn Fn(&str) -> String,
+    ) -> anyhow::Result<kefu_orders_http::HttpOrdersConfig> {
         let base_url = match self.base_url.as_deref().map(str::trim) {
             Some(url) if !url.is_empty() => url.to_string(),
             _ => anyhow::bail!(
-                "{file}: orders.http.base_url is missing — give the URL of the shop's order API, \
-                 e.g. https://shop.example.com/kefu"
+                "{}: orders.http.base_url is missing — give the URL of the shop's order API, \
+                 e.g. https://shop.example.com/kefu",
+                at("base_url")
             ),
         };
         let secret = match (&self.secret, &self.secret_env) {
             (Some(_), Some(_)) => anyhow::bail!(
-                "{file}: orders.http has both `secret` and `secret_env` — keep exactly one"
+                "{}: orders.http has both `secret` and `secret_env` — keep exactly one",
+                at("secret_env")
             ),
             (None, None) => anyhow::bail!(
-                "{file}: orders.http needs the secret shared with the order system — set \
-                 `secret_env` to the name of an environment variable holding it (or `secret`)"
+                "{}: orders.http needs the secret shared with the order system — set \
+                 `secret_env` to the name of an environment variable holding it (or `secret`)",
+                at("base_url")
             ),
             (Some(secret), None) => secret.clone(),
             (None, Some(name)) => match std::env::var(name) {
                 Ok(value) if !value.trim().is_empty() => value,
                 _ => anyhow::bail!(
-                    "{file}: orders.http.secret_env names the environment variable {name}, \
-                     which is not set (or empty)"
+                    "{}: orders.http.secret_env names the environment variable {name}, \
+                     which is not set (or empty)",
+                    at("secret_env")
                 ),
             },
         };
         if secret.trim().is_empty() {
-            anyhow::bail!("{file}: orders.http.secret is empty");
+            anyhow::bail!("{}: orders.http.secret is empty", at("secret"));
         }
         let mut config = kefu_orders_http::HttpOrdersConfig::new(base_url, secret);
         config.timeout = std::time::Duration::from_millis(self.timeout_ms.max(1));
@@ -337,15 +350,24 @@ impl OrdersConfig {
 
     /// The client for `backend: http`; errors name `path`, the configuration file.
     pub fn http_orders(&self, path: &Path) -> anyhow::Result<kefu_orders_http::HttpOrders> {
+        self.http_orders_at(&|_| path.display().to_string())
+    }
+
+    /// [`Self::http_orders`], with errors placed by `at` (a key of `orders.http`, or `""` for
+    /// the section itself, to `file:line:column`).
+    fn http_orders_at(
+        &self,
+        at: &dyn Fn(&str) -> String,
+    ) -> anyhow::Result<kefu_orders_http::HttpOrders> {
         let http = self.http.as_ref().ok_or_else(|| {
             anyhow::anyhow!(
                 "{}: orders.backend is http but there is no orders.http section with the order \
                  API's base_url and secret",
-                path.display()
+                at("")
             )
         })?;
-        kefu_orders_http::HttpOrders::new(http.client_config(path)?)
-            .map_err(|e| anyhow::anyhow!("{}: orders.http: {e}", path.display()))
+        kefu_orders_http::HttpOrders::new(http.client_config_at(at)?)
+            .map_err(|e| anyhow::anyhow!("{}: orders.http: {e}", at("base_url")))
     }
 }
 
@@ -499,14 +521,21 @@ impl Config {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
-            None => return Ok(Config::default()),
+            None => {
+                let config = Config::default();
+                config.check_environment()?;
+                return Ok(config);
+            }
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
-        Self::parse(&path, &text)
+        let config = Self::parse(&path, &text)?;
+        config.check_environment()?;
+        Ok(config)
     }
 
-    /// Parses configuration text; errors name the file, line and column.
+    /// Parses configuration text and checks every value, for every command alike; errors
+    /// name the file, line and column of the value at fault.
     pub fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
         if text.trim().is_empty() {
             return Ok(Config::default());
@@ -516,10 +545,25 @@ impl Config {
                 .location()
                 .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
                 .unwrap_or_else(|| path.display().to_string());
+            // serde_yaml ends its message with the position, which `at` already gives.
+            let message = e.to_string();
+            let message = match message.rsplit_once(" at line ") {
+                Some((what, position))
+                    if position.split(" column ").all(|n| n.parse::<u64>().is_ok()) =>
+                {
+                    what.to_string()
+                }
+                _ => message,
+            };
             anyhow::anyhow!(
-                "{at}: {e} — see the example at the top of the README's configuration section"
+                "{at}: {message} — see the example at the top of the README's configuration section"
             )
         })?;
+        // Where a key stands, for the checks below: `file:line:column`, or just the file.
+        let at = |keys: &[&str]| match locate(text, keys) {
+            Some((line, column)) => format!("{}:{line}:{column}", path.display()),
+            None => path.display().to_string(),
+        };
         // Variables given in the file extend the defaults rather than replace them all.
         let mut variables = Config::default().variables;
         variables.append(&mut config.variables);
@@ -531,21 +575,25 @@ impl Config {
         {
             anyhow::bail!(
                 "{}: thresholds must satisfy 0 ≤ suggest ≤ answer ≤ 1 (got answer {}, suggest {})",
-                path.display(),
+                at(&["thresholds"]),
                 t.answer,
                 t.suggest
             );
         }
+        kefu_sql::check_url(&config.storage.url)
+            .map_err(|e| anyhow::anyhow!("{}: storage.url: {e}", at(&["storage", "url"])))?;
         config.orders.file = path.to_path_buf();
         if config.orders.backend == OrdersBackend::Http {
             // Checked now, so a missing secret is reported when kefu starts.
-            config.orders.http_orders(path)?;
+            config
+                .orders
+                .http_orders_at(&|key| at(&["orders", "http", key]))?;
         }
         let service = &config.self_service;
         if !config.skill_groups.contains(&service.refund_skill_group) {
             anyhow::bail!(
                 "{}: self_service.refund_skill_group `{}` is not one of the skill_groups ({}); add it there or pick one of them",
-                path.display(),
+                at(&["self_service", "refund_skill_group"]),
                 service.refund_skill_group,
                 config.skill_groups.iter().cloned().collect::<Vec<_>>().join(", ")
             );
@@ -553,17 +601,32 @@ impl Config {
         if !(-720..=840).contains(&service.utc_offset_minutes) {
             anyhow::bail!(
                 "{}: self_service.utc_offset_minutes must be between -720 and 840 (got {}); China is 480",
-                path.display(),
+                at(&["self_service", "utc_offset_minutes"]),
                 service.utc_offset_minutes
             );
         }
-        if service.refund_auto_approve_cents < 0 || service.ticket_sla_hours == 0 {
+        if service.refund_auto_approve_cents < 0 {
             anyhow::bail!(
-                "{}: self_service.refund_auto_approve_cents must be 0 or more and ticket_sla_hours more than 0",
-                path.display()
+                "{}: self_service.refund_auto_approve_cents must be 0 or more (0: every refund is a ticket)",
+                at(&["self_service", "refund_auto_approve_cents"])
+            );
+        }
+        if service.ticket_sla_hours == 0 {
+            anyhow::bail!(
+                "{}: self_service.ticket_sla_hours must be more than 0",
+                at(&["self_service", "ticket_sla_hours"])
             );
         }
         Ok(config)
+    }
+
+    /// Checks what comes from the environment rather than the file (`KEFU_DATABASE_URL`).
+    pub fn check_environment(&self) -> anyhow::Result<()> {
+        let url = self.storage.effective_url();
+        if url != self.storage.url {
+            kefu_sql::check_url(&url).map_err(|e| anyhow::anyhow!("{DATABASE_URL_ENV}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The engine's behaviour settings.
@@ -616,6 +679,45 @@ impl Config {
     }
 }
 
+/// The 1-based line and column of the value of the nested key `keys` (`["self_service",
+/// "refund_skill_group"]`) in block-style YAML, or of the deepest of them found. A key in
+/// flow style (`{ a: 1 }`) is found only at its section.
+fn locate(text: &str, keys: &[&str]) -> Option<(usize, usize)> {
+    let mut found = None;
+    let mut depth = 0;
+    let mut section_indent: Option<usize> = None;
+    for (i, line) in text.lines().enumerate() {
+        let Some(key) = keys.get(depth) else {
+            break;
+        };
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        if section_indent.is_some_and(|s| indent <= s) {
+            // Left the section without finding the next key.
+            break;
+        }
+        let Some(rest) = content.strip_prefix(*key) else {
+            continue;
+        };
+        if !rest.trim_start().starts_with(':') {
+            continue;
+        }
+        let value = rest.trim_start()[1..].trim_start();
+        let column = if value.is_empty() || value.starts_with('#') {
+            indent + 1
+        } else {
+            line.len() - value.len() + 1
+        };
+        found = Some((i + 1, column));
+        section_indent = Some(indent);
+        depth += 1;
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,6 +732,51 @@ mod tests {
         .to_string();
         assert!(err.starts_with("kefu.yaml:3:"), "{err}");
         assert!(err.contains("sugest"), "{err}");
+    }
+
+    #[test]
+    fn every_mistake_names_its_line_once() {
+        let parse = |text: &str| {
+            Config::parse(Path::new("kefu.yaml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        // Said once, not as "kefu.yaml:3:3: … at line 3 column 3".
+        let err = parse("variables: {}\nthresholds:\n  sugest: 0.2\n");
+        assert!(err.starts_with("kefu.yaml:3:3: "), "{err}");
+        assert!(!err.contains("at line"), "{err}");
+        let err = parse("# the bands\nthresholds:\n  answer: 0.2\n  suggest: 0.5\n");
+        assert!(err.starts_with("kefu.yaml:2:1: thresholds"), "{err}");
+        let err = parse("variables: {}\nstorage:\n  url: mysql://x\n");
+        assert!(err.starts_with("kefu.yaml:3:8: storage.url"), "{err}");
+        assert!(err.contains("sqlite: or postgres://"), "{err}");
+        let err = parse("storage:\n  url: postgres://kefu:hunter2@db/kefu?sslmode=sometimes\n");
+        assert!(err.starts_with("kefu.yaml:2:8: storage.url"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse("self_service:\n  cancel_unpaid: true\n  ticket_sla_hours: 0\n");
+        assert!(
+            err.starts_with("kefu.yaml:3:21: self_service.ticket_sla_hours"),
+            "{err}"
+        );
+        let err = parse(
+            "orders:\n  backend: http\n  http:\n    base_url: https://s.example.com\n    secret_env: KEFU_TEST_NOT_SET_ANYWHERE\n",
+        );
+        assert!(err.starts_with("kefu.yaml:5:17: "), "{err}");
+    }
+
+    #[test]
+    fn keys_are_located_in_their_sections() {
+        let text = "a:\n  b: 1\nc:\n  # note\n  b: 2\n  d:\n    e: x\n";
+        assert_eq!(locate(text, &["a", "b"]), Some((2, 6)));
+        assert_eq!(locate(text, &["c", "b"]), Some((5, 6)));
+        assert_eq!(locate(text, &["c", "d", "e"]), Some((7, 8)));
+        assert_eq!(locate(text, &["c", "d"]), Some((6, 3)));
+        assert_eq!(
+            locate(text, &["a", "d"]),
+            Some((1, 1)),
+            "the section at least"
+        );
+        assert_eq!(locate(text, &["z"]), None);
     }
 
     #[test]

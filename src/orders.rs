@@ -37,7 +37,7 @@ pub fn import(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let keys: usize = records.iter().map(|r| r.card_keys.len()).sum();
     if args.check {
-        println!(
+        out!(
             "{}: {} orders with {keys} card keys, all valid (nothing imported: --check)",
             args.file.display(),
             records.len()
@@ -55,7 +55,7 @@ pub fn import(config: &Config, args: ImportArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok((summary, db.target().to_string()))
     })?;
     let (summary, target) = summary;
-    println!(
+    out!(
         "imported {} orders ({} new, {} replaced) with {} card keys into {target}",
         summary.inserted + summary.replaced,
         summary.inserted,

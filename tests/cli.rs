@@ -127,6 +127,127 @@ fn kb_check_fails_when_an_example_matches_another_entry() {
 }
 
 #[test]
+fn kb_check_reports_problems_across_files_and_failing_examples_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_lines(
+        dir.path(),
+        "a.yaml",
+        &[
+            "entries:",
+            "  - id: shop.hours",
+            "    questions: [what are your hours, when are you open]",
+            "    answer: {zh: 九点到五点, en: nine to five}",
+            "    follow_ups: [shop.nowhere, shop.broken]",
+            "    examples: [how do i get a refund]",
+            "  - id: shop.refund",
+            "    questions: [how do i get a refund, refund please]",
+            "    answer: {zh: 退款, en: refunds}",
+            "    colour: blue",
+        ],
+    );
+    // A file the parser gives up on: its id still counts for follow-ups.
+    write_lines(
+        dir.path(),
+        "b.yaml",
+        &[
+            "entries:",
+            "  - id: shop.broken",
+            "    questions: [x",
+            "    answer: {zh: a, en: b}",
+        ],
+    );
+    let out = kefu(&["kb", "check", &dir.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let a = dir.path().join("a.yaml").display().to_string();
+    let b = dir.path().join("b.yaml").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{a}:5:18: follow-up `shop.nowhere` is not the id of any entry"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("`shop.broken` is not the id"), "{err}");
+    assert!(
+        err.contains(&format!("{a}:10:5: unknown key `colour`")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{b}:4:11: invalid YAML")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{a}:6:16: example \"how do i get a refund\" should match `shop.hours` but matched `shop.refund`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("3 problem(s) in the files, 1 example(s) failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_said_once_with_what_was_being_read() {
+    let out = kefu(&["chat", "--kb", "/nonexistent/faq"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/faq"), "{err}");
+    let out = kefu(&["eval", "--cases", "/nonexistent/cases.jsonl"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.matches("/nonexistent/cases.jsonl").count(), 1, "{err}");
+    assert!(err.contains("--cases"), "{err}");
+}
+
+#[test]
+fn a_bad_cases_line_says_what_is_wrong_in_words_and_what_a_line_looks_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = write_lines(
+        dir.path(),
+        "bad.jsonl",
+        &[r#"{"text": "hi", "label": null}"#, "{oops}"],
+    );
+    let out = kefu(&["eval", "--cases", &cases.display().to_string()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("bad.jsonl:2: not JSON ("), "{err}");
+    assert!(!err.contains("at line 1"), "{err}");
+    assert!(
+        err.contains(r#"{"text": "卡密无效怎么办", "label": "card_key.invalid"}"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_storage_url_kefu_cannot_use_fails_every_command_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_lines(dir.path(), "kefu.yaml", &["storage:", "  url: mysql://x"]);
+    let out = kefu(&["--config", &config.display().to_string(), "ask", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("kefu.yaml:2:8: storage.url"), "{err}");
+}
+
+#[test]
+fn output_read_only_in_part_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(["ask", "卡密无效怎么办"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kefu");
+    // Like `| head -c 1`: read a little, then stop reading.
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
 fn ask_answers_in_the_question_language_with_variables_filled() {
     let out = kefu(&["ask", "--kb", &fixture(), "--json", "卡密去哪里看啊"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -386,11 +507,18 @@ fn every_command_has_help() {
         vec!["kb", "check", "--help"],
         vec!["kb", "import", "--help"],
         vec!["eval", "--help"],
+        vec!["model", "install", "--help"],
     ] {
         let out = kefu(&args);
         assert!(out.status.success(), "{args:?}");
         assert!(stdout(&out).contains("Usage:"), "{args:?}");
     }
+    // It installs both encoders, and says so.
+    let help = stdout(&kefu(&["model", "--help"]));
+    assert!(
+        help.contains("multilingual-e5-small") && help.contains("all-MiniLM-L6-v2"),
+        "{help}"
+    );
 }
 
 #[test]
@@ -400,8 +528,10 @@ fn a_bad_config_file_is_reported_with_its_line() {
     let out = kefu(&["--config", &config.display().to_string(), "ask", "hi"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("kefu.yaml:2:"), "{err}");
+    assert!(err.contains("kefu.yaml:2:3: "), "{err}");
     assert!(err.contains("answr"), "{err}");
+    // The position once: not again as "at line 2 column 3".
+    assert!(!err.contains("at line"), "{err}");
 }
 
 #[test]

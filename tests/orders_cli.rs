@@ -187,3 +187,50 @@ fn imported_orders_answer_their_buyer_in_kefu_chat() {
         ]
     );
 }
+
+#[test]
+fn a_lock_out_in_a_piped_chat_writes_no_log_lines_or_colours_into_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/kefu.db", dir.path().display());
+    let file = write(
+        dir.path(),
+        "orders.csv",
+        "order_no,product,status,amount,query_password,card_keys\n\
+         DD20241123001,Steam 100元充值卡,已发货,100,8866,AAAA-1111\n",
+    );
+    assert!(kefu(&database, &["orders", "import", &file])
+        .status
+        .success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .arg("chat")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KEFU_LOG")
+        .env("KEFU_DATABASE_URL", &database)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kefu chat");
+    // Five wrong proofs lock the lookups (the engine warns about it in its log).
+    let mut script = String::from("我的卡密在哪里查看\nDD20241123001\n");
+    for attempt in 0..6 {
+        script += &format!("wrong{attempt}x\n");
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("验证失败次数过多"), "{stdout}");
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains('\u{1b}'), "no colour codes: {text:?}");
+        assert!(!text.contains("WARN"), "no log lines: {text}");
+    }
+}

@@ -38,11 +38,7 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Labelled>, Error> {
             line: i + 1,
             message,
         };
-        let item: Labelled = serde_json::from_str(line).map_err(|e| {
-            bad(format!(
-                "{e} — each line must be {{\"text\": \"...\", \"label\": \"<id>\" or null}}"
-            ))
-        })?;
+        let item: Labelled = serde_json::from_str(line).map_err(|e| bad(line_problem(&e)))?;
         if item.text.trim().is_empty() {
             return Err(bad("empty \"text\" — remove the line or fill it in".into()));
         }
@@ -54,6 +50,23 @@ pub fn read_labelled(path: &Path) -> Result<Vec<Labelled>, Error> {
         out.push(item);
     }
     Ok(out)
+}
+
+/// What is wrong with a line that is not a labelled utterance, in words, and what one is.
+fn line_problem(e: &serde_json::Error) -> String {
+    const SHAPE: &str = "each line must be one JSON object like \
+                         {\"text\": \"卡密无效怎么办\", \"label\": \"card_key.invalid\"}, with \
+                         \"label\": null for a message the bot must not answer";
+    // The line is one line of JSON, so its line number says nothing; the column does.
+    let what = e.to_string();
+    let what = what
+        .rsplit_once(" at line ")
+        .map_or(what.as_str(), |(what, _)| what);
+    match e.classify() {
+        serde_json::error::Category::Data => format!("{what} — {SHAPE}"),
+        serde_json::error::Category::Eof => format!("not JSON: the line ends too early — {SHAPE}"),
+        _ => format!("not JSON ({what}, at column {}) — {SHAPE}", e.column()),
+    }
 }
 
 /// What an import wrote.

@@ -235,6 +235,44 @@ pub(crate) fn unavailable(what: &str, e: sqlx::Error) -> kefu_core::StoreError {
     kefu_core::StoreError::Unavailable(format!("{what}: {e}"))
 }
 
+/// Checks that `url` is one [`Database::connect`] can open, without opening it: the scheme,
+/// and the options in it (so a typo in `sslmode` is found when kefu starts, not at the first
+/// message).
+///
+/// # Errors
+///
+/// [`DbError::BadUrl`] saying what is wrong.
+pub fn check_url(url: &str) -> Result<(), DbError> {
+    let bad = |reason: String| DbError::BadUrl {
+        url: redact(url),
+        reason,
+    };
+    if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+        Ok(())
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PgConnectOptions::from_str(url).map_err(|e| bad(e.to_string()))?;
+        Ok(())
+    } else {
+        Err(bad("it must start with sqlite: or postgres://".to_string()))
+    }
+}
+
+/// `url` without a password (`postgres://kefu:secret@db/kefu` -> `postgres://kefu:***@db/kefu`),
+/// for messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
 impl Database {
     /// Opens the database at `url` (`sqlite://path/to/file.db`, `sqlite::memory:`,
     /// `postgres://user@host:port/db`), creating an SQLite file and its directory if needed,
@@ -246,7 +284,7 @@ impl Database {
             Self::connect_postgres(url, options).await
         } else {
             Err(DbError::BadUrl {
-                url: url.to_string(),
+                url: redact(url),
                 reason: "it must start with sqlite: or postgres://".to_string(),
             })
         }
@@ -254,7 +292,7 @@ impl Database {
 
     async fn connect_sqlite(url: &str, options: &DbOptions) -> Result<Database, DbError> {
         let bad = |reason: String| DbError::BadUrl {
-            url: url.to_string(),
+            url: redact(url),
             reason,
         };
         let connect = SqliteConnectOptions::from_str(url)
@@ -325,7 +363,7 @@ impl Database {
     async fn connect_postgres(url: &str, options: &DbOptions) -> Result<Database, DbError> {
         let mut connect = PgConnectOptions::from_str(url)
             .map_err(|e| DbError::BadUrl {
-                url: url.to_string(),
+                url: redact(url),
                 reason: e.to_string(),
             })?
             .disable_statement_logging();
@@ -361,7 +399,7 @@ impl Database {
                     .all(|c| c.is_ascii_alphanumeric() || c == '_')
             {
                 return Err(DbError::BadUrl {
-                    url: url.to_string(),
+                    url: redact(url),
                     reason: format!("schema `{schema}` must be letters, digits and underscores"),
                 });
             }

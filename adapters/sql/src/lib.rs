@@ -59,7 +59,7 @@ mod tickets;
 pub use attempts::SqlAttempts;
 pub use audit::SqlAudit;
 pub use conversations::SqlConversations;
-pub use db::{Backend, Database, DbError, DbOptions, SCHEMA_VERSION};
+pub use db::{check_url, redact, Backend, Database, DbError, DbOptions, SCHEMA_VERSION};
 pub use orders::{
     check_query_password, legacy_hash, password_params, query_password_hash, ImportSummary,
     PasswordCheck, SqlOrders, StoredOrder,

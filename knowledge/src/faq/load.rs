@@ -25,6 +25,25 @@ use std::path::{Path, PathBuf};
 /// [`Error::Io`] (with the path) when the directory or a file cannot be read, and
 /// [`Error::Invalid`] with every problem of every file when any file has one.
 pub fn load_dir(dir: &Path, options: &ValidationOptions) -> Result<FaqSet, Error> {
+    let (set, problems) = check_dir(dir, options)?;
+    if problems.is_empty() {
+        Ok(set)
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
+/// Like [`load_dir`], for an editor's check: every problem of every file, and the entries
+/// that could be read in spite of them (complete, with a well-formed id), so their examples
+/// can be tried at the same time.
+///
+/// # Errors
+///
+/// [`Error::Io`] (with the path) when the directory or a file cannot be read.
+pub fn check_dir(
+    dir: &Path,
+    options: &ValidationOptions,
+) -> Result<(FaqSet, Vec<Diagnostic>), Error> {
     let files = faq_files(dir)?;
     let mut checker = Checker::new(options);
     for path in files {
@@ -37,7 +56,7 @@ pub fn load_dir(dir: &Path, options: &ValidationOptions) -> Result<FaqSet, Error
             Err(e) => checker.add_unreadable(&path, e.as_bytes(), e.utf8_error().valid_up_to()),
         }
     }
-    checker.finish().map_err(Error::Invalid)
+    Ok(checker.check())
 }
 
 /// Validates FAQ files given as (path, text) pairs, such as files built into the binary; the
@@ -220,7 +239,27 @@ struct Draft {
     examples: Vec<(String, Location)>,
 }
 
+/// The ids a file seems to define (`id: …` lines), for a file the parser gave up on.
+fn ids_in_text(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim_start().trim_start_matches('-').trim_start();
+            let value = rest.strip_prefix("id:")?;
+            let value = value.split('#').next()?.trim().trim_matches(['"', '\'']);
+            (!value.is_empty()).then(|| value.to_string())
+        })
+        .collect()
+}
+
 impl Draft {
+    /// Whether it has what an entry must have, so it can be matched.
+    fn complete(&self) -> bool {
+        self.id.is_some()
+            && !self.questions.is_empty()
+            && !self.answer.zh.is_empty()
+            && !self.answer.en.is_empty()
+    }
+
     /// The entry's id for messages, or `(no id)`.
     fn name(&self) -> &str {
         self.id.as_ref().map_or("(no id)", |(id, _)| id)
@@ -255,8 +294,9 @@ struct Checker<'o> {
     drafts: Vec<Draft>,
     out_of_scope: Vec<OutOfScope>,
     diagnostics: Vec<Diagnostic>,
-    /// Some file could not be read, so its ids are unknown and follow-ups are not checked.
-    incomplete: bool,
+    /// Ids found by a plain text search in files that could not be parsed, so follow-ups
+    /// naming them are not reported as unknown while the rest is still checked.
+    unparsed_ids: BTreeSet<String>,
 }
 
 impl<'o> Checker<'o> {
@@ -267,14 +307,16 @@ impl<'o> Checker<'o> {
             drafts: Vec::new(),
             out_of_scope: Vec::new(),
             diagnostics: Vec::new(),
-            incomplete: false,
+            unparsed_ids: BTreeSet::new(),
         }
     }
 
     fn add_file(&mut self, path: &Path, text: &str) {
         self.files.push(path.to_path_buf());
         let parsed = yaml::parse(text);
-        self.incomplete |= parsed.failed();
+        if parsed.failed() {
+            self.unparsed_ids.extend(ids_in_text(text));
+        }
         let mut walker = Walker {
             path,
             options: self.options,
@@ -291,7 +333,8 @@ impl<'o> Checker<'o> {
     /// A file whose bytes are not UTF-8 from `valid_up_to` on.
     fn add_unreadable(&mut self, path: &Path, bytes: &[u8], valid_up_to: usize) {
         self.files.push(path.to_path_buf());
-        self.incomplete = true;
+        self.unparsed_ids
+            .extend(ids_in_text(&String::from_utf8_lossy(bytes)));
         let valid = String::from_utf8_lossy(&bytes[..valid_up_to.min(bytes.len())]);
         let line = valid.matches('\n').count() + 1;
         let column = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -308,25 +351,48 @@ impl<'o> Checker<'o> {
         });
     }
 
-    fn finish(mut self) -> Result<FaqSet, Vec<Diagnostic>> {
+    fn finish(self) -> Result<FaqSet, Vec<Diagnostic>> {
+        let (set, problems) = self.check();
+        if problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Runs the cross-entry checks: every problem, sorted, and the entries that are usable
+    /// in spite of them.
+    fn check(mut self) -> (FaqSet, Vec<Diagnostic>) {
         self.check_ids();
         self.check_questions();
         self.check_follow_ups();
         self.check_out_of_scope();
-        if !self.diagnostics.is_empty() {
-            self.diagnostics.sort();
-            self.diagnostics.dedup();
-            return Err(self.diagnostics);
-        }
-        Ok(FaqSet {
-            entries: self
-                .drafts
-                .into_iter()
-                .filter_map(Draft::into_located)
-                .collect(),
+        self.diagnostics.sort();
+        self.diagnostics.dedup();
+        // An entry the checks found nothing wrong with in its own lines is usable; ids that
+        // are duplicated keep their first entry only.
+        let bad_lines: BTreeSet<(PathBuf, usize)> = self
+            .diagnostics
+            .iter()
+            .map(|d| (d.location.path.clone(), d.location.line))
+            .collect();
+        let mut seen = BTreeSet::new();
+        let entries = self
+            .drafts
+            .into_iter()
+            .filter(|d| d.complete())
+            .filter_map(Draft::into_located)
+            .filter(|e| {
+                let own = (e.location.path.clone(), e.location.line);
+                !bad_lines.contains(&own) && seen.insert(e.entry.id.clone())
+            })
+            .collect();
+        let set = FaqSet {
+            entries,
             out_of_scope: self.out_of_scope,
             files: self.files,
-        })
+        };
+        (set, self.diagnostics)
     }
 
     fn error(&mut self, location: &Location, message: String, fix: String) {
@@ -414,7 +480,9 @@ impl<'o> Checker<'o> {
                         format!("entry `{follow_up}` lists itself as a follow-up"),
                         "remove it: follow-ups suggest other entries".to_string(),
                     ));
-                } else if !self.incomplete && !ids.contains(follow_up.as_str()) {
+                } else if !ids.contains(follow_up.as_str())
+                    && !self.unparsed_ids.contains(follow_up.as_str())
+                {
                     let fix = match closest(follow_up, ids.iter().copied(), &[]) {
                         Some(id) => format!("did you mean `{id}`?"),
                         None => "use the id of an entry defined in one of the FAQ files, or \

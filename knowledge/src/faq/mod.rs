@@ -7,7 +7,7 @@
 mod load;
 mod yaml;
 
-pub use load::{load_dir, load_sources, parse_file_text};
+pub use load::{check_dir, load_dir, load_sources, parse_file_text};
 
 use kefu_core::FaqEntry;
 use std::collections::BTreeSet;
