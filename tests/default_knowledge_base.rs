@@ -155,6 +155,41 @@ fn english_questions_with_typos_are_still_understood() {
 }
 
 #[test]
+fn screenshots_duplicate_charges_and_chat_contacts_have_answers() {
+    // Phrasings that are not in the FAQ files.
+    let kb = knowledge_base();
+    for (text, id) in [
+        ("截图能发给你吗", "service.screenshot"),
+        (
+            "how can i show you a picture of the error",
+            "service.screenshot",
+        ),
+        ("客服有微信号吗", "service.contact_hours"),
+        (
+            "is there a telegram account for support",
+            "service.contact_hours",
+        ),
+        ("同一笔订单我付了两次", "membership.unexpected_charge"),
+        (
+            "i paid for the same order two times",
+            "membership.unexpected_charge",
+        ),
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_eq!(
+            ranking.top().map(|c| c.id.as_str()),
+            Some(id),
+            "{text}: {ranking:?}"
+        );
+        assert_ne!(decision, Decision::Decline, "{text}: {ranking:?}");
+    }
+    let contacts = kb.entry("service.contact_hours").unwrap();
+    for variable in ["{wechat_id}", "{qq_contact}", "{telegram_contact}"] {
+        assert!(contacts.answer.zh.contains(variable) && contacts.answer.en.contains(variable));
+    }
+}
+
+#[test]
 fn obvious_questions_are_answered_and_chatter_is_not() {
     let kb = knowledge_base();
     for (text, id) in [

@@ -655,6 +655,16 @@ async fn a_bare_order_number_asks_what_to_do_and_a_bare_ticket_number_is_looked_
     let out = bot.say("T20261202000001").await;
     assert!(out[0].text.contains("T20261202000001"), "{out:?}");
     assert!(bot.queue.waiting().is_empty());
+
+    // In English (the platform says so: digits tell no language).
+    let mut bot = Bot::new();
+    let m = bot.message("2024112300017").with_locale(Locale::En);
+    let out = bot.engine.handle(m).await.unwrap();
+    assert!(
+        out[0].text.starts_with("Got order number 2024112300017"),
+        "{out:?}"
+    );
+    assert!(out[0].text.contains("Where is my card key"), "{out:?}");
 }
 
 #[tokio::test]
