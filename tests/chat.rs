@@ -93,10 +93,11 @@ fn faq_answer(file: &str, id: &str, locale: &str) -> String {
         .iter()
         .find(|e| e["id"].as_str() == Some(id))
         .unwrap_or_else(|| panic!("no entry {id} in {file}"));
+    // With the default variables the answers of these tests use filled in, as the bot does.
     entry["answer"][locale]
         .as_str()
         .expect("an answer in the locale")
-        .to_string()
+        .replace("{support_email}", "support@example.com")
 }
 
 fn has_han(text: &str) -> bool {

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`engine`]: [`Engine`] — one customer message in, the bot's replies out — and its
-//!   builder and settings.
+//!   builder and settings; nobody is left without a reply (waiting for a person, numbered
+//!   choices, hand-offs outside support hours).
 //! - [`message`]: [`Inbound`] and [`Outbound`] messages, [`ConversationKey`], quick replies.
 //! - [`conversation`]: a conversation's state, transcript lines, hand-off requests.
 //! - Ports (traits the engine talks through, with in-memory implementations):
@@ -20,7 +21,8 @@
 //!   [`Engine::update_ticket`] and [`Engine::reveal_card_keys`] are for the agents' console.
 //! - [`entities`]: order numbers, ticket numbers, e-mail and phone by configurable regexes.
 //! - [`replies`]: what the bot itself says, in Chinese and English.
-//! - [`locale`]: [`Locale`] and telling a message's language; [`template`]: `{variable}`s.
+//! - [`locale`]: [`Locale`] and telling a message's language; [`template`]: `{variable}`s;
+//!   [`hours`]: support hours (outside them a hand-off becomes a ticket).
 //!
 //! kefu-core depends on no search engine, database or chat platform; adapters implement its
 //! ports, and the `kefu-knowledge` crate implements [`Knowledge`].
