@@ -2,21 +2,14 @@
 //! used to be left stuck or talking to nobody: each test is one such path, and what the
 //! customer gets now.
 
+mod common;
+
+use common::knowledge;
 use kefu_core::conversation::Holder;
 use kefu_core::{
     ConversationKey, Engine, EngineConfig, Inbound, MemoryQueue, Outbound, OutboundKind,
 };
-use kefu_knowledge::{defaults, KnowledgeBase, MatcherOptions, ValidationOptions};
-use std::sync::{Arc, OnceLock};
-
-fn knowledge() -> Arc<KnowledgeBase> {
-    static KB: OnceLock<Arc<KnowledgeBase>> = OnceLock::new();
-    KB.get_or_init(|| {
-        let set = defaults::load(&ValidationOptions::default()).expect("default FAQ");
-        Arc::new(KnowledgeBase::build(set, MatcherOptions::default()).expect("default KB"))
-    })
-    .clone()
-}
+use std::sync::Arc;
 
 struct Chat {
     engine: Engine,

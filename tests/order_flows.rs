@@ -2,6 +2,9 @@
 //! delivery status, cancellations, refunds and tickets — only for the customer who proves
 //! they bought the order.
 
+mod common;
+
+use common::knowledge;
 use kefu_core::conversation::{HandoffReason, Speaker};
 use kefu_core::{
     AuditLog, ConversationKey, Engine, EngineConfig, HandoffRequest, Inbound, MemoryAudit,
@@ -9,9 +12,8 @@ use kefu_core::{
     OrdersError, Outbound, OutboundKind, Priority, Proof, Ticket, TicketStatus, TicketUpdate,
     Tickets,
 };
-use kefu_knowledge::{defaults, KnowledgeBase, MatcherOptions, ValidationOptions};
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 const KEYS: [&str; 2] = ["STEAM-AAAA-BBBB-7F3K", "STEAM-CCCC-DDDD-9Q2Z"];
 const DELIVERED: &str = "2024112300017";
@@ -20,15 +22,6 @@ const FAILED: &str = "2024112300019";
 const OVERDUE: &str = "2024112300020";
 const UNPAID: &str = "2024112300021";
 const UNKNOWN: &str = "2024112399999";
-
-fn knowledge() -> Arc<KnowledgeBase> {
-    static KB: OnceLock<Arc<KnowledgeBase>> = OnceLock::new();
-    KB.get_or_init(|| {
-        let set = defaults::load(&ValidationOptions::default()).expect("default FAQ");
-        Arc::new(KnowledgeBase::build(set, MatcherOptions::default()).expect("default KB"))
-    })
-    .clone()
-}
 
 fn now() -> u64 {
     kefu_core::conversation::now_millis()

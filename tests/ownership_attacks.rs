@@ -3,7 +3,10 @@
 //! stored states an engine no longer understands, turns run twice. Each test is named for
 //! what must hold.
 
+mod common;
+
 use async_trait::async_trait;
+use common::knowledge;
 use kefu_core::conversation::{FlowState, Holder};
 use kefu_core::{
     AuditLog, Committed, Conversation, ConversationKey, ConversationStore, Engine, EngineConfig,
@@ -11,10 +14,9 @@ use kefu_core::{
     MemoryStore, MemoryTickets, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof,
     StoreError, Tickets, TranscriptLine, TurnCommit, TurnLock, TurnStart,
 };
-use kefu_knowledge::{defaults, KnowledgeBase, MatcherOptions, ValidationOptions};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const ORDER: &str = "2024112300017";
@@ -22,15 +24,6 @@ const PAID: &str = "2024112300018";
 const UNPAID: &str = "2024112300021";
 const PIN: &str = "7319";
 const KEY: &str = "STEAM-AAAA-BBBB-7F3K";
-
-fn knowledge() -> Arc<KnowledgeBase> {
-    static KB: OnceLock<Arc<KnowledgeBase>> = OnceLock::new();
-    KB.get_or_init(|| {
-        let set = defaults::load(&ValidationOptions::default()).expect("default FAQ");
-        Arc::new(KnowledgeBase::build(set, MatcherOptions::default()).expect("default KB"))
-    })
-    .clone()
-}
 
 fn shop() -> MemoryOrders {
     let orders = MemoryOrders::new();

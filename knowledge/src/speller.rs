@@ -14,7 +14,7 @@
 //! The vocabulary is indexed by every form with one letter deleted (SymSpell), so a word is
 //! looked up by its own deletions without comparing it with the whole vocabulary.
 
-use crate::text::normalize;
+use crate::text::{edit_distance as distance, normalize};
 use std::collections::HashMap;
 
 /// Words shorter than this are not corrected ("hi", "ok", "no" are too close to too much).
@@ -242,34 +242,6 @@ const NEIGHBOURS: [(u8, &str); 26] = [
     (b'n', "bhjm"),
     (b'm', "njk"),
 ];
-
-/// Optimal string alignment distance (Damerau–Levenshtein with adjacent swaps), on ASCII.
-fn distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len().abs_diff(b.len()) > 1 {
-        return 2;
-    }
-    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in rows.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in rows[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut d = (rows[i - 1][j] + 1)
-                .min(rows[i][j - 1] + 1)
-                .min(rows[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d = d.min(rows[i - 2][j - 2] + 1);
-            }
-            rows[i][j] = d;
-        }
-    }
-    rows[a.len()][b.len()]
-}
 
 #[cfg(test)]
 mod tests {

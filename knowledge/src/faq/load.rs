@@ -7,6 +7,7 @@
 
 use super::yaml::{self, Kind, Node, ScalarType};
 use super::{Diagnostic, FaqSet, LocatedEntry, Location, OutOfScope, ValidationOptions};
+use crate::text::edit_distance;
 use crate::Error;
 use kefu_core::knowledge::{Action, Answers, FaqEntry, Priority};
 use kefu_core::template::placeholders;
@@ -1067,32 +1068,6 @@ fn closest<'c>(
         [only] => Some(only),
         _ => None,
     }
-}
-
-/// Optimal-string-alignment distance between two strings, counted in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
