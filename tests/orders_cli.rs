@@ -92,12 +92,12 @@ fn a_good_file_is_imported_and_a_bad_one_imports_nothing() {
     assert_eq!(stored(&db, "DD1001"), (3, vec!["CCCC-3333".to_string()]));
 }
 
-/// Runs `kefu chat --json` on `database` with `lines` as the customer's messages; returns the
-/// replies' texts, one string per line of output.
-fn chat(database: &str, lines: &[&str]) -> Vec<String> {
+/// Runs `kefu chat` with `args` on `database`, with `lines` as the customer's messages.
+fn run_chat(database: &str, args: &[&str], lines: &[&str]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(["chat", "--json"])
+        .arg("chat")
+        .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("KEFU_LOG")
         .env("KEFU_DATABASE_URL", database)
@@ -113,7 +113,13 @@ fn chat(database: &str, lines: &[&str]) -> Vec<String> {
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `kefu chat --json` on `database` with `lines` as the customer's messages; returns the
+/// replies' texts, one string per line of output.
+fn chat(database: &str, lines: &[&str]) -> Vec<String> {
+    let out = run_chat(database, &["--json"], lines);
     assert!(
         out.status.success(),
         "{}",
@@ -190,7 +196,6 @@ fn imported_orders_answer_their_buyer_in_kefu_chat() {
 
 #[test]
 fn a_lock_out_in_a_piped_chat_writes_no_log_lines_or_colours_into_it() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/kefu.db", dir.path().display());
     let file = write(
@@ -202,28 +207,14 @@ fn a_lock_out_in_a_piped_chat_writes_no_log_lines_or_colours_into_it() {
     assert!(kefu(&database, &["orders", "import", &file])
         .status
         .success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .arg("chat")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("KEFU_LOG")
-        .env("KEFU_DATABASE_URL", &database)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run kefu chat");
     // Five wrong proofs lock the lookups (the engine warns about it in its log).
-    let mut script = String::from("我的卡密在哪里查看\nDD20241123001\n");
-    for attempt in 0..6 {
-        script += &format!("wrong{attempt}x\n");
-    }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut script = vec![
+        "我的卡密在哪里查看".to_string(),
+        "DD20241123001".to_string(),
+    ];
+    script.extend((0..6).map(|attempt| format!("wrong{attempt}x")));
+    let lines: Vec<&str> = script.iter().map(String::as_str).collect();
+    let out = run_chat(&database, &[], &lines);
     let (stdout, stderr) = (
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),

@@ -203,8 +203,8 @@ fn check(mac: HmacSha256, signature: Option<&str>) -> Result<(), SignatureError>
 }
 
 /// Checks a request's headers (as received) against its method, path with query, and body,
-/// with `now` as this side's clock in unix seconds. Check the nonce with a [`NonceCache`]
-/// after this succeeds, to refuse replays.
+/// with `now` as this side's clock in unix seconds. A server refuses replays too by checking
+/// with [`NonceCache::verify_request`] instead.
 pub fn verify_request(
     secret: &[u8],
     now: u64,
@@ -213,6 +213,18 @@ pub fn verify_request(
     path_and_query: &str,
     body: &[u8],
 ) -> Result<(), SignatureError> {
+    verify_signed(secret, now, headers, method, path_and_query, body).map(|_| ())
+}
+
+/// [`verify_request`], answering the signed timestamp.
+fn verify_signed(
+    secret: &[u8],
+    now: u64,
+    headers: &RequestHeaders<'_>,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> Result<u64, SignatureError> {
     let ts = fresh_timestamp(headers.timestamp, now)?;
     let nonce = headers.nonce.ok_or(SignatureError::Missing)?.trim();
     if !valid_nonce(nonce) {
@@ -225,7 +237,8 @@ pub fn verify_request(
         path_and_query,
         idempotency_key: headers.idempotency_key,
     };
-    check(request_mac(secret, &signed, body), headers.signature)
+    check(request_mac(secret, &signed, body), headers.signature)?;
+    Ok(ts)
 }
 
 /// The nonces a server has seen lately, to refuse a request sent twice. A nonce is kept as
@@ -241,6 +254,21 @@ impl NonceCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// [`verify_request`], then the nonce of the request, which checked out, is recorded:
+    /// [`SignatureError::Replayed`] when it was recorded already.
+    pub fn verify_request(
+        &self,
+        secret: &[u8],
+        now: u64,
+        headers: &RequestHeaders<'_>,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        let ts = verify_signed(secret, now, headers, method, path_and_query, body)?;
+        self.check_and_remember(headers.nonce.unwrap_or_default(), ts, now)
     }
 
     /// Records `nonce` of a request signed at `timestamp`; [`SignatureError::Replayed`] if

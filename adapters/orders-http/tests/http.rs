@@ -11,8 +11,8 @@ use kefu_core::{
 };
 use kefu_orders_http::api::{ChangeRequest, ChangeResponse, VerifyRequest};
 use kefu_orders_http::signing::{
-    new_nonce, sign_request, sign_response, unix_now, verify_request, NonceCache, RequestHeaders,
-    SignatureError, Signed, IDEMPOTENCY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    new_nonce, sign_request, sign_response, unix_now, NonceCache, RequestHeaders, SignatureError,
+    Signed, IDEMPOTENCY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 use kefu_orders_http::{HttpOrders, HttpOrdersConfig};
 use std::collections::HashMap;
@@ -168,7 +168,7 @@ async fn handle(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let request_signature = header(SIGNATURE_HEADER).unwrap_or_default().to_string();
     let now = unix_now();
-    let checked = verify_request(
+    let checked = shop.nonces.verify_request(
         SECRET.as_bytes(),
         now,
         &RequestHeaders {
@@ -180,15 +180,7 @@ async fn handle(
         method.as_str(),
         path,
         &body,
-    )
-    .and_then(|()| {
-        let ts = header(TIMESTAMP_HEADER)
-            .unwrap_or_default()
-            .parse()
-            .unwrap_or(0);
-        shop.nonces
-            .check_and_remember(header(NONCE_HEADER).unwrap_or_default(), ts, now)
-    });
+    );
     if checked == Err(SignatureError::Replayed) {
         shop.replays.fetch_add(1, Ordering::SeqCst);
     }
