@@ -60,7 +60,7 @@ fn shop() -> Arc<MemoryOrders> {
 }
 
 struct Bot {
-    engine: Engine,
+    engine: Arc<Engine>,
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
     audit: Arc<MemoryAudit>,
@@ -94,7 +94,7 @@ impl Bot {
             .config(config)
             .build();
         Bot {
-            engine,
+            engine: Arc::new(engine),
             store,
             queue,
             audit,
@@ -520,6 +520,7 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
     for ticket in bot.tickets_of(DELIVERED).await {
         let change = bot
             .engine
+            .agents()
             .update_ticket(
                 &ticket.number,
                 agent_update(Some(TicketStatus::InProgress), "alice", true, ""),
@@ -530,6 +531,7 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
         visible += &format!("{change:?}\n");
     }
     bot.engine
+        .agents()
         .reveal_card_keys(DELIVERED, "alice", "customer asked")
         .await
         .unwrap();
@@ -906,6 +908,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
     let number = bot.tickets_of(DELIVERED).await[0].number.clone();
     let change = bot
         .engine
+        .agents()
         .update_ticket(
             &number,
             agent_update(
@@ -936,6 +939,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
     // A change that is not a status change is not announced.
     let quiet = bot
         .engine
+        .agents()
         .update_ticket(&number, agent_update(None, "bob", true, "taking over"))
         .await
         .unwrap()
@@ -953,6 +957,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
     let number = bot.tickets_of(DELIVERING).await[0].number.clone();
     let change = bot
         .engine
+        .agents()
         .update_ticket(
             &number,
             agent_update(Some(TicketStatus::Resolved), "carol", false, "已原路退款。"),
@@ -967,6 +972,7 @@ async fn ticket_status_changes_are_announced_in_the_customers_language() {
     );
     assert!(bot
         .engine
+        .agents()
         .update_ticket(
             "T20991231000001",
             agent_update(Some(TicketStatus::Closed), "x", false, "")
@@ -1005,6 +1011,7 @@ async fn an_agent_revealing_card_keys_is_audited() {
     let bot = Bot::new();
     let keys = bot
         .engine
+        .agents()
         .reveal_card_keys(DELIVERED, "alice", "customer lost access to the chat")
         .await
         .unwrap();
@@ -1021,8 +1028,9 @@ async fn an_agent_revealing_card_keys_is_audited() {
         "{revealed:?}"
     );
     // Without an order system there is nothing to reveal, and the error says why.
-    let engine = Engine::builder(knowledge()).build();
+    let engine = Arc::new(Engine::builder(knowledge()).build());
     let err = engine
+        .agents()
         .reveal_card_keys(DELIVERED, "alice", "x")
         .await
         .unwrap_err();

@@ -497,11 +497,7 @@ async fn no_stored_state_makes_a_turn_fail() {
                             state.offered = vec!["no.such.entry".to_string()];
                             state.verified = BTreeMap::from([(format!("u\u{1f}{PAID}"), u64::MAX)]);
                             store
-                                .commit(TurnCommit {
-                                    conversation: state,
-                                    message_id: None,
-                                    lines: Vec::new(),
-                                })
+                                .commit(TurnCommit::new(state, None, Vec::new()))
                                 .await
                                 .unwrap();
                             let replies = bot
@@ -551,6 +547,9 @@ impl ConversationStore for ConflictOnce {
     }
     async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError> {
         self.inner.transcript(key).await
+    }
+    fn outbox(&self) -> Arc<dyn kefu_core::Outbox> {
+        self.inner.outbox()
     }
 }
 
@@ -664,6 +663,9 @@ impl ConversationStore for Stuck {
     }
     async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError> {
         self.0.transcript(key).await
+    }
+    fn outbox(&self) -> Arc<dyn kefu_core::Outbox> {
+        self.0.outbox()
     }
 }
 

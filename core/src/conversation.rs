@@ -154,6 +154,8 @@ pub enum HandoffReason {
     VerificationFailed,
     /// The order system could not be reached.
     OrdersUnavailable,
+    /// An agent passed the conversation to another skill group.
+    Transferred,
 }
 
 /// A request for a person, with everything they need so the customer repeats nothing.

@@ -23,7 +23,7 @@ mod ownership;
 mod self_service;
 
 pub use ownership::MAX_PROOFS_PER_MESSAGE;
-pub use self_service::TicketChange;
+pub use self_service::{CANCELLED, KEYS_REVEALED, REFUNDED};
 
 use crate::attempts::Attempts;
 use crate::audit::AuditLog;
@@ -32,6 +32,7 @@ use crate::conversation::{
     TranscriptLine,
 };
 use crate::entities::{EntityExtractor, ORDER_NO, TICKET_NO};
+use crate::events::{EngineEvent, EngineEvents, TurnEvent};
 use crate::flows::{self, FlowSpec};
 use crate::handoff::{HandoffQueue, QueueError};
 use crate::hours::SupportHours;
@@ -89,6 +90,10 @@ pub enum EngineError {
     /// delivered again later.
     #[error("conversation {0} is busy with another message; deliver this one again later")]
     Busy(ConversationKey),
+    /// The conversation kept changing under the turn although its lock was held (is the
+    /// store's lock working?); nothing was done, so the message can be delivered again.
+    #[error("conversation {0} kept changing during its turn (is its lock working?); deliver the message again")]
+    Conflict(ConversationKey),
 }
 
 /// How the engine behaves; every field has a sensible default.
@@ -195,9 +200,16 @@ pub struct EngineBuilder {
     attempts: Option<Arc<dyn Attempts>>,
     entities: EntityExtractor,
     config: EngineConfig,
+    events: Vec<Arc<dyn EngineEvents>>,
 }
 
 impl EngineBuilder {
+    /// Adds a subscriber to every turn and agent action (see [`crate::events`]).
+    pub fn events(mut self, subscriber: Arc<dyn EngineEvents>) -> Self {
+        self.events.push(subscriber);
+        self
+    }
+
     /// Where limited attempts (ownership proofs, card-key views) are counted (default: in
     /// memory). The counts are what stop guessing across conversations and processes, so
     /// processes sharing a database must share them.
@@ -272,6 +284,7 @@ impl EngineBuilder {
                 .unwrap_or_else(|| Arc::new(crate::attempts::MemoryAttempts::new())),
             entities: self.entities,
             config: self.config,
+            events: self.events,
         }
     }
 }
@@ -280,14 +293,15 @@ impl EngineBuilder {
 /// concurrently for any conversations.
 pub struct Engine {
     knowledge: Arc<dyn Knowledge>,
-    store: Arc<dyn ConversationStore>,
-    queue: Arc<dyn HandoffQueue>,
-    orders: Option<Arc<dyn Orders>>,
-    tickets: Arc<dyn Tickets>,
-    audit: Arc<dyn AuditLog>,
+    pub(crate) store: Arc<dyn ConversationStore>,
+    pub(crate) queue: Arc<dyn HandoffQueue>,
+    pub(crate) orders: Option<Arc<dyn Orders>>,
+    pub(crate) tickets: Arc<dyn Tickets>,
+    pub(crate) audit: Arc<dyn AuditLog>,
     attempts: Arc<dyn Attempts>,
     entities: EntityExtractor,
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
+    events: Vec<Arc<dyn EngineEvents>>,
 }
 
 /// One turn in the making.
@@ -299,6 +313,10 @@ struct Turn {
     private: bool,
     /// The platform's id of the message being answered.
     message_id: String,
+    /// Why the conversation went to a person in this turn.
+    handoff: Option<HandoffReason>,
+    /// Whether this turn locked the customer out of order lookups.
+    locked_out: bool,
 }
 
 impl Turn {
@@ -355,16 +373,9 @@ fn cancel_words() -> &'static Regex {
     })
 }
 
-/// The error of a turn whose conversation kept changing underneath it.
-fn conflict(key: &ConversationKey) -> EngineError {
-    EngineError::Store(StoreError::Unavailable(format!(
-        "conversation {key} kept changing during its turn (is its lock working?); deliver the message again"
-    )))
-}
-
 /// Frees a turn lock; a failure is logged, since the turn itself is already committed and the
 /// store frees a lost lock on its own.
-async fn release(lock: crate::store::TurnLock, key: &ConversationKey) {
+async fn release_lock(lock: crate::store::TurnLock, key: &ConversationKey) {
     if let Err(e) = lock.release().await {
         tracing::warn!(conversation = %key, error = %e, "could not release the turn lock");
     }
@@ -402,6 +413,7 @@ impl Engine {
             attempts: None,
             entities: EntityExtractor::default(),
             config: EngineConfig::default(),
+            events: Vec::new(),
         }
     }
 
@@ -413,24 +425,52 @@ impl Engine {
     /// Handles one customer message and returns the replies to send, in order. A message id
     /// seen before returns no replies.
     pub async fn handle(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
-        let lock = self.lock(&message.conversation).await?;
-        let mut result = Err(conflict(&message.conversation));
-        for attempt in 0..CONFLICT_RETRIES {
-            if attempt > 0 {
-                conflict_pause(attempt).await;
+        let started = std::time::Instant::now();
+        let inbound = &message;
+        let (replies, event) = self
+            .locked(&message.conversation, || {
+                self.handle_locked(inbound, started)
+            })
+            .await?;
+        if let Some(event) = event {
+            self.emit(&EngineEvent::Turn(event));
+        }
+        Ok(replies)
+    }
+
+    /// Runs `attempt` under the conversation's turn lock until it commits: `Ok(None)` means
+    /// the conversation changed since it was loaded, and the attempt runs again on the new
+    /// state (a few times, with growing pauses), since the lock is what should prevent that.
+    async fn locked<T, F>(
+        &self,
+        key: &ConversationKey,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, EngineError>
+    where
+        F: std::future::Future<Output = Result<Option<T>, EngineError>>,
+    {
+        let lock = self.lock(key).await?;
+        let mut result = Ok(None);
+        for round in 0..CONFLICT_RETRIES {
+            if round > 0 {
+                conflict_pause(round).await;
             }
-            result = self.handle_locked(&message).await;
+            result = attempt().await;
             match &result {
                 Ok(None) => {
-                    tracing::debug!(conversation = %message.conversation, attempt, "conversation changed during the turn; running it again");
+                    tracing::debug!(conversation = %key, round, "conversation changed during the turn; running it again");
                 }
                 _ => break,
             }
         }
-        release(lock, &message.conversation).await;
-        match result? {
-            Some(replies) => Ok(replies),
-            None => Err(conflict(&message.conversation)),
+        release_lock(lock, key).await;
+        result?.ok_or_else(|| EngineError::Conflict(key.clone()))
+    }
+
+    /// Tells every subscriber.
+    pub(crate) fn emit(&self, event: &EngineEvent) {
+        for subscriber in &self.events {
+            subscriber.on_event(event);
         }
     }
 
@@ -462,108 +502,55 @@ impl Engine {
         Ok(self.store.load(key).await?)
     }
 
-    /// Records that `agent` took the conversation from the queue.
-    pub async fn agent_joined(
-        &self,
-        key: &ConversationKey,
-        agent: &str,
-    ) -> Result<(), EngineError> {
-        self.update_holder(key, Some(Holder::Agent(agent.to_string())), Vec::new())
-            .await
-    }
-
-    /// A human agent's message to the customer: recorded in the transcript and returned for
-    /// the channel to send.
-    pub async fn agent_message(
-        &self,
-        key: &ConversationKey,
-        agent: &str,
-        text: &str,
-    ) -> Result<Outbound, EngineError> {
-        let line = TranscriptLine {
-            at: now_millis(),
-            speaker: Speaker::Agent,
-            message_id: None,
-            text: text.to_string(),
-            decision: None,
-            confidence: None,
-            entry: None,
-            kind: Some(OutboundKind::AgentMessage),
-        };
-        self.update_holder(key, Some(Holder::Agent(agent.to_string())), vec![line])
-            .await?;
-        Ok(Outbound {
-            conversation: key.clone(),
-            text: text.to_string(),
-            quick_replies: Vec::new(),
-            kind: OutboundKind::AgentMessage,
-        })
-    }
-
-    /// Ends a hand-off: the bot answers the conversation again.
-    pub async fn release(&self, key: &ConversationKey) -> Result<(), EngineError> {
-        self.queue.close(key).await?;
-        self.update_holder(key, Some(Holder::Bot), Vec::new()).await
-    }
-
-    /// Changes who holds the conversation (`None`: nobody new) and adds transcript lines.
-    async fn update_holder(
+    /// Changes who holds the conversation (`None`: nobody new), adds transcript lines and
+    /// queues `outbox` messages for the customer, in one commit.
+    pub(crate) async fn update_holder(
         &self,
         key: &ConversationKey,
         holder: Option<Holder>,
         lines: Vec<TranscriptLine>,
-    ) -> Result<(), EngineError> {
-        let lock = self.lock(key).await?;
-        let mut result = Err(conflict(key));
-        for attempt in 0..CONFLICT_RETRIES {
-            if attempt > 0 {
-                conflict_pause(attempt).await;
+        outbox: Vec<Outbound>,
+    ) -> Result<Conversation, EngineError> {
+        let (holder, lines, outbox) = (&holder, &lines, &outbox);
+        self.locked(key, || async move {
+            let mut conversation = match self.store.load(key).await? {
+                Some(c) => c,
+                None => Conversation::new(key.clone(), "", self.config.default_locale),
+            };
+            if let Some(holder) = holder {
+                conversation.holder = holder.clone();
+                conversation.misses = 0;
             }
-            result = self.update_holder_locked(key, &holder, &lines).await;
-            if !matches!(result, Ok(Committed::Conflict)) {
-                break;
-            }
-        }
-        release(lock, key).await;
-        match result? {
-            Committed::Conflict => Err(conflict(key)),
-            Committed::Stored | Committed::Duplicate => Ok(()),
-        }
-    }
-
-    async fn update_holder_locked(
-        &self,
-        key: &ConversationKey,
-        holder: &Option<Holder>,
-        lines: &[TranscriptLine],
-    ) -> Result<Committed, EngineError> {
-        let mut conversation = match self.store.load(key).await? {
-            Some(c) => c,
-            None => Conversation::new(key.clone(), "", self.config.default_locale),
-        };
-        if let Some(holder) = holder {
-            conversation.holder = holder.clone();
-            conversation.misses = 0;
-        }
-        conversation.updated_at = now_millis();
-        Ok(self
-            .store
-            .commit(TurnCommit {
-                conversation,
-                message_id: None,
-                lines: lines.to_vec(),
+            conversation.updated_at = now_millis();
+            let committed = self
+                .store
+                .commit(TurnCommit {
+                    conversation: conversation.clone(),
+                    message_id: None,
+                    lines: lines.clone(),
+                    outbox: outbox.clone(),
+                })
+                .await?;
+            Ok(match committed {
+                Committed::Conflict => None,
+                Committed::Stored | Committed::Duplicate => Some(conversation),
             })
-            .await?)
+        })
+        .await
     }
 
     /// One attempt at a turn under the lock; `None` when the conversation changed since it was
     /// loaded and the turn must run again.
-    async fn handle_locked(&self, message: &Inbound) -> Result<Option<Vec<Outbound>>, EngineError> {
+    async fn handle_locked(
+        &self,
+        message: &Inbound,
+        started: std::time::Instant,
+    ) -> Result<Option<(Vec<Outbound>, Option<TurnEvent>)>, EngineError> {
         let key = &message.conversation;
         let stored = match self.store.start_turn(key, &message.message_id).await? {
             TurnStart::Processed => {
                 tracing::debug!(conversation = %key, message = %message.message_id, "duplicate delivery ignored");
-                return Ok(Some(Vec::new()));
+                return Ok(Some((Vec::new(), None)));
             }
             TurnStart::Ready(stored) => stored,
         };
@@ -607,7 +594,10 @@ impl Engine {
             }],
             private: message.private,
             message_id: message.message_id.clone(),
+            handoff: None,
+            locked_out: false,
         };
+        let flow_before = turn.conversation.flow.as_ref().map(|f| f.name.clone());
         turn.conversation.user = message.user.clone();
         // A reply to "prove this order is yours" is a secret, not a sentence: it says nothing
         // about the language, and what looks like a number in it is not an order to remember.
@@ -646,6 +636,24 @@ impl Engine {
         }
 
         turn.conversation.updated_at = now_millis();
+        let flow_after = turn.conversation.flow.as_ref().map(|f| f.name.clone());
+        let first = &turn.lines[0];
+        let mut event = TurnEvent {
+            conversation: key.clone(),
+            user: message.user.clone(),
+            message_id: message.message_id.clone(),
+            locale: turn.conversation.locale,
+            decision: first.decision,
+            entry: first.entry.clone(),
+            confidence: first.confidence,
+            latency: std::time::Duration::ZERO,
+            replies: turn.out.len(),
+            handoff: turn.handoff,
+            flow_started: flow_after.clone().filter(|_| flow_after != flow_before),
+            flow_finished: flow_before.clone().filter(|_| flow_after != flow_before),
+            locked_out: turn.locked_out,
+            holder: turn.conversation.holder.clone(),
+        };
         let replies = turn.out;
         let committed = self
             .store
@@ -653,11 +661,13 @@ impl Engine {
                 conversation: turn.conversation,
                 message_id: Some(message.message_id.clone()),
                 lines: turn.lines,
+                outbox: Vec::new(),
             })
             .await?;
+        event.latency = started.elapsed();
         Ok(match committed {
-            Committed::Stored => Some(replies),
-            Committed::Duplicate => Some(Vec::new()),
+            Committed::Stored => Some((replies, Some(event))),
+            Committed::Duplicate => Some((Vec::new(), None)),
             Committed::Conflict => None,
         })
     }
@@ -1073,6 +1083,7 @@ impl Engine {
         skill_group: String,
         priority: Priority,
     ) -> Result<(), EngineError> {
+        turn.handoff = Some(reason);
         if self.off_hours() {
             return self
                 .hand_off_to_ticket(turn, reason, entry, skill_group, priority)
@@ -1106,7 +1117,7 @@ impl Engine {
         Ok(())
     }
 
-    fn render(&self, text: &str, extra: &BTreeMap<String, String>) -> String {
+    pub(crate) fn render(&self, text: &str, extra: &BTreeMap<String, String>) -> String {
         if extra.is_empty() {
             return template::render(text, &self.config.variables);
         }

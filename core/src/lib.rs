@@ -77,11 +77,14 @@
 //! # }
 //! ```
 
+pub mod agents;
 pub mod attempts;
 pub mod audit;
+pub mod channel;
 pub mod conversation;
 pub mod engine;
 pub mod entities;
+pub mod events;
 pub mod flows;
 pub mod handoff;
 pub mod hours;
@@ -89,17 +92,23 @@ pub mod knowledge;
 pub mod locale;
 pub mod message;
 pub mod orders;
+pub mod outbox;
 pub mod replies;
 pub mod store;
 pub mod template;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tickets;
 
+pub use agents::{Agents, TicketChange};
 pub use attempts::{Attempts, Counter, Limit, MemoryAttempts, Space, Taken};
 pub use audit::{AuditEvent, AuditLog, MemoryAudit};
+pub use channel::{Channel, Channels, SendError};
 pub use conversation::{
     Conversation, HandoffReason, HandoffRequest, Holder, Speaker, TranscriptLine,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig, EngineError};
+pub use events::{AgentAction, AgentEvent, EngineEvent, EngineEvents, RecordedEvents, TurnEvent};
 pub use handoff::{HandoffQueue, MemoryQueue, QueueError};
 pub use knowledge::{
     Action, Answers, Candidate, Decision, FaqEntry, Knowledge, Priority, Ranking, Thresholds,
@@ -110,6 +119,7 @@ pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 pub use orders::{
     MemoryOrder, MemoryOrders, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof,
 };
+pub use outbox::{MemoryOutbox, Outbox, OutboxItem, OutboxState, OutboxWorker, RetryPolicy};
 pub use store::{
     Committed, ConversationStore, KeyedLocks, MemoryStore, StoreError, TurnCommit, TurnLock,
     TurnStart,

@@ -165,6 +165,14 @@ pub enum Reply {
     ContinueOrder,
     /// The choice that goes back to the flow in progress about a ticket.
     ContinueTicket,
+    /// A person took the conversation from the queue.
+    AgentJoined,
+    /// An agent passed the conversation to another team (`{position}`).
+    Transferred,
+    /// An agent gave the conversation back to the bot.
+    ReleasedToBot,
+    /// An agent closed the conversation.
+    Closed,
 }
 
 impl Reply {
@@ -323,6 +331,14 @@ impl Reply {
             (ContinueOrder, En) => "Continue with my order",
             (ContinueTicket, Zh) => "继续查询我的工单",
             (ContinueTicket, En) => "Continue with my ticket",
+            (AgentJoined, Zh) => "人工客服已接入，正在查看您之前的对话，请稍候。",
+            (AgentJoined, En) => "A member of our support team has joined and is reading this conversation; one moment, please.",
+            (Transferred, Zh) => "已为您转给负责这类问题的同事，您目前排在第 {position} 位。之前的对话记录会一并转过去，无需重复说明。",
+            (Transferred, En) => "I've passed you to the team that handles this; you are number {position} in line. They can see this whole conversation, so there's no need to repeat anything.",
+            (ReleasedToBot, Zh) => "人工客服已结束本次接待，接下来由我（机器人）为您服务；需要人工时随时回复“人工”。",
+            (ReleasedToBot, En) => "Our agent has handed you back to me, the bot. Ask me anything, or reply \"human\" any time to reach a person.",
+            (Closed, Zh) => "本次服务已结束，感谢您的耐心。如果还有其他问题，随时给我发消息。",
+            (Closed, En) => "This conversation is now closed; thank you for your patience. Message me any time if something else comes up.",
         }
     }
 }

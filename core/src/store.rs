@@ -20,7 +20,8 @@
 //! 4. [`TurnLock::release`].
 
 use crate::conversation::{Conversation, TranscriptLine};
-use crate::message::ConversationKey;
+use crate::message::{ConversationKey, Outbound};
+use crate::outbox::{MemoryOutbox, Outbox};
 use async_trait::async_trait;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -187,12 +188,32 @@ pub struct TurnCommit {
     pub message_id: Option<String>,
     /// Transcript lines the turn adds, in order.
     pub lines: Vec<TranscriptLine>,
+    /// Messages for the [outbox](crate::outbox), written in the same transaction: what goes
+    /// to the customer later rather than as the answer to their message (an agent's reply,
+    /// a ticket's notice). Each should also be in `lines`, so the transcript shows it.
+    pub outbox: Vec<Outbound>,
+}
+
+impl TurnCommit {
+    /// A commit of `conversation` with `lines`, for `message_id`, sending nothing later.
+    pub fn new(
+        conversation: Conversation,
+        message_id: Option<String>,
+        lines: Vec<TranscriptLine>,
+    ) -> Self {
+        TurnCommit {
+            conversation,
+            message_id,
+            lines,
+            outbox: Vec::new(),
+        }
+    }
 }
 
 /// Where conversations live between messages. See the [module docs](self) for the protocol.
 ///
 /// Implementations must make [`ConversationStore::commit`] atomic: the state, the transcript
-/// lines and the processed message id are all stored, or none is.
+/// lines, the outbox messages and the processed message id are all stored, or none is.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
     /// Waits for the conversation's turn lock and holds it until the lock is released.
@@ -229,6 +250,9 @@ pub trait ConversationStore: Send + Sync {
 
     /// The whole transcript of a conversation, oldest first.
     async fn transcript(&self, key: &ConversationKey) -> Result<Vec<TranscriptLine>, StoreError>;
+
+    /// The outbox [`ConversationStore::commit`] writes [`TurnCommit::outbox`] to.
+    fn outbox(&self) -> Arc<dyn Outbox>;
 }
 
 #[derive(Default)]
@@ -243,6 +267,7 @@ struct MemoryInner {
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,
     locks: KeyedLocks,
+    outbox: Arc<MemoryOutbox>,
 }
 
 impl MemoryStore {
@@ -294,6 +319,11 @@ impl ConversationStore for MemoryStore {
         if let Some(id) = turn.message_id {
             inner.processed.insert((key.clone(), id));
         }
+        // Under the store's lock, so the outbox gets the turn's messages with the turn.
+        if !turn.outbox.is_empty() {
+            self.outbox
+                .push(turn.outbox, turn.conversation.updated_at.max(1));
+        }
         inner
             .transcripts
             .entry(key.clone())
@@ -312,5 +342,9 @@ impl ConversationStore for MemoryStore {
             .get(key)
             .cloned()
             .unwrap_or_default())
+    }
+
+    fn outbox(&self) -> Arc<dyn Outbox> {
+        self.outbox.clone()
     }
 }

@@ -138,8 +138,9 @@ fn knowledge() -> Keywords {
 }
 
 struct Bot {
-    engine: Engine,
+    engine: Arc<Engine>,
     queue: Arc<MemoryQueue>,
+    events: Arc<kefu_core::RecordedEvents>,
     chat: ConversationKey,
     next_id: u32,
 }
@@ -155,14 +156,17 @@ impl Bot {
             ("support_hours".to_string(), "9:00-24:00".to_string()),
         ]);
         let queue = Arc::new(MemoryQueue::new());
+        let events = Arc::new(kefu_core::RecordedEvents::new());
         let engine = Engine::builder(Arc::new(knowledge()))
             .store(Arc::new(MemoryStore::new()))
             .queue(queue.clone())
+            .events(events.clone())
             .config(config)
             .build();
         Bot {
-            engine,
+            engine: Arc::new(engine),
             queue,
+            events,
             chat: ConversationKey::new("test", "chat-1"),
             next_id: 0,
         }
@@ -541,10 +545,10 @@ async fn a_customer_can_leave_the_queue_and_the_bot_answers_again() {
 async fn once_a_person_holds_the_conversation_the_bot_stays_silent_and_relays() {
     let mut bot = Bot::new();
     bot.say("/human").await;
-    bot.engine.agent_joined(&bot.chat, "agent-7").await.unwrap();
-    let reply = bot
-        .engine
-        .agent_message(&bot.chat, "agent-7", "您好，我是小王")
+    let agents = bot.engine.agents();
+    agents.join(&bot.chat, "agent-7").await.unwrap();
+    let reply = agents
+        .message(&bot.chat, "agent-7", "您好，我是小王")
         .await
         .unwrap();
     assert_eq!(reply.kind, OutboundKind::AgentMessage);
@@ -552,7 +556,7 @@ async fn once_a_person_holds_the_conversation_the_bot_stays_silent_and_relays() 
     assert!(bot.say("谢谢").await.is_empty());
     assert!(bot.say("客服几点上班").await.is_empty());
     assert_eq!(bot.queue.relayed(&bot.chat).len(), 2);
-    bot.engine.release(&bot.chat).await.unwrap();
+    agents.close(&bot.chat, "agent-7").await.unwrap();
     let out = bot.say("客服几点上班").await;
     assert_eq!(out[0].kind, OutboundKind::Answer);
     assert!(bot.queue.waiting().is_empty());
@@ -807,6 +811,7 @@ impl ConversationStore for RacedStore {
             let other = kefu_core::TurnCommit {
                 message_id: None,
                 lines: Vec::new(),
+                outbox: Vec::new(),
                 ..turn.clone()
             };
             assert_eq!(
@@ -821,6 +826,9 @@ impl ConversationStore for RacedStore {
         key: &ConversationKey,
     ) -> Result<Vec<kefu_core::TranscriptLine>, StoreError> {
         self.inner.transcript(key).await
+    }
+    fn outbox(&self) -> Arc<dyn kefu_core::Outbox> {
+        self.inner.outbox()
     }
 }
 
@@ -913,5 +921,131 @@ async fn a_slow_ranking_runs_off_the_runtime_so_other_tasks_go_on() {
             .load(std::sync::atomic::Ordering::SeqCst),
         "the ranking blocked the runtime"
     );
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+}
+
+/// The texts waiting in the outbox, oldest first.
+async fn outbox_texts(bot: &Bot) -> Vec<String> {
+    bot.engine
+        .agents()
+        .outbox()
+        .list(kefu_core::OutboxState::Pending, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.message.text)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_committed_turn_is_an_event_with_what_was_decided() {
+    let mut bot = Bot::new();
+    bot.say("客服几点上班").await;
+    bot.say("我要退款").await;
+    bot.say("/cancel").await;
+    bot.say("人工").await;
+    // A message delivered twice is one turn.
+    let again = Inbound::new(bot.chat.clone(), "u1", "m4", "人工");
+    assert!(bot.engine.handle(again).await.unwrap().is_empty());
+    let turns = bot.events.turns();
+    assert_eq!(turns.len(), 4, "{turns:#?}");
+    assert_eq!(turns[0].decision, Some(Decision::Answer));
+    assert_eq!(turns[0].entry.as_deref(), Some("service.hours"));
+    assert!(turns[0].confidence.unwrap() > 0.8);
+    assert_eq!(turns[0].replies, 1);
+    assert_eq!(turns[0].locale, Locale::Zh);
+    assert_eq!(turns[1].flow_started.as_deref(), Some("refund_request"));
+    assert_eq!(turns[2].flow_finished.as_deref(), Some("refund_request"));
+    assert_eq!(turns[3].handoff, Some(HandoffReason::Requested));
+    assert_eq!(turns[3].holder, Holder::Queue);
+    assert!(turns
+        .iter()
+        .all(|t| t.handoff.is_none() || t.message_id == "m4"));
+}
+
+#[tokio::test]
+async fn agents_talk_to_the_customer_through_the_outbox_in_their_language() {
+    for (first, joined, closed) in [
+        ("人工", "人工客服已接入", "本次服务已结束"),
+        ("human", "has joined", "conversation is now closed"),
+    ] {
+        let mut bot = Bot::new();
+        bot.say(first).await;
+        let agents = bot.engine.agents();
+        let request = agents
+            .claim("general", "alice")
+            .await
+            .unwrap()
+            .expect("waiting");
+        assert_eq!(request.conversation, bot.chat);
+        assert_eq!(bot.holder().await, Holder::Agent("alice".into()));
+        agents
+            .message(&bot.chat, "alice", "hi, Alice here")
+            .await
+            .unwrap();
+        agents.close(&bot.chat, "alice").await.unwrap();
+        assert_eq!(bot.holder().await, Holder::Bot);
+        let texts = outbox_texts(&bot).await;
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(texts[0].contains(joined), "{texts:?}");
+        assert_eq!(texts[1], "hi, Alice here");
+        assert!(texts[2].contains(closed), "{texts:?}");
+        // The transcript shows the same, in the same order.
+        let transcript = agents.transcript(&bot.chat).await.unwrap();
+        let tail: Vec<_> = transcript.iter().rev().take(3).rev().collect();
+        assert_eq!(tail[1].speaker, Speaker::Agent);
+        assert_eq!(tail[1].text, "hi, Alice here");
+        let actions: Vec<_> = bot
+            .events
+            .agent_actions()
+            .into_iter()
+            .map(|a| a.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                kefu_core::AgentAction::Claimed,
+                kefu_core::AgentAction::Message,
+                kefu_core::AgentAction::Closed
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_requeues_with_the_whole_context_and_tells_the_customer() {
+    let mut bot = Bot::new();
+    bot.say("我的卡密在哪里").await;
+    bot.say("人工").await;
+    let agents = bot.engine.agents();
+    agents
+        .claim("general", "alice")
+        .await
+        .unwrap()
+        .expect("waiting");
+    let position = agents
+        .transfer(&bot.chat, "alice", "refunds")
+        .await
+        .unwrap();
+    assert_eq!(position.position, 1);
+    assert_eq!(bot.holder().await, Holder::Queue);
+    let waiting = bot.queue.waiting();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].skill_group, "refunds");
+    assert_eq!(waiting[0].reason, HandoffReason::Transferred);
+    assert!(
+        waiting[0]
+            .transcript
+            .iter()
+            .any(|l| l.text == "我的卡密在哪里"),
+        "the new team sees what was said"
+    );
+    let texts = outbox_texts(&bot).await;
+    assert!(texts.last().unwrap().contains("第 1 位"), "{texts:?}");
+    // Released to the bot, the bot answers again and the customer is told.
+    agents.release_to_bot(&bot.chat, "bob").await.unwrap();
+    assert!(bot.queue.waiting().is_empty());
+    assert!(outbox_texts(&bot).await.last().unwrap().contains("机器人"));
+    let out = bot.say("客服几点上班").await;
     assert_eq!(out[0].kind, OutboundKind::Answer);
 }

@@ -267,6 +267,10 @@ impl ConversationStore for SqlConversations {
                 .collect()
         })
     }
+
+    fn outbox(&self) -> std::sync::Arc<dyn kefu_core::Outbox> {
+        std::sync::Arc::new(crate::SqlOutbox::new(self.db.clone()))
+    }
 }
 
 /// The columns a commit writes besides the transcript.
@@ -277,6 +281,8 @@ struct ConversationRow<'a> {
     flow: Option<&'a str>,
     /// The version the turn started from.
     expected: i64,
+    /// The outbox messages' kinds and bodies.
+    outbox: Vec<(String, String)>,
 }
 
 impl<'a> ConversationRow<'a> {
@@ -291,6 +297,11 @@ impl<'a> ConversationRow<'a> {
             agent,
             flow: c.flow.as_ref().map(|f| f.name.as_str()),
             expected: millis(c.version),
+            outbox: turn
+                .outbox
+                .iter()
+                .map(|m| Ok((enum_text(&m.kind), crate::outbox::encode(m)?)))
+                .collect::<Result<_, StoreError>>()?,
         })
     }
 }
@@ -373,6 +384,14 @@ async fn commit_sqlite(
         sql.push_str(&insert_lines_sql(turn.lines.len(), 13));
         sql.push_str("; ");
     }
+    if !turn.outbox.is_empty() {
+        sql.push_str(&crate::outbox::insert_sql(
+            turn.outbox.len(),
+            13 + 8 * turn.lines.len(),
+            11,
+        ));
+        sql.push_str("; ");
+    }
     sql.push_str("COMMIT");
     let mut query = sqlx::query::<Sqlite>(&sql)
         .bind(&c.key.channel)
@@ -388,6 +407,13 @@ async fn commit_sqlite(
         .bind(millis(c.updated_at))
         .bind(turn.message_id.as_deref());
     query = bind_lines(query, &turn.lines);
+    for (message, (kind, body)) in turn.outbox.iter().zip(&row.outbox) {
+        query = query
+            .bind(&message.conversation.channel)
+            .bind(&message.conversation.id)
+            .bind(kind)
+            .bind(body);
+    }
     // If this future is dropped half-way the transaction may be open: the connection is
     // then closed, which rolls it back, instead of going back to the pool.
     let mut conn = Armed::new(writer.acquire().await.map_err(fail)?);
@@ -490,6 +516,18 @@ async fn commit_postgres(
         let sql = insert_lines_sql(turn.lines.len(), 3);
         let query = sqlx::query(&sql).bind(&key.channel).bind(&key.id);
         let query = bind_lines(query, &turn.lines);
+        query.execute(&mut *tx).await.map_err(fail)?;
+    }
+    if !turn.outbox.is_empty() {
+        let sql = crate::outbox::insert_sql(turn.outbox.len(), 2, 1);
+        let mut query = sqlx::query(&sql).bind(millis(c.updated_at));
+        for (message, (kind, body)) in turn.outbox.iter().zip(&row.outbox) {
+            query = query
+                .bind(&message.conversation.channel)
+                .bind(&message.conversation.id)
+                .bind(kind)
+                .bind(body);
+        }
         query.execute(&mut *tx).await.map_err(fail)?;
     }
     tx.commit().await.map_err(fail)?;

@@ -16,7 +16,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The newest schema version this build knows (the number of its last migration).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Why a database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -546,7 +546,13 @@ impl Database {
         crate::SqlAudit::new(self.clone())
     }
 
-    /// The counters of limited attempts (ownership proofs, card-key views).
+    /// The outbox: messages to customers waiting to be delivered (the conversations' commits
+    /// write it).
+    pub fn outbox(&self) -> crate::SqlOutbox {
+        crate::SqlOutbox::new(self.clone())
+    }
+
+    /// Limited attempts (ownership proofs, card-key views), counted in this database.
     pub fn attempts(&self) -> crate::SqlAttempts {
         crate::SqlAttempts::new(self.clone())
     }

@@ -12,6 +12,7 @@
 //! | [`Tickets`](kefu_core::Tickets) | [`SqlTickets`] | numbers like `T20261123000042`, full history |
 //! | [`Orders`](kefu_core::Orders) | [`SqlOrders`] | the shop's own orders and card keys, filled by [`SqlOrders::import`] |
 //! | [`AuditLog`](kefu_core::AuditLog) | [`SqlAudit`] | append only; an event's dedupe key is recorded once |
+//! | [`Outbox`](kefu_core::Outbox) | [`SqlOutbox`] | written in the commit of the change that causes a message; claims skip rows other processes hold (`FOR UPDATE SKIP LOCKED`) |
 //! | [`Attempts`](kefu_core::Attempts) | [`SqlAttempts`] | a limit checked and an attempt recorded in one transaction (advisory transaction locks on PostgreSQL) |
 //!
 //! ```no_run
@@ -53,6 +54,7 @@ mod conversations;
 mod db;
 pub mod import;
 mod orders;
+mod outbox;
 mod queue;
 mod tickets;
 
@@ -64,5 +66,6 @@ pub use orders::{
     check_query_password, legacy_hash, password_params, query_password_hash, ImportSummary,
     PasswordCheck, SqlOrders, StoredOrder,
 };
+pub use outbox::SqlOutbox;
 pub use queue::SqlQueue;
 pub use tickets::SqlTickets;

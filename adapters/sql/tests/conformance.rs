@@ -48,6 +48,7 @@ fn turn(conversation: &Conversation, message_id: Option<&str>, texts: &[&str]) -
                 )
             })
             .collect(),
+        outbox: Vec::new(),
     }
 }
 

@@ -115,7 +115,11 @@ async fn two_engines_answer_1000_interleaved_messages_exactly_once_and_in_order(
                 for (id, text) in script {
                     tokio::time::sleep(Duration::from_micros(rng.random_range(0..3000))).await;
                     if text == RELEASE {
-                        engines[rng.random_range(0..2)].release(&key).await.unwrap();
+                        engines[rng.random_range(0..2)]
+                            .agents()
+                            .release_to_bot(&key, "agent")
+                            .await
+                            .unwrap();
                         got.push(Vec::new());
                         continue;
                     }
@@ -146,7 +150,7 @@ async fn two_engines_answer_1000_interleaved_messages_exactly_once_and_in_order(
         }
 
         // The same conversations, one message at a time, in memory: what the bot must have said.
-        let reference = Engine::builder(knowledge()).build();
+        let reference = Arc::new(Engine::builder(knowledge()).build());
         let mut answered = 0;
         for (key, script) in &all {
             let transcript = engines[0].transcript(key).await.unwrap();
@@ -166,7 +170,11 @@ async fn two_engines_answer_1000_interleaved_messages_exactly_once_and_in_order(
             );
             for ((id, text), got) in script.iter().zip(&concurrent[key]) {
                 if text == RELEASE {
-                    reference.release(key).await.unwrap();
+                    reference
+                        .agents()
+                        .release_to_bot(key, "agent")
+                        .await
+                        .unwrap();
                     continue;
                 }
                 let expected = reference

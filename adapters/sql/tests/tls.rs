@@ -48,11 +48,7 @@ async fn use_it(url: &str) -> Result<(TestDb, Database), DbError> {
     let lock = store.lock(&key).await.expect("lock");
     let conversation = Conversation::new(key.clone(), "u", Locale::Zh);
     store
-        .commit(TurnCommit {
-            conversation,
-            message_id: Some("m1".into()),
-            lines: Vec::new(),
-        })
+        .commit(TurnCommit::new(conversation, Some("m1".into()), Vec::new()))
         .await
         .expect("commit");
     lock.release().await.expect("release");

@@ -519,6 +519,7 @@ impl Engine {
 
     async fn lock_out(&self, turn: &mut Turn, entry: &FaqEntry) -> Result<(), EngineError> {
         turn.conversation.flow = None;
+        turn.locked_out = true;
         tracing::warn!(conversation = %turn.conversation.key, "too many failed ownership proofs; handing to the risk group");
         self.say(turn, Reply::VerificationLocked, OutboundKind::Answer, &[]);
         self.hand_off_to(

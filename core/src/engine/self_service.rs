@@ -10,21 +10,21 @@
 use super::ownership::{customer, order_values};
 use super::{Engine, EngineError, Turn, REQUEST};
 use crate::audit::AuditEvent;
-use crate::conversation::{now_millis, FlowState, Speaker, TranscriptLine};
+use crate::conversation::{now_millis, FlowState};
 use crate::entities::{ORDER_NO, TICKET_NO};
 use crate::flows::cancel_order::{self, CancelPath};
 use crate::flows::refund_request::{self, RefundPath};
 use crate::flows::{self, ticket_progress, FlowSpec};
 use crate::locale::Locale;
-use crate::message::{ConversationKey, Outbound, OutboundKind, QuickReply};
+use crate::message::{OutboundKind, QuickReply};
 use crate::orders::{Order, OrderChange, OrdersError};
 use crate::replies::Reply;
 use crate::store::StoreError;
-use crate::tickets::{local_time, NewTicket, Ticket, TicketStatus, TicketUpdate, Tickets};
+use crate::tickets::{local_time, NewTicket, Ticket, TicketStatus, TicketUpdate};
 use crate::{Action, FaqEntry};
 use regex::Regex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// Audit action of an order its buyer cancelled.
 pub const CANCELLED: &str = "order.cancelled";
@@ -40,17 +40,6 @@ const CHANGE_REFUND: &str = "refund";
 
 /// How many tickets a list shows.
 const TICKETS_SHOWN: usize = 3;
-
-/// A ticket after [`Engine::update_ticket`], with the message announcing the change to the
-/// customer when there is one to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketChange {
-    /// The ticket as it is now.
-    pub ticket: Ticket,
-    /// For the channel to send: the customer is told the new status (only when the status
-    /// changed and the ticket came from a conversation). Already in the transcript.
-    pub notice: Option<Outbound>,
-}
 
 fn yes_words() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -80,110 +69,6 @@ fn no_words() -> &'static Regex {
 }
 
 impl Engine {
-    /// The tickets port, for the agents' console to list and read tickets (change them with
-    /// [`Engine::update_ticket`], so the customer hears of it).
-    pub fn tickets(&self) -> Arc<dyn Tickets> {
-        self.tickets.clone()
-    }
-
-    /// Changes a ticket (an agent picks it up, resolves it, ...). When its status changes and
-    /// it came from a conversation, the customer is told, in the conversation's language:
-    /// the message is recorded in the transcript and returned for the channel to send.
-    /// `update.note` is part of that message, so write it for the customer. `None` when there
-    /// is no such ticket.
-    pub async fn update_ticket(
-        &self,
-        number: &str,
-        update: TicketUpdate,
-    ) -> Result<Option<TicketChange>, EngineError> {
-        let Some(before) = self.tickets.get(number).await? else {
-            return Ok(None);
-        };
-        let note = update.note.clone();
-        let Some(ticket) = self.tickets.update(number, update).await? else {
-            return Ok(None);
-        };
-        tracing::info!(ticket = %ticket.number, status = ticket.status.as_str(), "ticket updated");
-        let notice = match &ticket.conversation {
-            Some(key) if ticket.status != before.status => {
-                Some(self.notify(key, &ticket, &note).await?)
-            }
-            _ => None,
-        };
-        Ok(Some(TicketChange { ticket, notice }))
-    }
-
-    async fn notify(
-        &self,
-        key: &ConversationKey,
-        ticket: &Ticket,
-        note: &str,
-    ) -> Result<Outbound, EngineError> {
-        let locale = self
-            .store
-            .load(key)
-            .await?
-            .map_or(self.config.default_locale, |c| c.locale);
-        let mut values = self.ticket_values(locale, ticket);
-        values.insert("note".to_string(), note.trim().to_string());
-        let text = self
-            .render(Reply::TicketStatusChanged.text(locale), &values)
-            .trim_end()
-            .to_string();
-        let line = TranscriptLine {
-            at: now_millis(),
-            speaker: Speaker::Bot,
-            message_id: None,
-            text: text.clone(),
-            decision: None,
-            confidence: None,
-            entry: None,
-            kind: Some(OutboundKind::Notification),
-        };
-        self.update_holder(key, None, vec![line]).await?;
-        Ok(Outbound {
-            conversation: key.clone(),
-            text,
-            quick_replies: Vec::new(),
-            kind: OutboundKind::Notification,
-        })
-    }
-
-    /// An order's card keys for an agent who needs them (a customer who lost the chat, say):
-    /// recorded in the audit log under the order, with the agent and their reason. Everything
-    /// else agents see keeps keys masked.
-    pub async fn reveal_card_keys(
-        &self,
-        order: &str,
-        agent: &str,
-        reason: &str,
-    ) -> Result<Vec<String>, EngineError> {
-        let orders = self.orders.clone().ok_or(OrdersError::Unsupported(
-            "card keys without an order system",
-        ))?;
-        let keys = orders.card_keys(order).await?;
-        let masked: Vec<String> = keys
-            .iter()
-            .map(|k| flows::card_key_lookup::mask(k))
-            .collect();
-        self.audit
-            .record(AuditEvent {
-                at: now_millis(),
-                actor: format!("agent:{agent}"),
-                action: KEYS_REVEALED.to_string(),
-                subject: order.to_string(),
-                detail: format!(
-                    "{} key(s): {}; reason: {reason}",
-                    keys.len(),
-                    masked.join(", ")
-                ),
-                dedupe_key: None,
-            })
-            .await?;
-        tracing::info!(agent, keys = keys.len(), "card keys revealed to an agent");
-        Ok(keys)
-    }
-
     /// `/ticket <order>` (the button under a failed or late delivery) and `/refund <order>`.
     pub(super) async fn order_command(
         &self,
@@ -711,7 +596,7 @@ impl Engine {
     }
 
     /// `{ticket_no}`, `{kind}`, `{status}`, `{due}` of a ticket in `locale`.
-    pub(super) fn ticket_values(
+    pub(crate) fn ticket_values(
         &self,
         locale: Locale,
         ticket: &Ticket,

@@ -1,0 +1,371 @@
+//! The agents' side of a conversation: the one API a console (and tests) uses to work the
+//! hand-off queue.
+//!
+//! [`Agents`] shares the [`Engine`]'s ports. Everything it says to a customer — an agent's
+//! message, "a person has joined", a ticket's new status — is committed to the
+//! [outbox](crate::outbox) together with its transcript line and delivered by the outbox
+//! worker, so it reaches the customer's platform even when that platform is down for a while,
+//! and never for a change that was not stored. Every action is an
+//! [`AgentEvent`](crate::events::AgentEvent).
+
+use crate::audit::AuditEvent;
+use crate::conversation::{now_millis, Conversation, HandoffReason, HandoffRequest, Holder};
+use crate::conversation::{Speaker, TranscriptLine};
+use crate::engine::{Engine, EngineError, KEYS_REVEALED};
+use crate::events::{AgentAction, AgentEvent, EngineEvent};
+use crate::flows;
+use crate::handoff::QueuePosition;
+use crate::locale::Locale;
+use crate::message::{ConversationKey, Outbound, OutboundKind};
+use crate::orders::OrdersError;
+use crate::outbox::Outbox;
+use crate::replies::Reply;
+use crate::tickets::{Ticket, TicketUpdate, Tickets};
+use crate::Priority;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A ticket after [`Agents::update_ticket`], with the notice queued for the customer when
+/// there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketChange {
+    /// The ticket as it is now.
+    pub ticket: Ticket,
+    /// The message telling the customer the new status (only when the status changed and the
+    /// ticket came from a conversation). Already in the transcript and the outbox.
+    pub notice: Option<Outbound>,
+}
+
+impl Engine {
+    /// The agents' API over this engine's ports.
+    pub fn agents(self: &Arc<Self>) -> Agents {
+        Agents::new(Arc::clone(self))
+    }
+}
+
+/// What human agents do with conversations and tickets.
+#[derive(Clone)]
+pub struct Agents {
+    engine: Arc<Engine>,
+}
+
+impl Agents {
+    /// The agents' API over `engine`'s ports.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Agents { engine }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The outbox agents' messages go through (to list dead letters and resend them).
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
+        self.engine.store.outbox()
+    }
+
+    /// The tickets, to list and read (change them with [`Agents::update_ticket`], so the
+    /// customer hears of it).
+    pub fn tickets(&self) -> Arc<dyn Tickets> {
+        self.engine.tickets.clone()
+    }
+
+    /// A conversation's transcript, oldest first.
+    pub async fn transcript(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Vec<TranscriptLine>, EngineError> {
+        self.engine.transcript(key).await
+    }
+
+    /// A conversation's state.
+    pub async fn conversation(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<Conversation>, EngineError> {
+        self.engine.conversation(key).await
+    }
+
+    /// Gives `agent` the most urgent, longest-waiting conversation of `skill_group`, with
+    /// everything the bot collected; the customer is told a person has joined. `None` when
+    /// nobody waits.
+    pub async fn claim(
+        &self,
+        skill_group: &str,
+        agent: &str,
+    ) -> Result<Option<HandoffRequest>, EngineError> {
+        let Some(request) = self.engine.queue.claim(skill_group, agent).await? else {
+            return Ok(None);
+        };
+        self.take(&request.conversation, agent, AgentAction::Claimed)
+            .await?;
+        Ok(Some(request))
+    }
+
+    /// `agent` takes a conversation directly (one they claimed before, or one outside the
+    /// queue); the customer is told a person has joined.
+    pub async fn join(&self, key: &ConversationKey, agent: &str) -> Result<(), EngineError> {
+        self.take(key, agent, AgentAction::Joined).await
+    }
+
+    async fn take(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        action: AgentAction,
+    ) -> Result<(), EngineError> {
+        let holder = Holder::Agent(agent.to_string());
+        self.notice(key, Some(holder), Reply::AgentJoined, &BTreeMap::new())
+            .await?;
+        tracing::info!(conversation = %key, agent, ?action, "an agent took the conversation");
+        self.emit(agent, Some(key), action);
+        Ok(())
+    }
+
+    /// `agent`'s message to the customer: recorded in the transcript and queued for the
+    /// customer's channel in one commit (the outbox worker sends it). Returns the queued
+    /// message. Whoever sends a message holds the conversation.
+    pub async fn message(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        text: &str,
+    ) -> Result<Outbound, EngineError> {
+        let message = Outbound {
+            conversation: key.clone(),
+            text: text.to_string(),
+            quick_replies: Vec::new(),
+            kind: OutboundKind::AgentMessage,
+        };
+        let line = line(Speaker::Agent, text, OutboundKind::AgentMessage);
+        self.engine
+            .update_holder(
+                key,
+                Some(Holder::Agent(agent.to_string())),
+                vec![line],
+                vec![message.clone()],
+            )
+            .await?;
+        self.emit(agent, Some(key), AgentAction::Message);
+        Ok(message)
+    }
+
+    /// Passes the conversation to `skill_group`'s queue, with its whole context; the customer
+    /// is told where they stand.
+    pub async fn transfer(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        skill_group: &str,
+    ) -> Result<QueuePosition, EngineError> {
+        let conversation = self.engine.conversation(key).await?.unwrap_or_else(|| {
+            Conversation::new(key.clone(), "", self.engine.config.default_locale)
+        });
+        let transcript = self.engine.transcript(key).await?;
+        let skip = transcript
+            .len()
+            .saturating_sub(self.engine.config.handoff_context);
+        self.engine.queue.close(key).await?;
+        let position = self
+            .engine
+            .queue
+            .enqueue(HandoffRequest {
+                conversation: key.clone(),
+                user: conversation.user.clone(),
+                skill_group: skill_group.to_string(),
+                priority: Priority::Normal,
+                reason: HandoffReason::Transferred,
+                entry: None,
+                locale: conversation.locale,
+                entities: conversation.entities.clone(),
+                transcript: transcript.into_iter().skip(skip).collect(),
+                enqueued_at: now_millis(),
+            })
+            .await?;
+        let values = BTreeMap::from([("position".to_string(), position.position.to_string())]);
+        self.notice(key, Some(Holder::Queue), Reply::Transferred, &values)
+            .await?;
+        tracing::info!(conversation = %key, agent, skill_group, "transferred");
+        self.emit(
+            agent,
+            Some(key),
+            AgentAction::Transferred {
+                skill_group: skill_group.to_string(),
+            },
+        );
+        Ok(position)
+    }
+
+    /// Gives the conversation back to the bot without closing the matter (the customer can
+    /// ask for a person again); the customer is told.
+    pub async fn release_to_bot(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+    ) -> Result<(), EngineError> {
+        self.engine.queue.close(key).await?;
+        self.notice(
+            key,
+            Some(Holder::Bot),
+            Reply::ReleasedToBot,
+            &BTreeMap::new(),
+        )
+        .await?;
+        self.emit(agent, Some(key), AgentAction::ReleasedToBot);
+        Ok(())
+    }
+
+    /// Ends the hand-off: the conversation leaves the queue, the bot answers again, and the
+    /// customer is thanked.
+    pub async fn close(&self, key: &ConversationKey, agent: &str) -> Result<(), EngineError> {
+        self.engine.queue.close(key).await?;
+        self.notice(key, Some(Holder::Bot), Reply::Closed, &BTreeMap::new())
+            .await?;
+        tracing::info!(conversation = %key, agent, "conversation closed");
+        self.emit(agent, Some(key), AgentAction::Closed);
+        Ok(())
+    }
+
+    /// Changes a ticket (an agent picks it up, resolves it, ...). When its status changes and
+    /// it came from a conversation, the customer is told in the conversation's language
+    /// (`update.note` is part of that message, so write it for the customer), through the
+    /// outbox. `None` when there is no such ticket.
+    pub async fn update_ticket(
+        &self,
+        number: &str,
+        update: TicketUpdate,
+    ) -> Result<Option<TicketChange>, EngineError> {
+        let tickets = &self.engine.tickets;
+        let Some(before) = tickets.get(number).await? else {
+            return Ok(None);
+        };
+        let note = update.note.clone();
+        let by = update.by.clone();
+        let Some(ticket) = tickets.update(number, update).await? else {
+            return Ok(None);
+        };
+        tracing::info!(ticket = %ticket.number, status = ticket.status.as_str(), "ticket updated");
+        let notice = match &ticket.conversation {
+            Some(key) if ticket.status != before.status => {
+                let locale = self.locale_of(key).await?;
+                let mut values = self.engine.ticket_values(locale, &ticket);
+                values.insert("note".to_string(), note.trim().to_string());
+                Some(
+                    self.notice(key, None, Reply::TicketStatusChanged, &values)
+                        .await?,
+                )
+            }
+            _ => None,
+        };
+        self.emit(
+            &by,
+            ticket.conversation.as_ref(),
+            AgentAction::TicketUpdated {
+                number: ticket.number.clone(),
+                status: ticket.status.as_str().to_string(),
+            },
+        );
+        Ok(Some(TicketChange { ticket, notice }))
+    }
+
+    /// An order's card keys for an agent who needs them (a customer who lost the chat, say):
+    /// recorded in the audit log under the order, with the agent and their reason. Everything
+    /// else agents see keeps keys masked.
+    pub async fn reveal_card_keys(
+        &self,
+        order: &str,
+        agent: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let orders = self.engine.orders.clone().ok_or(OrdersError::Unsupported(
+            "card keys without an order system",
+        ))?;
+        let keys = orders.card_keys(order).await?;
+        let masked: Vec<String> = keys
+            .iter()
+            .map(|k| flows::card_key_lookup::mask(k))
+            .collect();
+        self.engine
+            .audit
+            .record(AuditEvent {
+                at: now_millis(),
+                actor: format!("agent:{agent}"),
+                action: KEYS_REVEALED.to_string(),
+                subject: order.to_string(),
+                detail: format!(
+                    "{} key(s): {}; reason: {reason}",
+                    keys.len(),
+                    masked.join(", ")
+                ),
+                dedupe_key: None,
+            })
+            .await?;
+        tracing::info!(agent, keys = keys.len(), "card keys revealed to an agent");
+        self.emit(
+            agent,
+            None,
+            AgentAction::KeysRevealed {
+                order: order.to_string(),
+            },
+        );
+        Ok(keys)
+    }
+
+    async fn locale_of(&self, key: &ConversationKey) -> Result<Locale, EngineError> {
+        Ok(self
+            .engine
+            .conversation(key)
+            .await?
+            .map_or(self.engine.config.default_locale, |c| c.locale))
+    }
+
+    /// Says `reply` to the customer through the outbox, with its transcript line and the new
+    /// holder in one commit.
+    async fn notice(
+        &self,
+        key: &ConversationKey,
+        holder: Option<Holder>,
+        reply: Reply,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Outbound, EngineError> {
+        let locale = self.locale_of(key).await?;
+        let text = self
+            .engine
+            .render(reply.text(locale), values)
+            .trim_end()
+            .to_string();
+        let message = Outbound {
+            conversation: key.clone(),
+            text: text.clone(),
+            quick_replies: Vec::new(),
+            kind: OutboundKind::Notification,
+        };
+        let line = line(Speaker::Bot, &text, OutboundKind::Notification);
+        self.engine
+            .update_holder(key, holder, vec![line], vec![message.clone()])
+            .await?;
+        Ok(message)
+    }
+
+    fn emit(&self, agent: &str, key: Option<&ConversationKey>, action: AgentAction) {
+        self.engine.emit(&EngineEvent::Agent(AgentEvent {
+            agent: agent.to_string(),
+            conversation: key.cloned(),
+            action,
+        }));
+    }
+}
+
+fn line(speaker: Speaker, text: &str, kind: OutboundKind) -> TranscriptLine {
+    TranscriptLine {
+        at: now_millis(),
+        speaker,
+        message_id: None,
+        text: text.to_string(),
+        decision: None,
+        confidence: None,
+        entry: None,
+        kind: Some(kind),
+    }
+}
