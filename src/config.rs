@@ -36,6 +36,7 @@
 //!   support_hours: "09:00-24:00"  # or "mon-fri 09:00-18:00" (self_service.utc_offset_minutes);
 //!                                 # outside them a hand-off opens a ticket; omit: always staffed
 //!   answer_while_waiting: true    # a customer waiting for a person still gets FAQ answers
+//!   survey_on_close: true         # closing a conversation asks the customer for a 1-5 rating
 //! limits:
 //!   max_message_chars: 4000  # longer messages get "please send it shorter" and are not read
 //!   turn_lock_wait_ms: 30000 # a message waits this long for its conversation's lock
@@ -92,6 +93,9 @@ pub struct HandoffConfig {
     /// Whether a customer waiting for a person still gets the bot's answers to clear
     /// questions (the messages reach the person either way).
     pub answer_while_waiting: bool,
+    /// Whether an agent closing a conversation asks the customer to rate the help (1-5 and
+    /// an optional comment).
+    pub survey_on_close: bool,
 }
 
 impl Default for HandoffConfig {
@@ -99,6 +103,7 @@ impl Default for HandoffConfig {
         HandoffConfig {
             support_hours: None,
             answer_while_waiting: EngineConfig::default().answer_while_queued,
+            survey_on_close: EngineConfig::default().survey_on_close,
         }
     }
 }
@@ -645,6 +650,7 @@ impl Config {
             utc_offset_minutes: self.self_service.utc_offset_minutes,
             support_hours: self.handoff.support_hours.map(|h| h.0),
             answer_while_queued: self.handoff.answer_while_waiting,
+            survey_on_close: self.handoff.survey_on_close,
             max_message_chars: self.limits.max_message_chars.max(1),
             turn_lock_wait_ms: self.limits.turn_lock_wait_ms.max(1),
             ..EngineConfig::default()
@@ -950,10 +956,12 @@ mod tests {
     fn the_handoff_section_sets_support_hours_and_answers_while_waiting() {
         let c = Config::parse(
             Path::new("k.yaml"),
-            "handoff:\n  support_hours: mon-fri 09:00-18:00\n  answer_while_waiting: false\n",
+            "handoff:\n  support_hours: mon-fri 09:00-18:00\n  answer_while_waiting: false\n  survey_on_close: false\n",
         )
         .unwrap();
         let engine = c.engine_config();
+        assert!(!engine.survey_on_close);
+        assert!(Config::default().engine_config().survey_on_close);
         let hours = engine.support_hours.unwrap();
         assert_eq!((hours.open, hours.close), (540, 1080));
         assert!(!engine.answer_while_queued);

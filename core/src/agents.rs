@@ -216,11 +216,45 @@ impl Agents {
         Ok(())
     }
 
-    /// Ends the hand-off: the conversation leaves the queue, the bot answers again, and the
-    /// customer is thanked.
+    /// Ends the hand-off: the conversation leaves the queue, the bot answers again, the
+    /// customer is thanked and (with [`EngineConfig::survey_on_close`]) asked to rate the
+    /// help they got from `agent`.
+    ///
+    /// [`EngineConfig::survey_on_close`]: crate::EngineConfig::survey_on_close
     pub async fn close(&self, key: &ConversationKey, agent: &str) -> Result<(), EngineError> {
         self.engine.queue.close(key).await?;
-        self.notice(key, Some(Holder::Bot), Reply::Closed, &BTreeMap::new())
+        let engine = &self.engine;
+        engine
+            .change(key, |conversation| {
+                conversation.holder = Holder::Bot;
+                conversation.misses = 0;
+                conversation.flow = None;
+                let locale = conversation.locale;
+                let closed = engine
+                    .render(Reply::Closed.text(locale), &BTreeMap::new())
+                    .trim_end()
+                    .to_string();
+                let mut said = vec![(closed, OutboundKind::Notification, Vec::new())];
+                if engine.config.survey_on_close {
+                    let slots =
+                        BTreeMap::from([(flows::survey::AGENT.to_string(), agent.to_string())]);
+                    said.extend(engine.start_flow(conversation, flows::survey::NAME, slots));
+                }
+                let lines = said
+                    .iter()
+                    .map(|(text, kind, _)| line(Speaker::Bot, text, *kind))
+                    .collect();
+                let outbox = said
+                    .into_iter()
+                    .map(|(text, kind, quick_replies)| Outbound {
+                        conversation: key.clone(),
+                        text,
+                        quick_replies,
+                        kind,
+                    })
+                    .collect();
+                (lines, outbox)
+            })
             .await?;
         tracing::info!(conversation = %key, agent, "conversation closed");
         self.emit(agent, Some(key), AgentAction::Closed);

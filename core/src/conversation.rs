@@ -73,6 +73,9 @@ pub struct Conversation {
     /// epoch).
     #[serde(default)]
     pub verified: BTreeMap<String, u64>,
+    /// What the customer said of the help they got (satisfaction surveys), oldest first.
+    #[serde(default)]
+    pub ratings: Vec<Rating>,
     /// When it started (ms since the epoch).
     pub started_at: u64,
     /// When it last changed (ms since the epoch).
@@ -98,11 +101,27 @@ impl Conversation {
             misses: 0,
             offered: Vec::new(),
             verified: BTreeMap::new(),
+            ratings: Vec::new(),
             started_at: now,
             updated_at: now,
             version: 0,
         }
     }
+}
+
+/// A customer's rating of the help they got, from a satisfaction survey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rating {
+    /// 1 (very poor) to 5 (excellent).
+    pub score: u8,
+    /// What they added, if anything.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// The agent who held the conversation, when a person helped.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// When it was given (ms since the epoch).
+    pub at: u64,
 }
 
 /// Who wrote a transcript line.

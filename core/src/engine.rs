@@ -33,7 +33,7 @@ use crate::conversation::{
 };
 use crate::entities::{EntityExtractor, ORDER_NO, TICKET_NO};
 use crate::events::{EngineEvent, EngineEvents, TurnEvent};
-use crate::flows::{self, FlowSpec};
+use crate::flows::{self, Flow, FlowContext, FlowSpec, Step};
 use crate::handoff::{HandoffQueue, QueueError};
 use crate::hours::SupportHours;
 use crate::locale::Locale;
@@ -153,6 +153,9 @@ pub struct EngineConfig {
     /// The longest message, in characters, the bot reads. A longer one gets a polite request
     /// to send it shorter, is not ranked, and only its beginning is kept in the transcript.
     pub max_message_chars: usize,
+    /// Whether closing a conversation ([`crate::Agents::close`]) asks the customer to rate
+    /// the help they got (the satisfaction survey flow).
+    pub survey_on_close: bool,
     /// How long a turn waits for its conversation's lock (ms) before it gives up with
     /// [`EngineError::Busy`], so a stuck conversation cannot stall the messages queued
     /// behind it for ever.
@@ -185,6 +188,7 @@ impl Default for EngineConfig {
             turn_lock_wait_ms: 30_000,
             support_hours: None,
             answer_while_queued: true,
+            survey_on_close: true,
         }
     }
 }
@@ -317,6 +321,8 @@ struct Turn {
     handoff: Option<HandoffReason>,
     /// Whether this turn locked the customer out of order lookups.
     locked_out: bool,
+    /// Events besides the turn's own, told once the turn is stored.
+    events: Vec<EngineEvent>,
 }
 
 impl Turn {
@@ -427,13 +433,13 @@ impl Engine {
     pub async fn handle(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
         let started = std::time::Instant::now();
         let inbound = &message;
-        let (replies, event) = self
+        let (replies, events) = self
             .locked(&message.conversation, || {
                 self.handle_locked(inbound, started)
             })
             .await?;
-        if let Some(event) = event {
-            self.emit(&EngineEvent::Turn(event));
+        for event in &events {
+            self.emit(event);
         }
         Ok(replies)
     }
@@ -511,24 +517,40 @@ impl Engine {
         lines: Vec<TranscriptLine>,
         outbox: Vec<Outbound>,
     ) -> Result<Conversation, EngineError> {
-        let (holder, lines, outbox) = (&holder, &lines, &outbox);
+        self.change(key, |conversation| {
+            if let Some(holder) = &holder {
+                conversation.holder = holder.clone();
+                conversation.misses = 0;
+            }
+            (lines.clone(), outbox.clone())
+        })
+        .await
+    }
+
+    /// Changes a conversation outside a customer's turn (agents, notices) in one commit under
+    /// its lock: `mutate` changes the state and returns the transcript lines to add and the
+    /// messages to queue for the customer. `mutate` runs again if the conversation changed
+    /// meanwhile.
+    pub(crate) async fn change(
+        &self,
+        key: &ConversationKey,
+        mutate: impl Fn(&mut Conversation) -> (Vec<TranscriptLine>, Vec<Outbound>) + Sync,
+    ) -> Result<Conversation, EngineError> {
+        let mutate = &mutate;
         self.locked(key, || async move {
             let mut conversation = match self.store.load(key).await? {
                 Some(c) => c,
                 None => Conversation::new(key.clone(), "", self.config.default_locale),
             };
-            if let Some(holder) = holder {
-                conversation.holder = holder.clone();
-                conversation.misses = 0;
-            }
+            let (lines, outbox) = mutate(&mut conversation);
             conversation.updated_at = now_millis();
             let committed = self
                 .store
                 .commit(TurnCommit {
                     conversation: conversation.clone(),
                     message_id: None,
-                    lines: lines.clone(),
-                    outbox: outbox.clone(),
+                    lines,
+                    outbox,
                 })
                 .await?;
             Ok(match committed {
@@ -539,18 +561,90 @@ impl Engine {
         .await
     }
 
+    /// Starts the registered flow `name` in `conversation` outside a customer's turn (an
+    /// agent closing it starts the survey): sets it running with `slots` and returns what it
+    /// says first, for the caller to record and queue. False when no such flow is registered.
+    pub(crate) fn start_flow(
+        &self,
+        conversation: &mut Conversation,
+        name: &str,
+        mut slots: BTreeMap<String, String>,
+    ) -> Vec<(String, OutboundKind, Vec<QuickReply>)> {
+        let Some(flow) = flows::registered(name) else {
+            return Vec::new();
+        };
+        let said = {
+            let mut cx = FlowContext::new(conversation, &mut slots, false, now_millis());
+            flow.start(&mut cx);
+            cx.said
+        };
+        conversation.flow = Some(FlowState {
+            name: name.to_string(),
+            entry: String::new(),
+            slots,
+            reprompts: 0,
+            awaiting_proof: false,
+            awaiting_confirmation: false,
+        });
+        said
+    }
+
+    /// A message for a registered [`Flow`] in progress.
+    async fn run_flow(
+        &self,
+        turn: &mut Turn,
+        flow: &dyn Flow,
+        mut state: FlowState,
+        text: &str,
+        found: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        turn.conversation.flow = None;
+        if cancel_words().is_match(text) {
+            self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
+            return Ok(());
+        }
+        let ranking = self.rank(text, 1).await;
+        let clear = self.config.thresholds.decide(ranking.confidence()) == Decision::Answer;
+        let mut slots = std::mem::take(&mut state.slots);
+        let (step, said, rated) = {
+            let mut cx = FlowContext::new(&mut turn.conversation, &mut slots, clear, now_millis());
+            let step = flow.on_message(&mut cx, text);
+            (step, cx.said, cx.rated)
+        };
+        for (text, kind, buttons) in said {
+            self.push(turn, text, kind, buttons);
+        }
+        if let Some(rating) = rated {
+            tracing::info!(conversation = %turn.conversation.key, score = rating.score, "rated");
+            turn.events.push(EngineEvent::Rated {
+                conversation: turn.conversation.key.clone(),
+                score: rating.score,
+                agent: rating.agent,
+            });
+        }
+        match step {
+            Step::Continue => {
+                state.slots = slots;
+                turn.conversation.flow = Some(state);
+                Ok(())
+            }
+            Step::Done => Ok(()),
+            Step::NotMine => self.outside_flows(turn, text, found).await,
+        }
+    }
+
     /// One attempt at a turn under the lock; `None` when the conversation changed since it was
     /// loaded and the turn must run again.
     async fn handle_locked(
         &self,
         message: &Inbound,
         started: std::time::Instant,
-    ) -> Result<Option<(Vec<Outbound>, Option<TurnEvent>)>, EngineError> {
+    ) -> Result<Option<(Vec<Outbound>, Vec<EngineEvent>)>, EngineError> {
         let key = &message.conversation;
         let stored = match self.store.start_turn(key, &message.message_id).await? {
             TurnStart::Processed => {
                 tracing::debug!(conversation = %key, message = %message.message_id, "duplicate delivery ignored");
-                return Ok(Some((Vec::new(), None)));
+                return Ok(Some((Vec::new(), Vec::new())));
             }
             TurnStart::Ready(stored) => stored,
         };
@@ -596,6 +690,7 @@ impl Engine {
             message_id: message.message_id.clone(),
             handoff: None,
             locked_out: false,
+            events: Vec::new(),
         };
         let flow_before = turn.conversation.flow.as_ref().map(|f| f.name.clone());
         turn.conversation.user = message.user.clone();
@@ -655,6 +750,7 @@ impl Engine {
             holder: turn.conversation.holder.clone(),
         };
         let replies = turn.out;
+        let extra = turn.events;
         let committed = self
             .store
             .commit(TurnCommit {
@@ -666,8 +762,12 @@ impl Engine {
             .await?;
         event.latency = started.elapsed();
         Ok(match committed {
-            Committed::Stored => Some((replies, Some(event))),
-            Committed::Duplicate => Some((Vec::new(), None)),
+            Committed::Stored => {
+                let mut events = vec![EngineEvent::Turn(event)];
+                events.extend(extra);
+                Some((replies, events))
+            }
+            Committed::Duplicate => Some((Vec::new(), Vec::new())),
             Committed::Conflict => None,
         })
     }
@@ -695,9 +795,22 @@ impl Engine {
             return Ok(());
         }
         turn.conversation.offered.clear();
-        if let Some(flow) = turn.conversation.flow.clone() {
-            return self.continue_flow(turn, flow, text, found).await;
+        if let Some(state) = turn.conversation.flow.clone() {
+            if let Some(flow) = flows::registered(&state.name) {
+                return self.run_flow(turn, flow, state, text, found).await;
+            }
+            return self.continue_flow(turn, state, text, found).await;
         }
+        self.outside_flows(turn, text, found).await
+    }
+
+    /// A message no flow is waiting for.
+    async fn outside_flows(
+        &self,
+        turn: &mut Turn,
+        text: &str,
+        found: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
         if self.bare_number(turn, text, found).await? {
             return Ok(());
         }

@@ -105,7 +105,7 @@ pub use attempts::{Attempts, Counter, Limit, MemoryAttempts, Space, Taken};
 pub use audit::{AuditEvent, AuditLog, MemoryAudit};
 pub use channel::{Channel, Channels, SendError};
 pub use conversation::{
-    Conversation, HandoffReason, HandoffRequest, Holder, Speaker, TranscriptLine,
+    Conversation, HandoffReason, HandoffRequest, Holder, Rating, Speaker, TranscriptLine,
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig, EngineError};
 pub use events::{AgentAction, AgentEvent, EngineEvent, EngineEvents, RecordedEvents, TurnEvent};

@@ -965,9 +965,14 @@ async fn every_committed_turn_is_an_event_with_what_was_decided() {
 
 #[tokio::test]
 async fn agents_talk_to_the_customer_through_the_outbox_in_their_language() {
-    for (first, joined, closed) in [
-        ("人工", "人工客服已接入", "本次服务已结束"),
-        ("human", "has joined", "conversation is now closed"),
+    for (first, joined, closed, survey) in [
+        ("人工", "人工客服已接入", "本次服务已结束", "1–5 分"),
+        (
+            "human",
+            "has joined",
+            "conversation is now closed",
+            "from 1 to 5",
+        ),
     ] {
         let mut bot = Bot::new();
         bot.say(first).await;
@@ -986,15 +991,17 @@ async fn agents_talk_to_the_customer_through_the_outbox_in_their_language() {
         agents.close(&bot.chat, "alice").await.unwrap();
         assert_eq!(bot.holder().await, Holder::Bot);
         let texts = outbox_texts(&bot).await;
-        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts.len(), 4, "{texts:?}");
         assert!(texts[0].contains(joined), "{texts:?}");
         assert_eq!(texts[1], "hi, Alice here");
         assert!(texts[2].contains(closed), "{texts:?}");
+        assert!(texts[3].contains(survey), "{texts:?}");
         // The transcript shows the same, in the same order.
         let transcript = agents.transcript(&bot.chat).await.unwrap();
-        let tail: Vec<_> = transcript.iter().rev().take(3).rev().collect();
+        let tail: Vec<_> = transcript.iter().rev().take(4).rev().collect();
         assert_eq!(tail[1].speaker, Speaker::Agent);
         assert_eq!(tail[1].text, "hi, Alice here");
+        assert_eq!(tail[3].kind, Some(OutboundKind::Survey));
         let actions: Vec<_> = bot
             .events
             .agent_actions()
@@ -1048,4 +1055,119 @@ async fn a_transfer_requeues_with_the_whole_context_and_tells_the_customer() {
     assert!(outbox_texts(&bot).await.last().unwrap().contains("机器人"));
     let out = bot.say("客服几点上班").await;
     assert_eq!(out[0].kind, OutboundKind::Answer);
+}
+
+/// A conversation an agent closed, with the survey asked.
+async fn closed_by(agent: &str, first: &str) -> Bot {
+    let mut bot = Bot::new();
+    bot.say(first).await;
+    let agents = bot.engine.agents();
+    agents
+        .claim("general", agent)
+        .await
+        .unwrap()
+        .expect("waiting");
+    agents.close(&bot.chat, agent).await.unwrap();
+    bot
+}
+
+async fn ratings(bot: &Bot) -> Vec<kefu_core::Rating> {
+    bot.engine
+        .conversation(&bot.chat)
+        .await
+        .unwrap()
+        .unwrap()
+        .ratings
+}
+
+#[tokio::test]
+async fn the_survey_takes_a_score_and_a_comment_in_chinese() {
+    let mut bot = closed_by("alice", "人工").await;
+    let survey = bot
+        .engine
+        .agents()
+        .outbox()
+        .list(kefu_core::OutboxState::Pending, 10)
+        .await
+        .unwrap();
+    let ask = &survey.last().unwrap().message;
+    assert_eq!(ask.kind, OutboundKind::Survey);
+    let payloads: Vec<_> = ask
+        .quick_replies
+        .iter()
+        .map(|q| q.payload.as_str())
+        .collect();
+    assert_eq!(payloads, ["5", "4", "3", "2", "1"]);
+    assert_eq!(ask.quick_replies[0].label, "5 非常满意");
+    let out = bot.say("5").await;
+    assert!(out[0].text.contains("谢谢您的评分"), "{out:?}");
+    assert_eq!(out[0].quick_replies[0].label, "跳过");
+    let out = bot.say("客服很耐心，谢谢").await;
+    assert!(out[0].text.contains("感谢您的反馈"), "{out:?}");
+    let rated = ratings(&bot).await;
+    assert_eq!(rated.len(), 1);
+    assert_eq!(rated[0].score, 5);
+    assert_eq!(rated[0].comment.as_deref(), Some("客服很耐心，谢谢"));
+    assert_eq!(rated[0].agent.as_deref(), Some("alice"));
+    assert!(bot.events.all().iter().any(|e| matches!(e,
+        kefu_core::EngineEvent::Rated { score: 5, agent: Some(a), .. } if a == "alice")));
+    // The survey is over: the bot answers again.
+    let out = bot.say("客服几点上班").await;
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+}
+
+#[tokio::test]
+async fn the_survey_takes_a_score_and_a_skip_in_english() {
+    let mut bot = closed_by("bob", "human").await;
+    let out = bot.say("4 stars").await;
+    assert!(out[0].text.starts_with("Thanks for rating us"), "{out:?}");
+    let out = bot.say("skip").await;
+    assert!(
+        out[0].text.starts_with("Thank you for your feedback"),
+        "{out:?}"
+    );
+    let rated = ratings(&bot).await;
+    assert_eq!((rated[0].score, rated[0].comment.clone()), (4, None));
+    assert_eq!(rated[0].agent.as_deref(), Some("bob"));
+}
+
+#[tokio::test]
+async fn a_new_question_instead_of_the_survey_is_answered_and_rates_nothing() {
+    // Instead of a score.
+    let mut bot = closed_by("alice", "人工").await;
+    let out = bot.say("客服几点上班").await;
+    assert_eq!(out[0].kind, OutboundKind::Answer);
+    assert!(out[0].text.contains("客服时间"), "{out:?}");
+    assert!(ratings(&bot).await.is_empty());
+    assert!(bot
+        .say("5")
+        .await
+        .iter()
+        .all(|o| o.kind != OutboundKind::Survey));
+    // Instead of a comment: the score stays, the question is answered.
+    let mut bot = closed_by("alice", "human").await;
+    bot.say("3").await;
+    let out = bot.say("what are your support hours").await;
+    assert_eq!(out[0].text, "星辰卡铺 support hours: 9:00-24:00");
+    let rated = ratings(&bot).await;
+    assert_eq!((rated[0].score, rated[0].comment.clone()), (3, None));
+}
+
+#[tokio::test]
+async fn no_survey_when_the_shop_turns_it_off() {
+    let mut bot = Bot::with_config(EngineConfig {
+        survey_on_close: false,
+        ..EngineConfig::default()
+    });
+    bot.say("人工").await;
+    let agents = bot.engine.agents();
+    agents.claim("general", "alice").await.unwrap();
+    agents.close(&bot.chat, "alice").await.unwrap();
+    let texts = outbox_texts(&bot).await;
+    assert!(
+        texts.last().unwrap().contains("本次服务已结束"),
+        "{texts:?}"
+    );
+    assert!(bot.say("5").await[0].kind != OutboundKind::Survey);
+    assert!(ratings(&bot).await.is_empty());
 }

@@ -14,11 +14,121 @@ pub mod cancel_order;
 pub mod card_key_lookup;
 pub mod delivery_status;
 pub mod refund_request;
+pub mod survey;
 pub mod ticket_progress;
 
+use crate::conversation::{Conversation, Rating};
 use crate::entities::{ORDER_NO, TICKET_NO};
+use crate::locale::Locale;
+use crate::message::{OutboundKind, QuickReply};
 use crate::replies::Reply;
 use crate::Action;
+use std::collections::BTreeMap;
+
+/// The flows that do their own talking, by name: one line per flow.
+static FLOWS: &[&dyn Flow] = &[
+    &survey::Survey, //
+];
+
+/// The registered [`Flow`] named `name`.
+pub fn registered(name: &str) -> Option<&'static dyn Flow> {
+    FLOWS.iter().copied().find(|f| f.name() == name)
+}
+
+/// A flow that does its own talking: it says what it says through a [`FlowContext`] and keeps
+/// its progress in its slots. Add one as a file in this module implementing it, plus its line
+/// in `FLOWS`.
+pub trait Flow: Send + Sync {
+    /// Its name, as stored in the conversation while it runs.
+    fn name(&self) -> &'static str;
+
+    /// Starts the flow: its first words.
+    fn start(&self, cx: &mut FlowContext<'_>);
+
+    /// One customer message while the flow runs (commands, "cancel" and requests for a
+    /// person are handled before it).
+    fn on_message(&self, cx: &mut FlowContext<'_>, text: &str) -> Step;
+}
+
+/// What the flow did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// It goes on; the next message comes to it too.
+    Continue,
+    /// It is over.
+    Done,
+    /// The message is not for the flow: the flow ends, and the bot reads the message as it
+    /// would outside it.
+    NotMine,
+}
+
+/// What a [`Flow`] sees and does in one turn.
+pub struct FlowContext<'a> {
+    pub(crate) conversation: &'a mut Conversation,
+    pub(crate) slots: &'a mut BTreeMap<String, String>,
+    pub(crate) said: Vec<(String, OutboundKind, Vec<QuickReply>)>,
+    pub(crate) rated: Option<Rating>,
+    pub(crate) clear_question: bool,
+    pub(crate) now: u64,
+}
+
+impl<'a> FlowContext<'a> {
+    pub(crate) fn new(
+        conversation: &'a mut Conversation,
+        slots: &'a mut BTreeMap<String, String>,
+        clear_question: bool,
+        now: u64,
+    ) -> Self {
+        FlowContext {
+            conversation,
+            slots,
+            said: Vec::new(),
+            rated: None,
+            clear_question,
+            now,
+        }
+    }
+
+    /// The conversation's language.
+    pub fn locale(&self) -> Locale {
+        self.conversation.locale
+    }
+
+    /// The flow's own values, kept between messages.
+    pub fn slots(&mut self) -> &mut BTreeMap<String, String> {
+        self.slots
+    }
+
+    /// Whether the message is a question the knowledge base answers with confidence (so a
+    /// flow waiting for free text can let it through instead of swallowing it).
+    pub fn is_clear_question(&self) -> bool {
+        self.clear_question
+    }
+
+    /// Says `text` to the customer, with buttons.
+    pub fn say(&mut self, text: impl Into<String>, kind: OutboundKind, buttons: Vec<QuickReply>) {
+        self.said.push((text.into(), kind, buttons));
+    }
+
+    /// Records the customer's rating with the conversation (and reports it as an event).
+    pub fn rate(&mut self, score: u8, agent: Option<String>) {
+        let rating = Rating {
+            score: score.clamp(1, 5),
+            comment: None,
+            agent,
+            at: self.now,
+        };
+        self.conversation.ratings.push(rating.clone());
+        self.rated = Some(rating);
+    }
+
+    /// Adds the customer's comment to their last rating.
+    pub fn comment(&mut self, text: &str) {
+        if let Some(last) = self.conversation.ratings.last_mut() {
+            last.comment = Some(text.trim().to_string());
+        }
+    }
+}
 
 /// What a flow needs and says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
