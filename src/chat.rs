@@ -1,8 +1,8 @@
 //! `kefu chat`: a conversation with the bot in the terminal.
 //!
-//! Builds the knowledge base like `kefu ask` does, puts a [`kefu_core::Engine`] in front of it
-//! with the configured database (by default the SQLite file `data/kefu.db`, created on first
-//! start) for conversations and the hand-off queue, and sends every line typed as a customer
+//! Builds the knowledge base like `kefu ask` does, puts the engine [`kefu_app::App`] builds from
+//! the configuration in front of it (its database by default the SQLite file `data/kefu.db`,
+//! created on first start), and sends every line typed as a customer
 //! message of one conversation on the `cli` channel, printing the bot's replies. The
 //! conversation is kept in the database, so a chat ended and started again goes on where it
 //! stopped, mid-flow included; `--conversation` picks another one.
@@ -65,20 +65,8 @@ pub fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let lock_wait = std::time::Duration::from_millis(config.limits.turn_lock_wait_ms.max(1));
-    let db = runtime.block_on(config.storage.open_with_lock_wait(lock_wait))?;
-    let mut builder = Engine::builder(Arc::new(kb))
-        .config(config.engine_config())
-        .entities(config.entity_extractor()?)
-        .store(Arc::new(db.conversations()))
-        .queue(Arc::new(db.queue()))
-        .tickets(Arc::new(db.tickets()))
-        .audit(Arc::new(db.audit()))
-        .attempts(Arc::new(db.attempts()));
-    if let Some(orders) = runtime.block_on(config.orders.open(&db))? {
-        builder = builder.orders(orders);
-    }
-    let engine = builder.build();
+    let app = runtime.block_on(kefu_app::App::from_config(config, Arc::new(kb)))?;
+    let engine = app.engine;
     let key = ConversationKey::new(CHANNEL, args.conversation.clone());
     if interactive {
         if let Some(earlier) = runtime.block_on(engine.conversation(&key))? {
@@ -166,7 +154,7 @@ impl Buttons {
 
 /// One conversation with the engine.
 struct Session {
-    engine: Engine,
+    engine: Arc<Engine>,
     runtime: tokio::runtime::Runtime,
     key: ConversationKey,
     /// The `--lang` hint sent with every message.

@@ -18,11 +18,11 @@ macro_rules! out {
 
 mod chat;
 mod commands;
-mod config;
 mod model;
 mod orders;
 
 use clap::{Parser, Subcommand};
+use kefu_app::config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

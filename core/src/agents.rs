@@ -6,7 +6,7 @@
 //! [outbox](crate::outbox) together with its transcript line and delivered by the outbox
 //! worker, so it reaches the customer's platform even when that platform is down for a while,
 //! and never for a change that was not stored. Every action is an
-//! [`AgentEvent`](crate::events::AgentEvent).
+//! [`AgentEvent`].
 
 use crate::audit::AuditEvent;
 use crate::conversation::{now_millis, Conversation, HandoffReason, HandoffRequest, Holder};

@@ -5,6 +5,13 @@
 //! - [`engine`]: [`Engine`] — one customer message in, the bot's replies out — and its
 //!   builder and settings; nobody is left without a reply (waiting for a person, numbered
 //!   choices, hand-offs outside support hours).
+//! - [`agents`]: [`Agents`] — what people working the queue do: claim, message, transfer,
+//!   close (with a satisfaction survey), tickets, revealing card keys (audited).
+//! - [`outbox`] and [`channel`]: what goes to a customer later (agents' messages, notices) is
+//!   committed to the [`Outbox`] with its change and delivered through a [`Channel`] by an
+//!   [`OutboxWorker`] — in order, retried, dead-lettered, never twice at once.
+//! - [`events`]: [`EngineEvents`] sees every committed turn and agent action (metrics,
+//!   consoles).
 //! - [`message`]: [`Inbound`] and [`Outbound`] messages, [`ConversationKey`], quick replies.
 //! - [`conversation`]: a conversation's state, transcript lines, hand-off requests.
 //! - Ports (traits the engine talks through, with in-memory implementations):
@@ -14,11 +21,14 @@
 //!   [`orders`] ([`Orders`], [`MemoryOrders`]),
 //!   [`tickets`] ([`Tickets`], [`MemoryTickets`]), [`audit`] ([`AuditLog`], [`MemoryAudit`]),
 //!   [`attempts`] (limited tries counted atomically in the store: [`Attempts`],
-//!   [`MemoryAttempts`]).
+//!   [`MemoryAttempts`]), [`outbox`] ([`Outbox`], [`MemoryOutbox`]), [`channel`]
+//!   ([`Channel`], [`Channels`]).
+//! - `testing` (feature `testing`): scripted channels and the outbox conformance suite for
+//!   store implementers.
 //!   The `kefu-sql` crate implements the storage ports on SQLite and PostgreSQL.
-//! - [`flows`]: multi-turn tasks an FAQ entry's action starts, one file each: card keys,
-//!   delivery status, ticket progress, refunds, cancellations — for the proven buyer only.
-//!   [`Engine::update_ticket`] and [`Engine::reveal_card_keys`] are for the agents' console.
+//! - [`flows`]: multi-turn tasks, one file each: card keys, delivery status, ticket progress,
+//!   refunds, cancellations — for the proven buyer only — and the satisfaction survey (a
+//!   [`flows::Flow`], registered in one line).
 //! - [`entities`]: order numbers, ticket numbers, e-mail and phone by configurable regexes.
 //! - [`replies`]: what the bot itself says, in Chinese and English.
 //! - [`locale`]: [`Locale`] and telling a message's language; [`template`]: `{variable}`s;

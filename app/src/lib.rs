@@ -1,0 +1,185 @@
+//! kefu-app: kefu's one wiring. [`config`] reads `kefu.yaml`; [`App::from_config`] builds
+//! from it everything a running bot has — the [`Engine`], the [`Agents`] facade, the
+//! [`Channels`] registry, the durable [`Outbox`] and its worker, and the [`Broadcast`] of
+//! engine events — so `kefu chat` and a server build exactly the same thing.
+//!
+//! ```no_run
+//! # async fn run(kb: std::sync::Arc<dyn kefu_core::Knowledge>) -> anyhow::Result<()> {
+//! use kefu_app::{config::Config, App};
+//!
+//! let config = Config::load(None)?;
+//! let app = App::from_config(&config, kb).await?;
+//! let mut events = app.events.subscribe();
+//! let worker = app.outbox_worker();
+//! tokio::spawn(async move { worker.run(std::future::pending()).await });
+//! # let _ = events.try_recv();
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+
+use config::Config;
+use kefu_core::events::Broadcast;
+use kefu_core::outbox::RetryPolicy;
+use kefu_core::{Agents, Channel, Channels, Engine, Knowledge, Outbox, OutboxWorker};
+use std::sync::Arc;
+
+/// How many engine events a slow subscriber may fall behind before it loses the oldest.
+pub const EVENT_BUFFER: usize = 1024;
+
+/// A running bot's parts, built from one configuration.
+#[derive(Clone)]
+pub struct App {
+    /// Answers customers' messages.
+    pub engine: Arc<Engine>,
+    /// What agents do with conversations and tickets.
+    pub agents: Agents,
+    /// The chat platforms messages go out through (none until registered).
+    pub channels: Channels,
+    /// Messages waiting to go out later (agents' replies, notices).
+    pub outbox: Arc<dyn Outbox>,
+    /// Every turn and agent action, for metrics and consoles.
+    pub events: Broadcast,
+    /// The database conversations, the queue, tickets and orders live in.
+    pub db: kefu_sql::Database,
+    /// How the outbox worker retries.
+    pub retry: RetryPolicy,
+}
+
+impl App {
+    /// Opens the configured database (creating and migrating it as needed), connects the
+    /// configured order system, and builds the engine answering from `knowledge` with every
+    /// port on that database.
+    pub async fn from_config(
+        config: &Config,
+        knowledge: Arc<dyn Knowledge>,
+    ) -> anyhow::Result<App> {
+        let lock_wait = std::time::Duration::from_millis(config.limits.turn_lock_wait_ms.max(1));
+        let db = config.storage.open_with_lock_wait(lock_wait).await?;
+        let events = Broadcast::new(EVENT_BUFFER);
+        let store = Arc::new(db.conversations());
+        let mut builder = Engine::builder(knowledge)
+            .config(config.engine_config())
+            .entities(config.entity_extractor()?)
+            .store(store.clone())
+            .queue(Arc::new(db.queue()))
+            .tickets(Arc::new(db.tickets()))
+            .audit(Arc::new(db.audit()))
+            .attempts(Arc::new(db.attempts()))
+            .events(Arc::new(events.clone()));
+        if let Some(orders) = config.orders.open(&db).await? {
+            builder = builder.orders(orders);
+        }
+        let engine = Arc::new(builder.build());
+        Ok(App {
+            agents: engine.agents(),
+            engine,
+            channels: Channels::new(),
+            outbox: kefu_core::ConversationStore::outbox(&*store),
+            events,
+            db,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Adds a chat platform messages can go out through.
+    pub fn with_channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.register(channel);
+        self
+    }
+
+    /// A worker delivering the outbox through the registered channels (run one per process).
+    pub fn outbox_worker(&self) -> OutboxWorker {
+        OutboxWorker::new(
+            self.outbox.clone(),
+            self.channels.clone(),
+            self.retry.clone(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_core::testing::ScriptedChannel;
+    use kefu_core::ConversationStore;
+    use kefu_core::{Answers, Candidate, ConversationKey, EngineEvent, FaqEntry, Inbound, Ranking};
+
+    /// Answers one question.
+    struct Hours(FaqEntry);
+
+    impl Knowledge for Hours {
+        fn rank(&self, query: &str, _limit: usize) -> Ranking {
+            let confidence = if query.contains("hours") { 0.9 } else { 0.0 };
+            Ranking {
+                candidates: vec![Candidate {
+                    id: self.0.id.clone(),
+                    score: confidence,
+                    confidence,
+                    matched_question: self.0.questions[0].clone(),
+                }],
+            }
+        }
+        fn entry(&self, id: &str) -> Option<&FaqEntry> {
+            (id == self.0.id).then_some(&self.0)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_app_wires_engine_agents_outbox_channels_and_events_on_one_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "storage:\n  url: sqlite://{}/kefu.db\n",
+            dir.path().display()
+        );
+        let config = Config::parse(std::path::Path::new("kefu.yaml"), &yaml).unwrap();
+        let answer = Answers {
+            zh: "9点到24点".into(),
+            en: "9:00 to 24:00".into(),
+        };
+        let kb = Arc::new(Hours(FaqEntry::new(
+            "service.hours",
+            ["what are your hours"],
+            answer,
+        )));
+        let channel = Arc::new(ScriptedChannel::working());
+        let app = App::from_config(&config, kb)
+            .await
+            .unwrap()
+            .with_channel(channel.clone());
+        let mut events = app.events.subscribe();
+        let chat = ConversationKey::new(kefu_core::testing::CHANNEL, "alice");
+        let replies = app
+            .engine
+            .handle(Inbound::new(
+                chat.clone(),
+                "alice",
+                "m1",
+                "what are your hours?",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(replies[0].text, "9:00 to 24:00");
+        match events.try_recv().unwrap() {
+            EngineEvent::Turn(turn) => assert_eq!(turn.entry.as_deref(), Some("service.hours")),
+            other => panic!("{other:?}"),
+        }
+        app.agents
+            .message(&chat, "bob", "hello from Bob")
+            .await
+            .unwrap();
+        let stats = app.outbox_worker().run_once().await.unwrap();
+        assert_eq!(stats.sent, 1);
+        assert_eq!(channel.texts(), ["hello from Bob"]);
+        // The same database the engine stores conversations in.
+        assert_eq!(
+            app.db
+                .conversations()
+                .transcript(&chat)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+}
