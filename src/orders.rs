@@ -3,7 +3,7 @@
 use crate::config::Config;
 use anyhow::Context;
 use clap::Args;
-use kefu_sql::import::{read_orders, ImportOptions};
+use kefu_orders_file::{read_orders, ImportOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -52,7 +52,6 @@ mod audit;
 mod cache;
 mod conversations;
 mod db;
-pub mod import;
 mod orders;
 mod outbox;
 mod queue;

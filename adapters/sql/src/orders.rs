@@ -4,11 +4,11 @@
 use crate::db::{
     enum_from, enum_text, millis, on_pool, on_writer, unavailable, BeginWrite, Database,
 };
-use crate::import::OrderRecord;
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
 use kefu_core::orders::{constant_time_eq, normalize_secret};
 use kefu_core::{Order, OrderChange, OrderStatus, Orders, OrdersError, Proof, StoreError};
+use kefu_orders_file::OrderRecord;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -226,7 +226,7 @@ impl SqlOrders {
         SqlOrders { db }
     }
 
-    /// Stores validated records (see [`crate::import`]) in one transaction: all of them or,
+    /// Stores validated records (see [`kefu_orders_file`]) in one transaction: all of them or,
     /// on any failure, none. An order number already stored is replaced with its keys.
     pub async fn import(&self, records: &[OrderRecord]) -> Result<ImportSummary, StoreError> {
         let fail = |e| unavailable("cannot import the orders (nothing was imported)", e);

@@ -934,8 +934,8 @@ async fn unusable_urls_and_servers_get_clear_errors() {
     let _ = Arc::new(());
 }
 
-fn order(number: &str, keys: &[&str]) -> kefu_sql::import::OrderRecord {
-    kefu_sql::import::OrderRecord {
+fn order(number: &str, keys: &[&str]) -> kefu_orders_file::OrderRecord {
+    kefu_orders_file::OrderRecord {
         line: 2,
         number: number.into(),
         product: "Steam 充值卡 100元".into(),

@@ -1,16 +1,15 @@
-//! Reading order files for `kefu orders import FILE`.
+//! kefu-orders-file: reading order files for `kefu orders import FILE`.
 //!
 //! Shops without an order system of their own keep their orders in kefu's embedded order
-//! tables, filled from a CSV, JSON or JSON Lines file. This module only parses and validates
-//! such a file into [`OrderRecord`]s; storing them is
-//! [`SqlOrders::import`](crate::SqlOrders::import).
+//! tables, filled from a CSV, JSON or JSON Lines file. This crate only parses and validates
+//! such a file into [`OrderRecord`]s; storing them is `kefu_sql::SqlOrders::import`.
 //!
 //! The rule is all or nothing: [`parse_orders`] returns every record when every row is good,
 //! and otherwise every problem of every row, each with the line it stands on, so the
 //! operator can fix the whole file in one go and nothing half-imported is left behind.
 //!
 //! ```
-//! use kefu_sql::import::{parse_orders, ImportOptions};
+//! use kefu_orders_file::{parse_orders, ImportOptions};
 //! use std::path::Path;
 //!
 //! let text = "order_no,product,status,amount,card_keys\n\
