@@ -20,6 +20,7 @@ mod chat;
 mod commands;
 mod model;
 mod orders;
+mod outbox;
 
 use clap::{Parser, Subcommand};
 use kefu_app::config;
@@ -55,6 +56,20 @@ enum Command {
     /// The semantic sentence encoder's files.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Messages waiting to go to customers later (agents' replies, notices): counts, dead
+    /// letters, sending them again.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// How many messages are pending, sent and dead.
+    Status,
+    /// The messages given up on (after the allowed tries, or refused by the platform), and why.
+    Dead(outbox::DeadArgs),
+    /// Sends dead letters again (once the cause is fixed).
+    Resend(outbox::ResendArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +120,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval(&config, args),
         Command::Orders(OrdersCommand::Import(args)) => orders::import(&config, args),
         Command::Model(ModelCommand::Install(args)) => model::install(args),
+        Command::Outbox(OutboxCommand::Status) => outbox::status(&config),
+        Command::Outbox(OutboxCommand::Dead(args)) => outbox::dead(&config, args),
+        Command::Outbox(OutboxCommand::Resend(args)) => outbox::resend(&config, args),
     });
     match result {
         Ok(code) => code,

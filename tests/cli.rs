@@ -508,6 +508,9 @@ fn every_command_has_help() {
         vec!["kb", "import", "--help"],
         vec!["eval", "--help"],
         vec!["model", "install", "--help"],
+        vec!["outbox", "--help"],
+        vec!["outbox", "dead", "--help"],
+        vec!["outbox", "resend", "--help"],
     ] {
         let out = kefu(&args);
         assert!(out.status.success(), "{args:?}");

@@ -129,7 +129,9 @@ pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 pub use orders::{
     MemoryOrder, MemoryOrders, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof,
 };
-pub use outbox::{MemoryOutbox, Outbox, OutboxItem, OutboxState, OutboxWorker, RetryPolicy};
+pub use outbox::{
+    MemoryOutbox, Outbox, OutboxCounts, OutboxItem, OutboxState, OutboxWorker, RetryPolicy,
+};
 pub use store::{
     Committed, ConversationStore, KeyedLocks, MemoryStore, StoreError, TurnCommit, TurnLock,
     TurnStart,

@@ -137,6 +137,20 @@ pub trait Outbox: Send + Sync {
 
     /// Deletes sent messages written before `before`; returns how many.
     async fn prune_sent(&self, before: u64) -> Result<u64, StoreError>;
+
+    /// How many messages are in each state.
+    async fn counts(&self) -> Result<OutboxCounts, StoreError>;
+}
+
+/// How many messages are in each state, from [`Outbox::counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Waiting to be sent (or being sent).
+    pub pending: u64,
+    /// Sent (and not pruned yet).
+    pub sent: u64,
+    /// Given up on.
+    pub dead: u64,
 }
 
 /// How the worker retries.
@@ -569,6 +583,19 @@ impl Outbox for MemoryOutbox {
         row.item.attempts = 0;
         row.item.not_before = now;
         Ok(true)
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        let inner = self.lock();
+        let mut counts = OutboxCounts::default();
+        for row in &inner.rows {
+            match row.item.state {
+                OutboxState::Pending => counts.pending += 1,
+                OutboxState::Sent => counts.sent += 1,
+                OutboxState::Dead => counts.dead += 1,
+            }
+        }
+        Ok(counts)
     }
 
     async fn prune_sent(&self, before: u64) -> Result<u64, StoreError> {

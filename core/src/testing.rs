@@ -454,9 +454,16 @@ pub async fn pruning_keeps_what_is_not_sent(store: Arc<dyn ConversationStore>, l
     assert_eq!(claimed.len(), 2, "{label}");
     assert!(outbox.delivered(&claimed[0], clock.now_ms()).await.unwrap());
     assert!(outbox.dead(&claimed[1], "rejected").await.unwrap());
+    let counts = outbox.counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.sent, counts.dead),
+        (0, 1, 1),
+        "{label}"
+    );
     assert_eq!(outbox.prune_sent(u64::MAX / 4).await.unwrap(), 1, "{label}");
     assert!(outbox.list(OutboxState::Sent, 10).await.unwrap().is_empty());
     assert_eq!(outbox.list(OutboxState::Dead, 10).await.unwrap().len(), 1);
+    assert_eq!(outbox.counts().await.unwrap().sent, 0, "{label}");
 }
 
 #[cfg(test)]

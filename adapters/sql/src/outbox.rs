@@ -5,7 +5,7 @@
 
 use crate::db::{millis, on_pool, on_writer, unavailable, Database};
 use async_trait::async_trait;
-use kefu_core::outbox::{Claimed, Outbox, OutboxItem, OutboxState};
+use kefu_core::outbox::{Claimed, Outbox, OutboxCounts, OutboxItem, OutboxState};
 use kefu_core::{Outbound, StoreError};
 use sqlx::Row;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -259,6 +259,28 @@ impl Outbox for SqlOutbox {
             .await
             .map_err(fail)?;
             Ok(done.rows_affected() == 1)
+        })
+    }
+
+    async fn counts(&self) -> Result<OutboxCounts, StoreError> {
+        let fail = |e| unavailable("cannot count the outbox", e);
+        on_pool!(self.db, |pool| {
+            let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+                .fetch_all(pool)
+                .await
+                .map_err(fail)?;
+            let mut counts = OutboxCounts::default();
+            for row in rows {
+                let state: String = row.try_get("state").map_err(fail)?;
+                let n = row.try_get::<i64, _>("n").map_err(fail)?.max(0) as u64;
+                match OutboxState::parse(&state) {
+                    Some(OutboxState::Pending) => counts.pending = n,
+                    Some(OutboxState::Sent) => counts.sent = n,
+                    Some(OutboxState::Dead) => counts.dead = n,
+                    None => {}
+                }
+            }
+            Ok(counts)
         })
     }
 
