@@ -6,6 +6,8 @@
 //! Each suite function takes a fresh, empty store and panics, naming `label`, on the first
 //! thing it finds wrong.
 
+pub mod stores;
+
 use crate::channel::{Channel, Channels, SendError};
 use crate::conversation::{Conversation, Speaker, TranscriptLine};
 use crate::locale::Locale;

@@ -1,112 +1,36 @@
-//! The store conformance suite: the same tests against SQLite and PostgreSQL.
+//! The store conformance suite on SQLite and PostgreSQL: the port-level suite every store
+//! runs (`kefu_core::testing::stores`, also run on the in-memory stores), and what is the SQL
+//! adapter's own — the queue's claims across processes, migrations, the SQLite file, URLs,
+//! the shop's order tables.
 
 mod common;
 
 use common::{on_both, TestDb};
-use kefu_core::conversation::now_millis;
+use kefu_core::testing::stores::{self as suite, key, line, turn};
 use kefu_core::{
-    AuditEvent, AuditLog, Committed, Conversation, ConversationKey, ConversationStore, Decision,
-    HandoffQueue, HandoffReason, HandoffRequest, Holder, Inbound, Locale, NewTicket, OutboundKind,
-    Priority, Speaker, TicketStatus, TicketUpdate, Tickets, TranscriptLine, TurnCommit, TurnStart,
+    Committed, Conversation, ConversationStore, HandoffQueue, HandoffReason, HandoffRequest,
+    Inbound, Locale, NewTicket, Priority, Speaker, TicketStatus, TicketUpdate, Tickets, TurnStart,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn key(id: &str) -> ConversationKey {
-    ConversationKey::new("telegram", id)
-}
-
-fn line(speaker: Speaker, text: &str) -> TranscriptLine {
-    TranscriptLine {
-        at: 1_795_400_000_000 + text.len() as u64,
-        speaker,
-        message_id: (speaker == Speaker::Customer).then(|| format!("id-{text}")),
-        text: text.to_string(),
-        decision: (speaker == Speaker::Customer).then_some(Decision::Suggest),
-        confidence: (speaker == Speaker::Customer).then_some(0.375),
-        entry: (speaker == Speaker::Customer).then(|| "order.card_key_lookup".to_string()),
-        kind: (speaker == Speaker::Bot).then_some(OutboundKind::Question),
-    }
-}
-
-fn turn(conversation: &Conversation, message_id: Option<&str>, texts: &[&str]) -> TurnCommit {
-    TurnCommit {
-        conversation: conversation.clone(),
-        message_id: message_id.map(str::to_string),
-        lines: texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                line(
-                    if i % 2 == 0 {
-                        Speaker::Customer
-                    } else {
-                        Speaker::Bot
-                    },
-                    t,
-                )
-            })
-            .collect(),
-        outbox: Vec::new(),
+/// The stores of one "process" on the test database.
+async fn stores(t: &TestDb) -> suite::Stores {
+    let db = t.open().await;
+    suite::Stores {
+        conversations: Arc::new(db.conversations()),
+        tickets: Arc::new(db.tickets()),
+        audit: Arc::new(db.audit()),
+        attempts: Arc::new(db.attempts()),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_round_trips_with_its_state_and_transcript() {
     on_both(async |t: &TestDb| {
-        let store = t.open().await.conversations();
-        let k = key("rt");
-        assert_eq!(store.load(&k).await.unwrap(), None, "{}", t.name);
-        let mut c = Conversation::new(k.clone(), "alice", Locale::En);
-        c.holder = Holder::Agent("agent-7".into());
-        c.entities = BTreeMap::from([("order_no".to_string(), "DD2024112300017".to_string())]);
-        c.offered = vec!["a".into(), "b".into()];
-        c.flow = Some(kefu_core::conversation::FlowState {
-            name: "card_key_lookup".into(),
-            entry: "order.card_key_lookup".into(),
-            slots: BTreeMap::from([("order_no".into(), "DD1".into())]),
-            reprompts: 1,
-            awaiting_proof: true,
-            awaiting_confirmation: false,
-        });
-        c.verified = BTreeMap::from([("DD1".to_string(), 1_795_400_000_000)]);
-        let first = turn(&c, Some("m1"), &["where is my key", "your order number?"]);
-        assert_eq!(
-            store.commit(first.clone()).await.unwrap(),
-            Committed::Stored
-        );
-
-        let loaded = store.load(&k).await.unwrap().expect("stored");
-        assert_eq!(loaded.version, 1, "{}", t.name);
-        assert_eq!(
-            Conversation {
-                version: 0,
-                ..loaded.clone()
-            },
-            c,
-            "{}",
-            t.name
-        );
-        assert_eq!(
-            store.transcript(&k).await.unwrap(),
-            first.lines,
-            "{}",
-            t.name
-        );
-        assert!(store.is_processed(&k, "m1").await.unwrap());
-        assert!(!store.is_processed(&k, "m2").await.unwrap());
-        assert!(!store.is_processed(&key("other"), "m1").await.unwrap());
-
-        // The next turn starts from the loaded version and appends.
-        let second = turn(&loaded, Some("m2"), &["DD2024112300017", "found it"]);
-        assert_eq!(
-            store.commit(second.clone()).await.unwrap(),
-            Committed::Stored
-        );
-        assert_eq!(store.load(&k).await.unwrap().unwrap().version, 2);
-        let all: Vec<_> = first.lines.iter().chain(&second.lines).cloned().collect();
-        assert_eq!(store.transcript(&k).await.unwrap(), all, "{}", t.name);
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::a_turn_round_trips_with_its_state_and_transcript(&one, &two, t.name).await;
     })
     .await;
 }
@@ -114,31 +38,8 @@ async fn a_turn_round_trips_with_its_state_and_transcript() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processed_message_id_commits_nothing_twice() {
     on_both(async |t: &TestDb| {
-        let store = t.open().await.conversations();
-        let k = key("dup");
-        let c = Conversation::new(k.clone(), "bob", Locale::Zh);
-        assert_eq!(
-            store
-                .commit(turn(&c, Some("m1"), &["你好", "您好"]))
-                .await
-                .unwrap(),
-            Committed::Stored
-        );
-        let loaded = store.load(&k).await.unwrap().unwrap();
-        let again = turn(&loaded, Some("m1"), &["你好", "您好"]);
-        assert_eq!(
-            store.commit(again).await.unwrap(),
-            Committed::Duplicate,
-            "{}",
-            t.name
-        );
-        assert_eq!(store.transcript(&k).await.unwrap().len(), 2, "{}", t.name);
-        assert_eq!(
-            store.load(&k).await.unwrap().unwrap().version,
-            1,
-            "{}",
-            t.name
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::a_processed_message_id_commits_nothing_twice(&one, &two, t.name).await;
     })
     .await;
 }
@@ -146,39 +47,8 @@ async fn a_processed_message_id_commits_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_deliveries_of_one_message_commit_once() {
     on_both(async |t: &TestDb| {
-        // Two "processes" (pools), ten deliveries of the same message each, no lock taken:
-        // the unique constraint alone must let exactly one through.
-        let stores = [
-            t.open().await.conversations(),
-            t.open().await.conversations(),
-        ];
-        let k = key("race");
-        let c = Conversation::new(k.clone(), "carol", Locale::Zh);
-        let mut tasks = Vec::new();
-        for i in 0..20 {
-            let store = stores[i % 2].clone();
-            let commit = turn(&c, Some("same"), &["在吗", "在的"]);
-            tasks.push(tokio::spawn(
-                async move { store.commit(commit).await.unwrap() },
-            ));
-        }
-        let mut outcomes = Vec::new();
-        for task in tasks {
-            outcomes.push(task.await.unwrap());
-        }
-        let stored = outcomes.iter().filter(|o| **o == Committed::Stored).count();
-        assert_eq!(stored, 1, "{}: {outcomes:?}", t.name);
-        assert!(
-            outcomes.iter().all(|o| *o != Committed::Conflict),
-            "{}: a duplicate is not a conflict: {outcomes:?}",
-            t.name
-        );
-        assert_eq!(
-            stores[0].transcript(&k).await.unwrap().len(),
-            2,
-            "{}",
-            t.name
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::racing_deliveries_of_one_message_commit_once(&one, &two, t.name).await;
     })
     .await;
 }
@@ -186,54 +56,8 @@ async fn racing_deliveries_of_one_message_commit_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_version_conflicts_and_stores_nothing() {
     on_both(async |t: &TestDb| {
-        let store = t.open().await.conversations();
-        let k = key("stale");
-        let fresh = Conversation::new(k.clone(), "dan", Locale::En);
-        assert_eq!(
-            store
-                .commit(turn(&fresh, Some("m1"), &["hi"]))
-                .await
-                .unwrap(),
-            Committed::Stored
-        );
-        // A second writer that also started from "no conversation yet" has lost the race.
-        assert_eq!(
-            store
-                .commit(turn(&fresh, Some("m2"), &["hello"]))
-                .await
-                .unwrap(),
-            Committed::Conflict,
-            "{}",
-            t.name
-        );
-        let v1 = store.load(&k).await.unwrap().unwrap();
-        assert_eq!(
-            store.commit(turn(&v1, Some("m3"), &["one"])).await.unwrap(),
-            Committed::Stored
-        );
-        assert_eq!(
-            store.commit(turn(&v1, Some("m4"), &["two"])).await.unwrap(),
-            Committed::Conflict,
-            "{}",
-            t.name
-        );
-        // Nothing of the conflicting turns was kept, not even their message ids.
-        assert!(!store.is_processed(&k, "m2").await.unwrap(), "{}", t.name);
-        assert!(!store.is_processed(&k, "m4").await.unwrap(), "{}", t.name);
-        let texts: Vec<_> = store
-            .transcript(&k)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.text)
-            .collect();
-        assert_eq!(texts, ["hi", "one"], "{}", t.name);
-        // Retried on the current state, the turn goes through.
-        let v2 = store.load(&k).await.unwrap().unwrap();
-        assert_eq!(
-            store.commit(turn(&v2, Some("m4"), &["two"])).await.unwrap(),
-            Committed::Stored
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::a_stale_version_conflicts_and_stores_nothing(&one, &two, t.name).await;
     })
     .await;
 }
@@ -241,37 +65,8 @@ async fn a_stale_version_conflicts_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_starts_from_one_read_of_message_id_and_state() {
     on_both(async |t: &TestDb| {
-        let store = t.open().await.conversations();
-        let k = key("start");
-        assert_eq!(
-            store.start_turn(&k, "m1").await.unwrap(),
-            TurnStart::Ready(None),
-            "{}",
-            t.name
-        );
-        let c = Conversation::new(k.clone(), "erin", Locale::Zh);
-        store
-            .commit(turn(&c, Some("m1"), &["卡密在哪"]))
-            .await
-            .unwrap();
-        assert_eq!(
-            store.start_turn(&k, "m1").await.unwrap(),
-            TurnStart::Processed,
-            "{}",
-            t.name
-        );
-        let TurnStart::Ready(Some(stored)) = store.start_turn(&k, "m2").await.unwrap() else {
-            panic!("{}: a stored conversation and a new message", t.name);
-        };
-        assert_eq!(stored, store.load(&k).await.unwrap().unwrap(), "{}", t.name);
-        assert_eq!(stored.version, 1, "{}", t.name);
-        // Another conversation's message ids are not this one's.
-        assert_eq!(
-            store.start_turn(&key("other"), "m1").await.unwrap(),
-            TurnStart::Ready(None),
-            "{}",
-            t.name
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::a_turn_starts_from_one_read_of_message_id_and_state(&one, &two, t.name).await;
     })
     .await;
 }
@@ -279,54 +74,8 @@ async fn a_turn_starts_from_one_read_of_message_id_and_state() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_abandoned_half_way_stores_all_or_nothing() {
     on_both(async |t: &TestDb| {
-        // A caller that gives up on a commit (a dropped webhook request, a shutdown) drops
-        // its future at any point. The turn may or may not have been stored (a server can
-        // finish a transaction whose client is gone), but never in part, and the store stays
-        // usable: delivering the message again stores it exactly once.
-        let store = t.open().await.conversations();
-        let k = key("abandoned");
-        let mut c = Conversation::new(k.clone(), "fay", Locale::En);
-        for i in 0..40u64 {
-            let id = format!("m{i}");
-            let commit = turn(&c, Some(&id), &["where is my key", "here it is"]);
-            // Give up after the commit has been polled a few times: at i = 0 before it
-            // starts, later at points inside it (tokio timers are too coarse for this).
-            tokio::select! {
-                biased;
-                _ = store.commit(commit) => {}
-                _ = async {
-                    for _ in 0..i * i * 8 {
-                        tokio::task::yield_now().await;
-                    }
-                } => {}
-            };
-            let again = turn(&c, Some(&id), &["where is my key", "here it is"]);
-            let outcome = store.commit(again).await.unwrap();
-            assert!(
-                matches!(outcome, Committed::Stored | Committed::Duplicate),
-                "{}: turn {i}: {outcome:?}",
-                t.name
-            );
-            // Exactly one of the two attempts is stored, whole.
-            let want = i + 1;
-            let mut reads = 0;
-            c = loop {
-                let state = store.load(&k).await.unwrap().unwrap();
-                let lines = store.transcript(&k).await.unwrap().len() as u64;
-                if state.version == want && lines == 2 * want {
-                    assert!(store.is_processed(&k, &id).await.unwrap(), "{}", t.name);
-                    break state;
-                }
-                reads += 1;
-                assert!(
-                    reads < 500 && state.version <= want && lines <= 2 * want,
-                    "{}: turn {i}: version {}, {lines} lines",
-                    t.name,
-                    state.version
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            };
-        }
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::a_commit_abandoned_half_way_stores_all_or_nothing(&one, &two, t.name).await;
     })
     .await;
 }
@@ -334,41 +83,14 @@ async fn a_commit_abandoned_half_way_stores_all_or_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_turn_lock_excludes_other_holders_until_released_or_dropped() {
     on_both(async |t: &TestDb| {
-        // On PostgreSQL the two databases act as two processes; on SQLite the lock is per
-        // store, so both lockers share one store.
-        let a = t.open().await.conversations();
-        let b = match t.name {
-            "postgres" => t.open().await.conversations(),
-            _ => a.clone(),
+        // SQLite's turn lock is in-process: the second locker shares the first's stores.
+        let one = stores(t).await;
+        let two = match t.name {
+            "postgres" => stores(t).await,
+            _ => one.clone(),
         };
-        let k = key("locked");
-        let held = a.lock(&k).await.unwrap();
-        let waiter = {
-            let b = b.clone();
-            let k = k.clone();
-            tokio::spawn(async move { b.lock(&k).await.unwrap() })
-        };
-        // Another conversation is not held up.
-        let other = b.lock(&key("free")).await.unwrap();
-        other.release().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            !waiter.is_finished(),
-            "{}: a second holder got the lock",
-            t.name
-        );
-        held.release().await.unwrap();
-        let second = tokio::time::timeout(Duration::from_secs(30), waiter)
-            .await
-            .expect("the waiter gets the lock once it is released")
-            .unwrap();
-        // Dropped without release (a crashed turn): the lock must still come free.
-        drop(second);
-        let third = tokio::time::timeout(Duration::from_secs(30), a.lock(&k))
-            .await
-            .expect("a dropped lock comes free")
-            .unwrap();
-        third.release().await.unwrap();
+        suite::the_turn_lock_excludes_other_holders_until_released_or_dropped(&one, &two, t.name)
+            .await;
     })
     .await;
 }
@@ -561,157 +283,54 @@ async fn twenty_concurrent_claimers_share_500_requests_without_a_double_claim() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tickets_get_numbers_history_and_owners() {
+async fn overdue_tickets_are_the_unresolved_ones_past_their_due_time() {
     on_both(async |t: &TestDb| {
         let tickets = t.open().await.tickets();
-        let new = |order: &str, customer: &str| NewTicket {
-            kind: "refund".into(),
-            order: Some(order.into()),
-            conversation: Some(key(customer)),
-            customer: customer.into(),
-            description: "充值未到账".into(),
-            skill_group: "refunds".into(),
-            sla_millis: 3_600_000,
+        let new = || NewTicket {
+            kind: "delivery".into(),
+            order: Some("DD9".into()),
+            conversation: Some(key("late")),
+            customer: "u9".into(),
+            description: "卡密没到".into(),
+            skill_group: "orders".into(),
+            sla_millis: 1_000,
             by: "bot".into(),
             idempotency_key: None,
         };
-        let a = tickets.open(new("DD1", "u1")).await.unwrap();
-        let b = tickets.open(new("DD1", "u2")).await.unwrap();
-        assert_ne!(a.number, b.number);
-        assert!(
-            a.number.starts_with('T') && a.number.len() >= 15,
-            "{}",
-            a.number
+        let (late, done) = (
+            tickets.open(new()).await.unwrap(),
+            tickets.open(new()).await.unwrap(),
         );
-        assert_eq!(a.due_at, a.created_at + 3_600_000);
-        assert_eq!(
-            tickets.get(&a.number).await.unwrap().as_ref(),
-            Some(&a),
-            "{}",
-            t.name
-        );
-        assert_eq!(tickets.get("T000").await.unwrap(), None);
-
-        let updated = tickets
+        tickets
             .update(
-                &a.number,
-                TicketUpdate {
-                    status: Some(TicketStatus::InProgress),
-                    owner: Some("amy".into()),
-                    by: "amy".into(),
-                    note: "checking with the supplier".into(),
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (updated.status, updated.owner.as_deref()),
-            (TicketStatus::InProgress, Some("amy"))
-        );
-        let resolved = tickets
-            .update(
-                &a.number,
+                &done.number,
                 TicketUpdate {
                     status: Some(TicketStatus::Resolved),
                     owner: None,
                     by: "amy".into(),
-                    note: "refunded".into(),
+                    note: "sent".into(),
                 },
             )
             .await
-            .unwrap()
             .unwrap();
-        let history: Vec<_> = resolved
-            .history
-            .iter()
-            .map(|e| (e.status, e.note.as_str()))
-            .collect();
-        assert_eq!(
-            history,
-            [
-                (TicketStatus::Open, "opened"),
-                (TicketStatus::InProgress, "checking with the supplier"),
-                (TicketStatus::Resolved, "refunded")
-            ],
-            "{}",
-            t.name
-        );
-        assert_eq!(
-            resolved.owner.as_deref(),
-            Some("amy"),
-            "an update without owner keeps it"
-        );
-        assert_eq!(
-            tickets
-                .update(
-                    "T404",
-                    TicketUpdate {
-                        status: None,
-                        owner: None,
-                        by: "x".into(),
-                        note: String::new()
-                    }
-                )
-                .await
-                .unwrap(),
-            None
-        );
-
-        let for_order: Vec<_> = tickets
-            .for_order("DD1")
+        let overdue: Vec<_> = tickets
+            .overdue(late.due_at + 1)
             .await
             .unwrap()
             .into_iter()
             .map(|t| t.number)
             .collect();
-        assert_eq!(
-            for_order,
-            [b.number.clone(), a.number.clone()],
-            "newest first"
-        );
-        let mine: Vec<_> = tickets
-            .for_customer("telegram", "u2")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.number)
-            .collect();
-        assert_eq!(mine, std::slice::from_ref(&b.number));
-        assert!(tickets
-            .for_customer("discord", "u2")
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            tickets.overdue(b.due_at + 1).await.unwrap().len(),
-            1,
-            "{}: only the unresolved one",
-            t.name
-        );
+        assert_eq!(overdue, std::slice::from_ref(&late.number), "{}", t.name);
+        assert!(tickets.overdue(late.due_at - 1).await.unwrap().is_empty());
+    })
+    .await;
+}
 
-        // Numbers stay unique when many are opened at once from two processes.
-        let other = t.open().await.tickets();
-        let mut tasks = Vec::new();
-        for i in 0..20 {
-            let store = if i % 2 == 0 {
-                tickets.clone()
-            } else {
-                other.clone()
-            };
-            let request = new("DD2", "u3");
-            tasks.push(tokio::spawn(async move {
-                store.open(request).await.unwrap().number
-            }));
-        }
-        let mut numbers = HashSet::new();
-        for task in tasks {
-            assert!(
-                numbers.insert(task.await.unwrap()),
-                "{}: a ticket number was given twice",
-                t.name
-            );
-        }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_get_numbers_history_and_owners() {
+    on_both(async |t: &TestDb| {
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::tickets_get_numbers_history_and_owners(&one, &two, t.name).await;
     })
     .await;
 }
@@ -719,47 +338,8 @@ async fn tickets_get_numbers_history_and_owners() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_keeps_events_by_subject_in_order() {
     on_both(async |t: &TestDb| {
-        let audit = t.open().await.audit();
-        for (actor, action) in [
-            ("customer:telegram:1", "card_key.shown"),
-            ("agent:amy", "card_key.revealed"),
-        ] {
-            audit
-                .record(AuditEvent {
-                    at: now_millis(),
-                    actor: actor.into(),
-                    action: action.into(),
-                    subject: "DD1".into(),
-                    detail: "key ****9F2A".into(),
-                    dedupe_key: None,
-                })
-                .await
-                .unwrap();
-        }
-        audit
-            .record(AuditEvent {
-                at: 1,
-                actor: "system".into(),
-                action: "order.imported".into(),
-                subject: "DD2".into(),
-                detail: String::new(),
-                dedupe_key: None,
-            })
-            .await
-            .unwrap();
-        let events: Vec<_> = audit
-            .for_subject("DD1")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.action)
-            .collect();
-        assert_eq!(
-            events,
-            ["card_key.shown", "card_key.revealed"],
-            "{}",
-            t.name
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::the_audit_log_keeps_events_by_subject_in_order(&one, &two, t.name).await;
     })
     .await;
 }
@@ -1296,139 +876,17 @@ async fn old_sha256_password_hashes_still_prove_and_are_upgraded_to_argon2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_events_and_tickets_with_a_key_are_recorded_once() {
     on_both(async |t: &TestDb| {
-        let db = t.open().await;
-        let audit = db.audit();
-        let event = |key: Option<&str>| AuditEvent {
-            at: now_millis(),
-            actor: "customer:telegram:1".into(),
-            action: "card_key.shown".into(),
-            subject: "DD7001".into(),
-            detail: "1 key(s): ****9F2A".into(),
-            dedupe_key: key.map(str::to_string),
-        };
-        for e in [
-            event(Some("k1")),
-            event(Some("k1")),
-            event(None),
-            event(None),
-        ] {
-            audit.record(e).await.unwrap();
-        }
-        let n = &t.name;
-        let events = audit.for_subject("DD7001").await.unwrap();
-        assert_eq!(events.len(), 3, "{n}");
-        assert_eq!(events[0].dedupe_key.as_deref(), Some("k1"), "{n}");
-
-        let tickets = db.tickets();
-        let new = |key: Option<&str>| NewTicket {
-            kind: "refund".into(),
-            order: Some("DD7001".into()),
-            conversation: Some(key_of("once")),
-            customer: "u1".into(),
-            description: "refund".into(),
-            skill_group: "refunds".into(),
-            sla_millis: 60_000,
-            by: "bot".into(),
-            idempotency_key: key.map(str::to_string),
-        };
-        let a = tickets.open(new(Some("turn-9"))).await.unwrap();
-        let b = tickets.open(new(Some("turn-9"))).await.unwrap();
-        assert_eq!(a, b, "{n}");
-        assert_eq!(a.idempotency_key.as_deref(), Some("turn-9"), "{n}");
-        let c = tickets.open(new(None)).await.unwrap();
-        assert_ne!(a.number, c.number, "{n}");
-        assert_eq!(tickets.for_order("DD7001").await.unwrap().len(), 2, "{n}");
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::audit_events_and_tickets_with_a_key_are_recorded_once(&one, &two, t.name).await;
     })
     .await;
-}
-
-fn key_of(id: &str) -> ConversationKey {
-    key(id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_are_checked_and_taken_atomically_across_processes() {
     on_both(async |t: &TestDb| {
-        use kefu_core::{Attempts, Counter, Limit, Space, Taken};
-        // Two "processes" (two pools on one database) race twenty attempts at one order.
-        let (one, two) = (t.open().await.attempts(), t.open().await.attempts());
-        let order = Counter::new(Space::OrderProofs, "DD8001");
-        let limit = Limit { max: 5, since: 0 };
-        let mut racing = tokio::task::JoinSet::new();
-        for i in 0..20 {
-            let attempts = if i % 2 == 0 { one.clone() } else { two.clone() };
-            let counters = vec![
-                Counter::new(Space::CustomerProofs, format!("telegram:attacker{i}")),
-                order.clone(),
-            ];
-            racing.spawn(async move {
-                attempts
-                    .take(&format!("a{i}"), &counters, limit, 1_000)
-                    .await
-                    .unwrap()
-            });
-        }
-        let taken = racing
-            .join_all()
-            .await
-            .into_iter()
-            .filter(|t| *t == Taken::Yes)
-            .count();
-        let n = &t.name;
-        assert_eq!(taken, 5, "{n}: exactly the limit passes");
-        assert_eq!(one.count(&order, 0).await.unwrap(), 5, "{n}");
-        // A customer's count is their own: attacker 0 has one, a bystander none.
-        let bystander = Counter::new(Space::CustomerProofs, "telegram:victim");
-        assert_eq!(one.count(&bystander, 0).await.unwrap(), 0, "{n}");
-        // The same attempt id again counts once (a turn run again) ...
-        let ids: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
-        let mut recorded = None;
-        for id in &ids {
-            let c = vec![Counter::new(Space::KeyViews, "DD8001")];
-            if two
-                .take(id, &c, Limit { max: 1, since: 0 }, 1_000)
-                .await
-                .unwrap()
-                == Taken::Yes
-            {
-                recorded.get_or_insert(id.clone());
-            }
-        }
-        let first = recorded.unwrap();
-        let views = vec![Counter::new(Space::KeyViews, "DD8001")];
-        assert_eq!(
-            one.take(&first, &views, Limit { max: 1, since: 0 }, 1_000)
-                .await
-                .unwrap(),
-            Taken::Yes,
-            "{n}"
-        );
-        assert_eq!(
-            one.take("other", &views, Limit { max: 1, since: 0 }, 1_000)
-                .await
-                .unwrap(),
-            Taken::Refused(views[0].clone()),
-            "{n}"
-        );
-        // ... and a withdrawn attempt frees its place; old ones fall out of the window.
-        one.withdraw(&first).await.unwrap();
-        assert_eq!(one.count(&views[0], 0).await.unwrap(), 0, "{n}");
-        assert_eq!(one.count(&order, 1_001).await.unwrap(), 0, "{n}");
-        assert_eq!(
-            one.take(
-                "late",
-                std::slice::from_ref(&order),
-                Limit {
-                    max: 5,
-                    since: 2_000
-                },
-                2_000
-            )
-            .await
-            .unwrap(),
-            Taken::Yes,
-            "{n}"
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::attempts_are_checked_and_taken_atomically_across_processes(&one, &two, t.name).await;
     })
     .await;
 }

@@ -1,0 +1,730 @@
+//! The storage conformance suite: what every implementation of kefu-core's storage ports
+//! must do — conversations (turns, duplicates, versions, the turn lock), tickets, the audit
+//! log and limited attempts. kefu runs it on the in-memory stores, SQLite and PostgreSQL.
+//!
+//! Each function takes the stores of one "process" and of another on the same data (two
+//! connection pools on a database; the same stores again for in-memory ones), and `n`, the
+//! name put into failure messages.
+
+use crate::attempts::Attempts;
+use crate::audit::{AuditEvent, AuditLog};
+use crate::conversation::{now_millis, Conversation, Holder, Speaker, TranscriptLine};
+use crate::knowledge::Decision;
+use crate::locale::Locale;
+use crate::message::{ConversationKey, OutboundKind};
+use crate::store::{Committed, ConversationStore, TurnCommit, TurnStart};
+use crate::tickets::{NewTicket, TicketStatus, TicketUpdate, Tickets};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The storage ports of one process.
+#[derive(Clone)]
+pub struct Stores {
+    /// Conversations, transcripts, processed message ids, turn locks (and the outbox).
+    pub conversations: Arc<dyn ConversationStore>,
+    /// Tickets.
+    pub tickets: Arc<dyn Tickets>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditLog>,
+    /// Limited attempts.
+    pub attempts: Arc<dyn Attempts>,
+}
+
+impl Stores {
+    /// Fresh in-memory stores.
+    pub fn memory() -> Stores {
+        Stores {
+            conversations: Arc::new(crate::MemoryStore::new()),
+            tickets: Arc::new(crate::MemoryTickets::new()),
+            audit: Arc::new(crate::MemoryAudit::new()),
+            attempts: Arc::new(crate::MemoryAttempts::new()),
+        }
+    }
+}
+
+/// Conversation `id` on the `telegram` channel.
+pub fn key(id: &str) -> ConversationKey {
+    ConversationKey::new("telegram", id)
+}
+
+fn key_of(id: &str) -> ConversationKey {
+    key(id)
+}
+
+/// A transcript line as the engine writes them.
+pub fn line(speaker: Speaker, text: &str) -> TranscriptLine {
+    TranscriptLine {
+        at: 1_795_400_000_000 + text.len() as u64,
+        speaker,
+        message_id: (speaker == Speaker::Customer).then(|| format!("id-{text}")),
+        text: text.to_string(),
+        decision: (speaker == Speaker::Customer).then_some(Decision::Suggest),
+        confidence: (speaker == Speaker::Customer).then_some(0.375),
+        entry: (speaker == Speaker::Customer).then(|| "order.card_key_lookup".to_string()),
+        kind: (speaker == Speaker::Bot).then_some(OutboundKind::Question),
+    }
+}
+
+/// A turn of `conversation` for `message_id` with `texts` as customer and bot lines in turn.
+pub fn turn(conversation: &Conversation, message_id: Option<&str>, texts: &[&str]) -> TurnCommit {
+    let lines = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            line(
+                if i % 2 == 0 {
+                    Speaker::Customer
+                } else {
+                    Speaker::Bot
+                },
+                t,
+            )
+        })
+        .collect();
+    TurnCommit::new(conversation.clone(), message_id.map(str::to_string), lines)
+}
+
+/// The behaviour the name says.
+pub async fn a_turn_round_trips_with_its_state_and_transcript(
+    s: &Stores,
+    _other: &Stores,
+    n: &str,
+) {
+    let store = s.conversations.clone();
+    let k = key("rt");
+    assert_eq!(store.load(&k).await.unwrap(), None, "{}", n);
+    let mut c = Conversation::new(k.clone(), "alice", Locale::En);
+    c.holder = Holder::Agent("agent-7".into());
+    c.entities = BTreeMap::from([("order_no".to_string(), "DD2024112300017".to_string())]);
+    c.offered = vec!["a".into(), "b".into()];
+    c.flow = Some(crate::conversation::FlowState {
+        name: "card_key_lookup".into(),
+        entry: "order.card_key_lookup".into(),
+        slots: BTreeMap::from([("order_no".into(), "DD1".into())]),
+        reprompts: 1,
+        awaiting_proof: true,
+        awaiting_confirmation: false,
+    });
+    c.verified = BTreeMap::from([("DD1".to_string(), 1_795_400_000_000)]);
+    let first = turn(&c, Some("m1"), &["where is my key", "your order number?"]);
+    assert_eq!(
+        store.commit(first.clone()).await.unwrap(),
+        Committed::Stored
+    );
+
+    let loaded = store.load(&k).await.unwrap().expect("stored");
+    assert_eq!(loaded.version, 1, "{}", n);
+    assert_eq!(
+        Conversation {
+            version: 0,
+            ..loaded.clone()
+        },
+        c,
+        "{}",
+        n
+    );
+    assert_eq!(store.transcript(&k).await.unwrap(), first.lines, "{}", n);
+    assert!(store.is_processed(&k, "m1").await.unwrap());
+    assert!(!store.is_processed(&k, "m2").await.unwrap());
+    assert!(!store.is_processed(&key("other"), "m1").await.unwrap());
+
+    // The next turn starts from the loaded version and appends.
+    let second = turn(&loaded, Some("m2"), &["DD2024112300017", "found it"]);
+    assert_eq!(
+        store.commit(second.clone()).await.unwrap(),
+        Committed::Stored
+    );
+    assert_eq!(store.load(&k).await.unwrap().unwrap().version, 2);
+    let all: Vec<_> = first.lines.iter().chain(&second.lines).cloned().collect();
+    assert_eq!(store.transcript(&k).await.unwrap(), all, "{}", n);
+}
+
+/// The behaviour the name says.
+pub async fn a_processed_message_id_commits_nothing_twice(s: &Stores, _other: &Stores, n: &str) {
+    let store = s.conversations.clone();
+    let k = key("dup");
+    let c = Conversation::new(k.clone(), "bob", Locale::Zh);
+    assert_eq!(
+        store
+            .commit(turn(&c, Some("m1"), &["你好", "您好"]))
+            .await
+            .unwrap(),
+        Committed::Stored
+    );
+    let loaded = store.load(&k).await.unwrap().unwrap();
+    let again = turn(&loaded, Some("m1"), &["你好", "您好"]);
+    assert_eq!(
+        store.commit(again).await.unwrap(),
+        Committed::Duplicate,
+        "{}",
+        n
+    );
+    assert_eq!(store.transcript(&k).await.unwrap().len(), 2, "{}", n);
+    assert_eq!(store.load(&k).await.unwrap().unwrap().version, 1, "{}", n);
+}
+
+/// The behaviour the name says.
+pub async fn racing_deliveries_of_one_message_commit_once(s: &Stores, other: &Stores, n: &str) {
+    // Two "processes" (pools), ten deliveries of the same message each, no lock taken:
+    // the unique constraint alone must let exactly one through.
+    let stores = [s.conversations.clone(), other.conversations.clone()];
+    let k = key("race");
+    let c = Conversation::new(k.clone(), "carol", Locale::Zh);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = stores[i % 2].clone();
+        let commit = turn(&c, Some("same"), &["在吗", "在的"]);
+        tasks.push(tokio::spawn(
+            async move { store.commit(commit).await.unwrap() },
+        ));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    let stored = outcomes.iter().filter(|o| **o == Committed::Stored).count();
+    assert_eq!(stored, 1, "{}: {outcomes:?}", n);
+    assert!(
+        outcomes.iter().all(|o| *o != Committed::Conflict),
+        "{}: a duplicate is not a conflict: {outcomes:?}",
+        n
+    );
+    assert_eq!(stores[0].transcript(&k).await.unwrap().len(), 2, "{}", n);
+}
+
+/// The behaviour the name says.
+pub async fn a_stale_version_conflicts_and_stores_nothing(s: &Stores, _other: &Stores, n: &str) {
+    let store = s.conversations.clone();
+    let k = key("stale");
+    let fresh = Conversation::new(k.clone(), "dan", Locale::En);
+    assert_eq!(
+        store
+            .commit(turn(&fresh, Some("m1"), &["hi"]))
+            .await
+            .unwrap(),
+        Committed::Stored
+    );
+    // A second writer that also started from "no conversation yet" has lost the race.
+    assert_eq!(
+        store
+            .commit(turn(&fresh, Some("m2"), &["hello"]))
+            .await
+            .unwrap(),
+        Committed::Conflict,
+        "{}",
+        n
+    );
+    let v1 = store.load(&k).await.unwrap().unwrap();
+    assert_eq!(
+        store.commit(turn(&v1, Some("m3"), &["one"])).await.unwrap(),
+        Committed::Stored
+    );
+    assert_eq!(
+        store.commit(turn(&v1, Some("m4"), &["two"])).await.unwrap(),
+        Committed::Conflict,
+        "{}",
+        n
+    );
+    // Nothing of the conflicting turns was kept, not even their message ids.
+    assert!(!store.is_processed(&k, "m2").await.unwrap(), "{}", n);
+    assert!(!store.is_processed(&k, "m4").await.unwrap(), "{}", n);
+    let texts: Vec<_> = store
+        .transcript(&k)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(texts, ["hi", "one"], "{}", n);
+    // Retried on the current state, the turn goes through.
+    let v2 = store.load(&k).await.unwrap().unwrap();
+    assert_eq!(
+        store.commit(turn(&v2, Some("m4"), &["two"])).await.unwrap(),
+        Committed::Stored
+    );
+}
+
+/// The behaviour the name says.
+pub async fn a_turn_starts_from_one_read_of_message_id_and_state(
+    s: &Stores,
+    _other: &Stores,
+    n: &str,
+) {
+    let store = s.conversations.clone();
+    let k = key("start");
+    assert_eq!(
+        store.start_turn(&k, "m1").await.unwrap(),
+        TurnStart::Ready(None),
+        "{}",
+        n
+    );
+    let c = Conversation::new(k.clone(), "erin", Locale::Zh);
+    store
+        .commit(turn(&c, Some("m1"), &["卡密在哪"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.start_turn(&k, "m1").await.unwrap(),
+        TurnStart::Processed,
+        "{}",
+        n
+    );
+    let TurnStart::Ready(Some(stored)) = store.start_turn(&k, "m2").await.unwrap() else {
+        panic!("{}: a stored conversation and a new message", n);
+    };
+    assert_eq!(stored, store.load(&k).await.unwrap().unwrap(), "{}", n);
+    assert_eq!(stored.version, 1, "{}", n);
+    // Another conversation's message ids are not this one's.
+    assert_eq!(
+        store.start_turn(&key("other"), "m1").await.unwrap(),
+        TurnStart::Ready(None),
+        "{}",
+        n
+    );
+}
+
+/// The behaviour the name says.
+pub async fn a_commit_abandoned_half_way_stores_all_or_nothing(
+    s: &Stores,
+    _other: &Stores,
+    n: &str,
+) {
+    // A caller that gives up on a commit (a dropped webhook request, a shutdown) drops
+    // its future at any point. The turn may or may not have been stored (a server can
+    // finish a transaction whose client is gone), but never in part, and the store stays
+    // usable: delivering the message again stores it exactly once.
+    let store = s.conversations.clone();
+    let k = key("abandoned");
+    let mut c = Conversation::new(k.clone(), "fay", Locale::En);
+    for i in 0..40u64 {
+        let id = format!("m{i}");
+        let commit = turn(&c, Some(&id), &["where is my key", "here it is"]);
+        // Give up after the commit has been polled a few times: at i = 0 before it
+        // starts, later at points inside it (tokio timers are too coarse for this).
+        tokio::select! {
+            biased;
+            _ = store.commit(commit) => {}
+            _ = async {
+                for _ in 0..i * i * 8 {
+                    tokio::task::yield_now().await;
+                }
+            } => {}
+        };
+        let again = turn(&c, Some(&id), &["where is my key", "here it is"]);
+        let outcome = store.commit(again).await.unwrap();
+        assert!(
+            matches!(outcome, Committed::Stored | Committed::Duplicate),
+            "{}: turn {i}: {outcome:?}",
+            n
+        );
+        // Exactly one of the two attempts is stored, whole.
+        let want = i + 1;
+        let mut reads = 0;
+        c = loop {
+            let state = store.load(&k).await.unwrap().unwrap();
+            let lines = store.transcript(&k).await.unwrap().len() as u64;
+            if state.version == want && lines == 2 * want {
+                assert!(store.is_processed(&k, &id).await.unwrap(), "{}", n);
+                break state;
+            }
+            reads += 1;
+            assert!(
+                reads < 500 && state.version <= want && lines <= 2 * want,
+                "{}: turn {i}: version {}, {lines} lines",
+                n,
+                state.version
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+    }
+}
+
+/// The behaviour the name says.
+pub async fn the_turn_lock_excludes_other_holders_until_released_or_dropped(
+    s: &Stores,
+    other: &Stores,
+    n: &str,
+) {
+    // `other` must share the lock with `s`: another process on a database whose lock spans
+    // processes (PostgreSQL), the same stores where the lock is in-process (SQLite, memory).
+    let a = s.conversations.clone();
+    let b = other.conversations.clone();
+    let k = key("locked");
+    let held = a.lock(&k).await.unwrap();
+    let waiter = {
+        let b = b.clone();
+        let k = k.clone();
+        tokio::spawn(async move { b.lock(&k).await.unwrap() })
+    };
+    // Another conversation is not held up.
+    let other = b.lock(&key("free")).await.unwrap();
+    other.release().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "{}: a second holder got the lock", n);
+    held.release().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(30), waiter)
+        .await
+        .expect("the waiter gets the lock once it is released")
+        .unwrap();
+    // Dropped without release (a crashed turn): the lock must still come free.
+    drop(second);
+    let third = tokio::time::timeout(Duration::from_secs(30), a.lock(&k))
+        .await
+        .expect("a dropped lock comes free")
+        .unwrap();
+    third.release().await.unwrap();
+}
+
+/// The behaviour the name says.
+pub async fn tickets_get_numbers_history_and_owners(s: &Stores, other: &Stores, n: &str) {
+    let tickets = s.tickets.clone();
+    let new = |order: &str, customer: &str| NewTicket {
+        kind: "refund".into(),
+        order: Some(order.into()),
+        conversation: Some(key(customer)),
+        customer: customer.into(),
+        description: "充值未到账".into(),
+        skill_group: "refunds".into(),
+        sla_millis: 3_600_000,
+        by: "bot".into(),
+        idempotency_key: None,
+    };
+    let a = tickets.open(new("DD1", "u1")).await.unwrap();
+    let b = tickets.open(new("DD1", "u2")).await.unwrap();
+    assert_ne!(a.number, b.number);
+    assert!(
+        a.number.starts_with('T') && a.number.len() >= 15,
+        "{}",
+        a.number
+    );
+    assert_eq!(a.due_at, a.created_at + 3_600_000);
+    assert_eq!(
+        tickets.get(&a.number).await.unwrap().as_ref(),
+        Some(&a),
+        "{}",
+        n
+    );
+    assert_eq!(tickets.get("T000").await.unwrap(), None);
+
+    let updated = tickets
+        .update(
+            &a.number,
+            TicketUpdate {
+                status: Some(TicketStatus::InProgress),
+                owner: Some("amy".into()),
+                by: "amy".into(),
+                note: "checking with the supplier".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (updated.status, updated.owner.as_deref()),
+        (TicketStatus::InProgress, Some("amy"))
+    );
+    let resolved = tickets
+        .update(
+            &a.number,
+            TicketUpdate {
+                status: Some(TicketStatus::Resolved),
+                owner: None,
+                by: "amy".into(),
+                note: "refunded".into(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let history: Vec<_> = resolved
+        .history
+        .iter()
+        .map(|e| (e.status, e.note.as_str()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (TicketStatus::Open, "opened"),
+            (TicketStatus::InProgress, "checking with the supplier"),
+            (TicketStatus::Resolved, "refunded")
+        ],
+        "{}",
+        n
+    );
+    assert_eq!(
+        resolved.owner.as_deref(),
+        Some("amy"),
+        "an update without owner keeps it"
+    );
+    assert_eq!(
+        tickets
+            .update(
+                "T404",
+                TicketUpdate {
+                    status: None,
+                    owner: None,
+                    by: "x".into(),
+                    note: String::new()
+                }
+            )
+            .await
+            .unwrap(),
+        None
+    );
+
+    let for_order: Vec<_> = tickets
+        .for_order("DD1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.number)
+        .collect();
+    assert_eq!(
+        for_order,
+        [b.number.clone(), a.number.clone()],
+        "newest first"
+    );
+    let mine: Vec<_> = tickets
+        .for_customer("telegram", "u2")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.number)
+        .collect();
+    assert_eq!(mine, std::slice::from_ref(&b.number));
+    assert!(tickets
+        .for_customer("discord", "u2")
+        .await
+        .unwrap()
+        .is_empty());
+    // Numbers stay unique when many are opened at once from two processes.
+    let other = other.tickets.clone();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 {
+            tickets.clone()
+        } else {
+            other.clone()
+        };
+        let request = new("DD2", "u3");
+        tasks.push(tokio::spawn(async move {
+            store.open(request).await.unwrap().number
+        }));
+    }
+    let mut numbers = HashSet::new();
+    for task in tasks {
+        assert!(
+            numbers.insert(task.await.unwrap()),
+            "{}: a ticket number was given twice",
+            n
+        );
+    }
+}
+
+/// The behaviour the name says.
+pub async fn the_audit_log_keeps_events_by_subject_in_order(s: &Stores, _other: &Stores, n: &str) {
+    let audit = s.audit.clone();
+    for (actor, action) in [
+        ("customer:telegram:1", "card_key.shown"),
+        ("agent:amy", "card_key.revealed"),
+    ] {
+        audit
+            .record(AuditEvent {
+                at: now_millis(),
+                actor: actor.into(),
+                action: action.into(),
+                subject: "DD1".into(),
+                detail: "key ****9F2A".into(),
+                dedupe_key: None,
+            })
+            .await
+            .unwrap();
+    }
+    audit
+        .record(AuditEvent {
+            at: 1,
+            actor: "system".into(),
+            action: "order.imported".into(),
+            subject: "DD2".into(),
+            detail: String::new(),
+            dedupe_key: None,
+        })
+        .await
+        .unwrap();
+    let events: Vec<_> = audit
+        .for_subject("DD1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(events, ["card_key.shown", "card_key.revealed"], "{}", n);
+}
+
+/// The behaviour the name says.
+pub async fn audit_events_and_tickets_with_a_key_are_recorded_once(
+    s: &Stores,
+    _other: &Stores,
+    n: &str,
+) {
+    let db = s;
+    let audit = db.audit.clone();
+    let event = |key: Option<&str>| AuditEvent {
+        at: now_millis(),
+        actor: "customer:telegram:1".into(),
+        action: "card_key.shown".into(),
+        subject: "DD7001".into(),
+        detail: "1 key(s): ****9F2A".into(),
+        dedupe_key: key.map(str::to_string),
+    };
+    for e in [
+        event(Some("k1")),
+        event(Some("k1")),
+        event(None),
+        event(None),
+    ] {
+        audit.record(e).await.unwrap();
+    }
+
+    let events = audit.for_subject("DD7001").await.unwrap();
+    assert_eq!(events.len(), 3, "{n}");
+    assert_eq!(events[0].dedupe_key.as_deref(), Some("k1"), "{n}");
+
+    let tickets = db.tickets.clone();
+    let new = |key: Option<&str>| NewTicket {
+        kind: "refund".into(),
+        order: Some("DD7001".into()),
+        conversation: Some(key_of("once")),
+        customer: "u1".into(),
+        description: "refund".into(),
+        skill_group: "refunds".into(),
+        sla_millis: 60_000,
+        by: "bot".into(),
+        idempotency_key: key.map(str::to_string),
+    };
+    let a = tickets.open(new(Some("turn-9"))).await.unwrap();
+    let b = tickets.open(new(Some("turn-9"))).await.unwrap();
+    assert_eq!(a, b, "{n}");
+    assert_eq!(a.idempotency_key.as_deref(), Some("turn-9"), "{n}");
+    let c = tickets.open(new(None)).await.unwrap();
+    assert_ne!(a.number, c.number, "{n}");
+    assert_eq!(tickets.for_order("DD7001").await.unwrap().len(), 2, "{n}");
+}
+
+/// The behaviour the name says.
+pub async fn attempts_are_checked_and_taken_atomically_across_processes(
+    s: &Stores,
+    other: &Stores,
+    n: &str,
+) {
+    use crate::{Counter, Limit, Space, Taken};
+    // Two "processes" (two pools on one database) race twenty attempts at one order.
+    let (one, two) = (s.attempts.clone(), other.attempts.clone());
+    let order = Counter::new(Space::OrderProofs, "DD8001");
+    let limit = Limit { max: 5, since: 0 };
+    let mut racing = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let attempts = if i % 2 == 0 { one.clone() } else { two.clone() };
+        let counters = vec![
+            Counter::new(Space::CustomerProofs, format!("telegram:attacker{i}")),
+            order.clone(),
+        ];
+        racing.spawn(async move {
+            attempts
+                .take(&format!("a{i}"), &counters, limit, 1_000)
+                .await
+                .unwrap()
+        });
+    }
+    let taken = racing
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|t| *t == Taken::Yes)
+        .count();
+
+    assert_eq!(taken, 5, "{n}: exactly the limit passes");
+    assert_eq!(one.count(&order, 0).await.unwrap(), 5, "{n}");
+    // A customer's count is their own: attacker 0 has one, a bystander none.
+    let bystander = Counter::new(Space::CustomerProofs, "telegram:victim");
+    assert_eq!(one.count(&bystander, 0).await.unwrap(), 0, "{n}");
+    // The same attempt id again counts once (a turn run again) ...
+    let ids: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    let mut recorded = None;
+    for id in &ids {
+        let c = vec![Counter::new(Space::KeyViews, "DD8001")];
+        if two
+            .take(id, &c, Limit { max: 1, since: 0 }, 1_000)
+            .await
+            .unwrap()
+            == Taken::Yes
+        {
+            recorded.get_or_insert(id.clone());
+        }
+    }
+    let first = recorded.unwrap();
+    let views = vec![Counter::new(Space::KeyViews, "DD8001")];
+    assert_eq!(
+        one.take(&first, &views, Limit { max: 1, since: 0 }, 1_000)
+            .await
+            .unwrap(),
+        Taken::Yes,
+        "{n}"
+    );
+    assert_eq!(
+        one.take("other", &views, Limit { max: 1, since: 0 }, 1_000)
+            .await
+            .unwrap(),
+        Taken::Refused(views[0].clone()),
+        "{n}"
+    );
+    // ... and a withdrawn attempt frees its place; old ones fall out of the window.
+    one.withdraw(&first).await.unwrap();
+    assert_eq!(one.count(&views[0], 0).await.unwrap(), 0, "{n}");
+    assert_eq!(one.count(&order, 1_001).await.unwrap(), 0, "{n}");
+    assert_eq!(
+        one.take(
+            "late",
+            std::slice::from_ref(&order),
+            Limit {
+                max: 5,
+                since: 2_000
+            },
+            2_000
+        )
+        .await
+        .unwrap(),
+        Taken::Yes,
+        "{n}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! on_memory {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let stores = Stores::memory();
+                super::$name(&stores, &stores, "memory").await;
+            }
+        )*};
+    }
+
+    on_memory!(
+        a_turn_round_trips_with_its_state_and_transcript,
+        a_processed_message_id_commits_nothing_twice,
+        racing_deliveries_of_one_message_commit_once,
+        a_stale_version_conflicts_and_stores_nothing,
+        a_turn_starts_from_one_read_of_message_id_and_state,
+        a_commit_abandoned_half_way_stores_all_or_nothing,
+        the_turn_lock_excludes_other_holders_until_released_or_dropped,
+        tickets_get_numbers_history_and_owners,
+        the_audit_log_keeps_events_by_subject_in_order,
+        audit_events_and_tickets_with_a_key_are_recorded_once,
+        attempts_are_checked_and_taken_atomically_across_processes,
+    );
+}
