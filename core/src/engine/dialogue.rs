@@ -5,7 +5,7 @@
 use super::{title, Engine, EngineError, Turn};
 use crate::conversation::{now_millis, HandoffReason, Holder};
 use crate::entities::{ORDER_NO, TICKET_NO};
-use crate::flows::{self, FlowSpec};
+use crate::flows::{self, FlowSpec, Goal};
 use crate::message::{Inbound, OutboundKind, QuickReply};
 use crate::replies::Reply;
 use crate::{Action, Decision, FaqEntry, Priority};
@@ -166,7 +166,8 @@ impl Engine {
             HUMAN_CHOICE => Some(Reply::HumanButton.text(locale).to_string()),
             CONTINUE_CHOICE => {
                 let flow = turn.conversation.flow.as_ref()?;
-                let about_ticket = flow.name == flows::ticket_progress::SPEC.name;
+                let about_ticket =
+                    flows::by_name(&flow.name).is_some_and(|spec| spec.goal == Goal::Tickets);
                 let reply = if about_ticket {
                     Reply::ContinueTicket
                 } else {

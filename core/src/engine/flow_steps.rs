@@ -160,7 +160,7 @@ impl Engine {
             .flow
             .take()
             .and_then(|mut f| f.slots.remove(REQUEST));
-        if kind == TICKET_NO && spec.name == flows::ticket_progress::SPEC.name {
+        if kind == TICKET_NO && spec.goal == flows::Goal::Tickets {
             return self.ticket_by_number(turn, value).await;
         }
         if kind == ORDER_NO && self.orders.is_some() && spec.needs_owner {

@@ -23,9 +23,7 @@ use crate::attempts::{normalize_order_number, Counter, Limit, Space, Taken};
 use crate::audit::AuditEvent;
 use crate::conversation::{now_millis, FlowState, HandoffReason};
 use crate::entities::{EMAIL, ORDER_NO, PHONE};
-use crate::flows::{
-    cancel_order, card_key_lookup, delivery_status, refund_request, ticket_progress, FlowSpec,
-};
+use crate::flows::{card_key_lookup, delivery_status, refund_request, FlowSpec, Goal};
 use crate::message::{OutboundKind, QuickReply};
 use crate::orders::{Order, Orders, OrdersError, Proof};
 use crate::replies::Reply;
@@ -201,7 +199,7 @@ impl Engine {
         request: Option<String>,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
-        if spec.name == card_key_lookup::SPEC.name && !turn.private {
+        if spec.goal.private_only() && !turn.private {
             // Not even the proof belongs in a group.
             self.say(turn, Reply::KeysPrivateOnly, OutboundKind::Answer, &[]);
             return Ok(());
@@ -611,18 +609,14 @@ impl Engine {
             }
         };
         let request = request.unwrap_or_default();
-        match spec.name {
-            n if n == cancel_order::SPEC.name => {
-                return self.offer_cancel(turn, &order, entry, &request).await
-            }
-            n if n == refund_request::SPEC.name => {
-                return self.offer_refund(turn, &order, entry, &request).await
-            }
-            n if n == ticket_progress::SPEC.name => return self.order_tickets(turn, &order).await,
-            _ => {}
+        match spec.goal {
+            Goal::Cancel => return self.offer_cancel(turn, &order, entry, &request).await,
+            Goal::Refund => return self.offer_refund(turn, &order, entry, &request).await,
+            Goal::Tickets => return self.order_tickets(turn, &order).await,
+            Goal::CardKeys | Goal::DeliveryStatus => {}
         }
         let mut values = order_values(&order);
-        if spec.name == card_key_lookup::SPEC.name {
+        if spec.goal == Goal::CardKeys {
             // One view taken (atomically) before the keys are fetched; given back when there
             // turn out to be none to show.
             let view = turn.effect_key(KEYS_SHOWN, number);

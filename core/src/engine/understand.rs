@@ -258,9 +258,7 @@ impl Engine {
             let known = turn.conversation.entities.clone();
             return match spec.filled(&known) {
                 Some((kind, value)) => self.finish_flow(turn, &spec, kind, value, &entry).await,
-                None if spec.name == flows::ticket_progress::SPEC.name
-                    && self.own_tickets(turn).await? =>
-                {
+                None if spec.goal == flows::Goal::Tickets && self.own_tickets(turn).await? => {
                     turn.conversation.flow = None;
                     Ok(())
                 }

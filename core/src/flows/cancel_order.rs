@@ -5,7 +5,7 @@
 //! paid order that was not delivered yet can only be stopped by refunding it, so the request
 //! becomes a refund request; a delivered order cannot be cancelled.
 
-use super::{FlowSpec, ORDER_SLOT};
+use super::{FlowSpec, Goal, ORDER_SLOT};
 use crate::orders::{Order, OrderStatus};
 use crate::replies::Reply;
 
@@ -15,6 +15,7 @@ pub const SPEC: FlowSpec = FlowSpec {
     slot: ORDER_SLOT,
     ask: Reply::AskOrderNo,
     needs_owner: true,
+    goal: Goal::Cancel,
 };
 
 /// What a cancellation of an order comes to.

@@ -5,7 +5,7 @@
 //! nothing — with how to redeem them. Transcripts, logs and everything an agent sees keep only
 //! masked keys ([`mask`]); the audit log records who was shown which order's keys.
 
-use super::{FlowSpec, ORDER_SLOT};
+use super::{FlowSpec, Goal, ORDER_SLOT};
 use crate::replies::Reply;
 
 /// The flow's specification.
@@ -14,6 +14,7 @@ pub const SPEC: FlowSpec = FlowSpec {
     slot: ORDER_SLOT,
     ask: Reply::AskOrderNo,
     needs_owner: true,
+    goal: Goal::CardKeys,
 };
 
 /// A card key as agents, transcripts and the audit log see it: `****` and at most the last

@@ -3,7 +3,7 @@
 //! Needs the order number and proof that the asker bought it (the engine's ownership check).
 //! A failed delivery, or one past its promised time, offers a person.
 
-use super::{FlowSpec, ORDER_SLOT};
+use super::{FlowSpec, Goal, ORDER_SLOT};
 use crate::orders::{Order, OrderStatus};
 use crate::replies::Reply;
 
@@ -13,6 +13,7 @@ pub const SPEC: FlowSpec = FlowSpec {
     slot: ORDER_SLOT,
     ask: Reply::AskOrderNo,
     needs_owner: true,
+    goal: Goal::DeliveryStatus,
 };
 
 /// What to tell the customer about an order at `now` (ms).

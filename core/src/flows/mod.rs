@@ -142,6 +142,31 @@ pub struct FlowSpec {
     /// Whether it shows or changes an order, so the asker must prove they bought it (with an
     /// order system connected; without one the flow hands off with the number).
     pub needs_owner: bool,
+    /// What it does once it has its slot (and, for an order, the proof).
+    pub goal: Goal,
+}
+
+/// What an order flow does once the buyer is proven: the engine's step for each, chosen by
+/// this rather than by the flow's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Shows the order's card keys (in private chats only).
+    CardKeys,
+    /// Says where the order's delivery stands.
+    DeliveryStatus,
+    /// Shows a ticket's progress, or the order's tickets.
+    Tickets,
+    /// Offers to cancel the order.
+    Cancel,
+    /// Offers to refund the order.
+    Refund,
+}
+
+impl Goal {
+    /// Whether what it shows may only go to a private chat.
+    pub fn private_only(self) -> bool {
+        self == Goal::CardKeys
+    }
 }
 
 impl FlowSpec {

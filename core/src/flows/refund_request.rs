@@ -6,7 +6,7 @@
 //! judge whether its key was used), a larger amount, an order system that cannot refund —
 //! becomes a ticket for the refund team, and the customer gets its number.
 
-use super::{FlowSpec, ORDER_SLOT};
+use super::{FlowSpec, Goal, ORDER_SLOT};
 use crate::orders::{Order, OrderStatus};
 use crate::replies::Reply;
 
@@ -16,6 +16,7 @@ pub const SPEC: FlowSpec = FlowSpec {
     slot: ORDER_SLOT,
     ask: Reply::AskOrderNo,
     needs_owner: true,
+    goal: Goal::Refund,
 };
 
 /// What a refund request for an order comes to.

@@ -5,7 +5,7 @@
 //! ownership check: the order's tickets), or — asked without a number — the customer's own
 //! tickets. Each shows its status, who owns it, when it is due and its history.
 
-use super::FlowSpec;
+use super::{FlowSpec, Goal};
 use crate::entities::{ORDER_NO, TICKET_NO};
 use crate::locale::Locale;
 use crate::replies::Reply;
@@ -17,6 +17,7 @@ pub const SPEC: FlowSpec = FlowSpec {
     slot: &[TICKET_NO, ORDER_NO],
     ask: Reply::AskTicketNo,
     needs_owner: true,
+    goal: Goal::Tickets,
 };
 
 /// A ticket status in the customer's words.
