@@ -111,8 +111,16 @@ fn knowledge() -> Keywords {
         "Let me check your ticket.",
     );
     ticket.action = Some(Action::TicketProgress);
+    let mut thanks = entry(
+        "smalltalk.thanks",
+        &["谢谢", "thanks"],
+        "不客气！",
+        "You're welcome!",
+    );
+    thanks.tags = vec!["smalltalk".into()];
     Keywords {
         entries: vec![
+            (thanks, vec![("谢谢", 0.9), ("thanks", 0.9)]),
             (hours, vec![("几点", 0.9), ("hours", 0.9), ("time", 0.4)]),
             (
                 refund_policy,
@@ -1151,6 +1159,27 @@ async fn a_new_question_instead_of_the_survey_is_answered_and_rates_nothing() {
     assert_eq!(out[0].text, "星辰卡铺 support hours: 9:00-24:00");
     let rated = ratings(&bot).await;
     assert_eq!((rated[0].score, rated[0].comment.clone()), (3, None));
+}
+
+#[tokio::test]
+async fn a_thankful_comment_is_kept_and_a_new_problem_instead_of_a_comment_is_handled() {
+    let mut bot = closed_by("amy", "human").await;
+    bot.say("5").await;
+    let out = bot.say("Amy was quick, thanks").await;
+    assert!(
+        out[0].text.starts_with("Thank you for your feedback"),
+        "{out:?}"
+    );
+    assert_eq!(
+        ratings(&bot).await[0].comment.as_deref(),
+        Some("Amy was quick, thanks")
+    );
+    // A problem, not feedback: the bot takes it up (the card-key flow asks for the order).
+    let mut bot = closed_by("amy", "人工").await;
+    bot.say("4").await;
+    let out = bot.say("卡密还是没收到").await;
+    assert_eq!(out[0].text, "我来帮您查卡密。", "{out:?}");
+    assert_eq!(ratings(&bot).await[0].comment, None);
 }
 
 #[tokio::test]

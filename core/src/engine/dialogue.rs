@@ -49,7 +49,7 @@ fn ticket_words() -> &'static Regex {
 }
 
 /// Whether a message asks something: a question mark, or a question word of either language.
-fn asks_something(text: &str) -> bool {
+pub(super) fn asks_something(text: &str) -> bool {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(

@@ -45,8 +45,18 @@ impl Engine {
             self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]);
             return Ok(());
         }
+        // A new matter rather than an answer to the flow: a confident match that is not small
+        // talk, and either asks something or starts a task ("卡密还是没收到").
         let ranking = self.rank(text, 1).await;
-        let clear = self.config.thresholds.decide(ranking.confidence()) == Decision::Answer;
+        let confident = self.config.thresholds.decide(ranking.confidence()) == Decision::Answer;
+        let clear = confident
+            && ranking
+                .top()
+                .and_then(|top| self.knowledge.entry(&top.id))
+                .is_some_and(|e| {
+                    !e.tags.iter().any(|t| t == "smalltalk")
+                        && (e.action.is_some() || super::dialogue::asks_something(text))
+                });
         let mut slots = std::mem::take(&mut state.slots);
         let (step, said, rated) = {
             let mut cx = FlowContext::new(&mut turn.conversation, &mut slots, clear, now_millis());

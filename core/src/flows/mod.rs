@@ -99,8 +99,9 @@ impl<'a> FlowContext<'a> {
         self.slots
     }
 
-    /// Whether the message is a question the knowledge base answers with confidence (so a
-    /// flow waiting for free text can let it through instead of swallowing it).
+    /// Whether the message is a new matter the knowledge base handles with confidence — a
+    /// question, or a problem that starts a task, not small talk — so a flow waiting for free
+    /// text can let it through instead of swallowing it.
     pub fn is_clear_question(&self) -> bool {
         self.clear_question
     }
