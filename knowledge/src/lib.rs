@@ -23,6 +23,8 @@ pub mod eval;
 pub mod faq;
 pub mod import;
 pub mod index;
+#[cfg(feature = "install")]
+pub mod install;
 pub mod matcher;
 pub mod semantic;
 pub mod speller;
