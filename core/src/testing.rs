@@ -446,6 +446,26 @@ pub async fn messages_commit_with_their_change_only(
     );
 }
 
+/// Messages written without a conversation change (`Outbox::enqueue`) get ids in order and
+/// are delivered like the others.
+pub async fn enqueued_messages_go_out_too(store: Arc<dyn ConversationStore>, label: &str) {
+    let outbox = store.outbox();
+    let ids = outbox
+        .enqueue(vec![message("a", "first"), message("b", "second")], 5)
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2, "{label}");
+    assert!(ids[0] < ids[1], "{label}: ids grow in the order written");
+    assert!(outbox.enqueue(Vec::new(), 5).await.unwrap().is_empty());
+    let pending = outbox.list(OutboxState::Pending, 10).await.unwrap();
+    assert_eq!(pending[0].created_at, 5, "{label}");
+    let channel = Arc::new(ScriptedChannel::working());
+    let clock = Clock::manual(1_000_000);
+    let w = worker(&*store, channel.clone(), quick_policy(8), &clock);
+    drain(&w, &clock, label).await;
+    assert_eq!(channel.texts(), ["first", "second"], "{label}");
+}
+
 /// Sent messages can be pruned; pending and dead ones stay.
 pub async fn pruning_keeps_what_is_not_sent(store: Arc<dyn ConversationStore>, label: &str) {
     write(&*store, "a", &["one"]).await;
@@ -511,6 +531,11 @@ mod tests {
     #[tokio::test]
     async fn memory_messages_commit_with_their_change_only() {
         messages_commit_with_their_change_only(store(), "memory").await;
+    }
+
+    #[tokio::test]
+    async fn memory_enqueued_messages_go_out_too() {
+        enqueued_messages_go_out_too(store(), "memory").await;
     }
 
     #[tokio::test]

@@ -297,11 +297,7 @@ impl<'a> ConversationRow<'a> {
             agent,
             flow: c.flow.as_ref().map(|f| f.name.as_str()),
             expected: millis(c.version),
-            outbox: turn
-                .outbox
-                .iter()
-                .map(|m| Ok((enum_text(&m.kind), crate::outbox::encode(m)?)))
-                .collect::<Result<_, StoreError>>()?,
+            outbox: crate::outbox::encode_all(&turn.outbox)?,
         })
     }
 }
@@ -407,13 +403,7 @@ async fn commit_sqlite(
         .bind(millis(c.updated_at))
         .bind(turn.message_id.as_deref());
     query = bind_lines(query, &turn.lines);
-    for (message, (kind, body)) in turn.outbox.iter().zip(&row.outbox) {
-        query = query
-            .bind(&message.conversation.channel)
-            .bind(&message.conversation.id)
-            .bind(kind)
-            .bind(body);
-    }
+    query = crate::outbox::bind_messages(query, &turn.outbox, &row.outbox);
     // If this future is dropped half-way the transaction may be open: the connection is
     // then closed, which rolls it back, instead of going back to the pool.
     let mut conn = Armed::new(writer.acquire().await.map_err(fail)?);
@@ -520,14 +510,8 @@ async fn commit_postgres(
     }
     if !turn.outbox.is_empty() {
         let sql = crate::outbox::insert_sql(turn.outbox.len(), 2, 1);
-        let mut query = sqlx::query(&sql).bind(millis(c.updated_at));
-        for (message, (kind, body)) in turn.outbox.iter().zip(&row.outbox) {
-            query = query
-                .bind(&message.conversation.channel)
-                .bind(&message.conversation.id)
-                .bind(kind)
-                .bind(body);
-        }
+        let query = sqlx::query(&sql).bind(millis(c.updated_at));
+        let query = crate::outbox::bind_messages(query, &turn.outbox, &row.outbox);
         query.execute(&mut *tx).await.map_err(fail)?;
     }
     tx.commit().await.map_err(fail)?;

@@ -51,6 +51,34 @@ pub(crate) fn insert_sql(count: usize, first: usize, created: usize) -> String {
     )
 }
 
+/// Binds the four per-message columns of [`insert_sql`] (channel, conversation id, kind,
+/// body), message after message; `encoded` holds each message's kind and body.
+pub(crate) fn bind_messages<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    messages: &'q [Outbound],
+    encoded: &'q [(String, String)],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for (message, (kind, body)) in messages.iter().zip(encoded) {
+        query = query
+            .bind(&message.conversation.channel)
+            .bind(&message.conversation.id)
+            .bind(kind)
+            .bind(body);
+    }
+    query
+}
+
+/// Each message's kind and body as stored.
+pub(crate) fn encode_all(messages: &[Outbound]) -> Result<Vec<(String, String)>, StoreError> {
+    messages
+        .iter()
+        .map(|m| Ok((crate::db::enum_text(&m.kind), encode(m)?)))
+        .collect()
+}
+
 /// A claim token unique across processes and claims.
 fn token() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -100,21 +128,11 @@ impl Outbox for SqlOutbox {
             return Ok(Vec::new());
         }
         let fail = |e| unavailable("cannot write to the outbox", e);
-        let bodies = messages.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-        let kinds: Vec<String> = messages
-            .iter()
-            .map(|m| crate::db::enum_text(&m.kind))
-            .collect();
+        let encoded = encode_all(&messages)?;
         let sql = format!("{} RETURNING id", insert_sql(messages.len(), 2, 1));
         on_writer!(self.db, |pool| {
-            let mut query = sqlx::query(&sql).bind(millis(now));
-            for ((message, kind), body) in messages.iter().zip(&kinds).zip(&bodies) {
-                query = query
-                    .bind(&message.conversation.channel)
-                    .bind(&message.conversation.id)
-                    .bind(kind)
-                    .bind(body);
-            }
+            let query = sqlx::query(&sql).bind(millis(now));
+            let query = bind_messages(query, &messages, &encoded);
             let rows = query.fetch_all(pool).await.map_err(fail)?;
             let mut ids = rows
                 .iter()

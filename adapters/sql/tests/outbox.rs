@@ -78,3 +78,11 @@ async fn pruning_keeps_what_is_not_sent() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueued_messages_go_out_too() {
+    on_both(async |t: &TestDb| {
+        testing::enqueued_messages_go_out_too(store(t).await, t.name).await;
+    })
+    .await;
+}
