@@ -46,6 +46,13 @@ pub trait HandoffQueue: Send + Sync {
 
     /// Ends a hand-off: the conversation leaves the queue.
     async fn close(&self, key: &ConversationKey) -> Result<(), QueueError>;
+
+    /// Requests waiting in `skill_group` (every group when `None`), most urgent and then
+    /// longest-waiting first: what a console shows.
+    async fn waiting(&self, skill_group: Option<&str>) -> Result<Vec<HandoffRequest>, QueueError>;
+
+    /// Who holds a claimed conversation that is still open.
+    async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError>;
 }
 
 #[derive(Default)]
@@ -171,5 +178,19 @@ impl HandoffQueue for MemoryQueue {
         inner.waiting.retain(|r| &r.conversation != key);
         inner.claimed.remove(key);
         Ok(())
+    }
+
+    async fn waiting(&self, skill_group: Option<&str>) -> Result<Vec<HandoffRequest>, QueueError> {
+        Ok(self
+            .lock()
+            .waiting
+            .iter()
+            .filter(|r| skill_group.is_none_or(|g| r.skill_group == g))
+            .cloned()
+            .collect())
+    }
+
+    async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError> {
+        Ok(MemoryQueue::claimed_by(self, key))
     }
 }

@@ -89,46 +89,6 @@ impl SqlQueue {
         SqlQueue { db }
     }
 
-    /// Requests waiting in a skill group (all groups when `None`), most urgent first.
-    pub async fn waiting(
-        &self,
-        skill_group: Option<&str>,
-    ) -> Result<Vec<HandoffRequest>, QueueError> {
-        on_pool!(self.db, |pool| {
-            let rows = sqlx::query(&format!(
-                "SELECT {REQUEST_COLUMNS} FROM handoff_queue \
-                 WHERE claimed_by IS NULL AND closed_at IS NULL AND ($1 IS NULL OR skill_group = $1) \
-                 ORDER BY priority DESC, enqueued_at, id"
-            ))
-            .bind(skill_group)
-            .fetch_all(pool)
-            .await
-            .map_err(fail("cannot list the queue"))?;
-            rows.iter().map(request_from).collect()
-        })
-    }
-
-    /// Who holds a claimed, open conversation.
-    pub async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError> {
-        on_pool!(self.db, |pool| {
-            let row = sqlx::query(
-                "SELECT claimed_by FROM handoff_queue \
-                 WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL",
-            )
-            .bind(&key.channel)
-            .bind(&key.id)
-            .fetch_optional(pool)
-            .await
-            .map_err(fail("cannot read the queue"))?;
-            match row {
-                Some(row) => row
-                    .try_get::<Option<String>, _>(0)
-                    .map_err(fail("cannot read the queue")),
-                None => Ok(None),
-            }
-        })
-    }
-
     /// Messages relayed for a conversation, oldest first.
     pub async fn relayed(&self, key: &ConversationKey) -> Result<Vec<Relayed>, QueueError> {
         let bad = fail("cannot read relayed messages");
@@ -158,6 +118,41 @@ impl SqlQueue {
 
 #[async_trait]
 impl HandoffQueue for SqlQueue {
+    async fn waiting(&self, skill_group: Option<&str>) -> Result<Vec<HandoffRequest>, QueueError> {
+        on_pool!(self.db, |pool| {
+            let rows = sqlx::query(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM handoff_queue \
+                 WHERE claimed_by IS NULL AND closed_at IS NULL AND ($1 IS NULL OR skill_group = $1) \
+                 ORDER BY priority DESC, enqueued_at, id"
+            ))
+            .bind(skill_group)
+            .fetch_all(pool)
+            .await
+            .map_err(fail("cannot list the queue"))?;
+            rows.iter().map(request_from).collect()
+        })
+    }
+
+    async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError> {
+        on_pool!(self.db, |pool| {
+            let row = sqlx::query(
+                "SELECT claimed_by FROM handoff_queue \
+                 WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL",
+            )
+            .bind(&key.channel)
+            .bind(&key.id)
+            .fetch_optional(pool)
+            .await
+            .map_err(fail("cannot read the queue"))?;
+            match row {
+                Some(row) => row
+                    .try_get::<Option<String>, _>(0)
+                    .map_err(fail("cannot read the queue")),
+                None => Ok(None),
+            }
+        })
+    }
+
     async fn enqueue(&self, request: HandoffRequest) -> Result<QueuePosition, QueueError> {
         let entities = serde_json::to_string(&request.entities).unwrap_or_else(|_| "{}".into());
         let transcript = serde_json::to_string(&request.transcript).unwrap_or_else(|_| "[]".into());

@@ -6,12 +6,11 @@
 mod common;
 
 use common::{on_both, TestDb};
-use kefu_core::testing::stores::{self as suite, key, line, turn};
+use kefu_core::testing::stores::{self as suite, key, turn};
 use kefu_core::{
-    Committed, Conversation, ConversationStore, HandoffQueue, HandoffReason, HandoffRequest,
-    Inbound, Locale, NewTicket, Priority, Speaker, TicketStatus, TicketUpdate, Tickets, TurnStart,
+    Committed, Conversation, ConversationStore, HandoffQueue, Inbound, Locale, NewTicket,
+    TicketStatus, TicketUpdate, Tickets, TurnStart,
 };
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ async fn stores(t: &TestDb) -> suite::Stores {
     let db = t.open().await;
     suite::Stores {
         conversations: Arc::new(db.conversations()),
+        queue: Arc::new(db.queue()),
         tickets: Arc::new(db.tickets()),
         audit: Arc::new(db.audit()),
         attempts: Arc::new(db.attempts()),
@@ -95,126 +95,11 @@ async fn the_turn_lock_excludes_other_holders_until_released_or_dropped() {
     .await;
 }
 
-fn request(id: &str, group: &str, priority: Priority, at: u64) -> HandoffRequest {
-    HandoffRequest {
-        conversation: key(id),
-        user: format!("user-{id}"),
-        skill_group: group.to_string(),
-        priority,
-        reason: HandoffReason::Requested,
-        entry: Some("refund.request".into()),
-        locale: Locale::Zh,
-        entities: BTreeMap::from([("order_no".to_string(), "DD1".to_string())]),
-        transcript: vec![line(Speaker::Customer, "转人工")],
-        enqueued_at: at,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_serves_the_most_urgent_longest_waiting_first() {
     on_both(async |t: &TestDb| {
-        let queue = t.open().await.queue();
-        assert_eq!(
-            queue
-                .enqueue(request("a", "orders", Priority::Normal, 100))
-                .await
-                .unwrap()
-                .position,
-            1
-        );
-        assert_eq!(
-            queue
-                .enqueue(request("b", "orders", Priority::Normal, 200))
-                .await
-                .unwrap()
-                .position,
-            2
-        );
-        assert_eq!(
-            queue
-                .enqueue(request("c", "orders", Priority::Urgent, 300))
-                .await
-                .unwrap()
-                .position,
-            1
-        );
-        assert_eq!(
-            queue
-                .enqueue(request("d", "payments", Priority::Low, 50))
-                .await
-                .unwrap()
-                .position,
-            1
-        );
-        assert_eq!(
-            queue.position(&key("a")).await.unwrap().unwrap().position,
-            2,
-            "{}",
-            t.name
-        );
-        // Queuing again keeps the place and takes the new details.
-        let mut again = request("b", "orders", Priority::Normal, 999);
-        again.reason = HandoffReason::NotUnderstood;
-        assert_eq!(
-            queue.enqueue(again).await.unwrap().position,
-            3,
-            "{}",
-            t.name
-        );
-        assert_eq!(queue.position(&key("zzz")).await.unwrap(), None);
-
-        let first = queue.claim("orders", "amy").await.unwrap().unwrap();
-        assert_eq!(
-            first,
-            request("c", "orders", Priority::Urgent, 300),
-            "{}",
-            t.name
-        );
-        assert_eq!(
-            queue.claimed_by(&key("c")).await.unwrap().as_deref(),
-            Some("amy")
-        );
-        assert_eq!(
-            queue.position(&key("c")).await.unwrap(),
-            None,
-            "{}: claimed, not waiting",
-            t.name
-        );
-        assert_eq!(
-            queue
-                .claim("orders", "ben")
-                .await
-                .unwrap()
-                .unwrap()
-                .conversation,
-            key("a")
-        );
-        let b = queue.claim("orders", "amy").await.unwrap().unwrap();
-        assert_eq!(
-            (b.conversation.id.as_str(), b.reason, b.enqueued_at),
-            ("b", HandoffReason::NotUnderstood, 200),
-            "{}",
-            t.name
-        );
-        assert_eq!(queue.claim("orders", "amy").await.unwrap(), None);
-        assert_eq!(queue.waiting(None).await.unwrap().len(), 1);
-
-        queue.close(&key("c")).await.unwrap();
-        assert_eq!(
-            queue.claimed_by(&key("c")).await.unwrap(),
-            None,
-            "{}",
-            t.name
-        );
-        // After closing, the conversation can be queued afresh.
-        assert_eq!(
-            queue
-                .enqueue(request("c", "orders", Priority::Normal, 400))
-                .await
-                .unwrap()
-                .position,
-            1
-        );
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::the_queue_serves_the_most_urgent_longest_waiting_first(&one, &two, t.name).await;
     })
     .await;
 }
@@ -245,39 +130,11 @@ async fn relaying_a_message_twice_keeps_one_copy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_claimers_share_500_requests_without_a_double_claim() {
     on_both(async |t: &TestDb| {
-        let dbs = [t.open().await, t.open().await];
-        let queue = dbs[0].queue();
-        for i in 0..500u64 {
-            let priority = Priority::ALL[(i % 4) as usize];
-            queue
-                .enqueue(request(&format!("q{i}"), "general", priority, 1_000 + i))
-                .await
-                .unwrap();
-        }
-        let mut claimers = Vec::new();
-        for c in 0..20 {
-            let queue = dbs[c % 2].queue();
-            claimers.push(tokio::spawn(async move {
-                let mut mine = Vec::new();
-                while let Some(r) = queue.claim("general", &format!("agent-{c}")).await.unwrap() {
-                    mine.push(r.conversation.id);
-                }
-                mine
-            }));
-        }
-        let mut all = Vec::new();
-        for claimer in claimers {
-            all.extend(claimer.await.unwrap());
-        }
-        let unique: HashSet<_> = all.iter().cloned().collect();
-        assert_eq!(all.len(), 500, "{}: claimed {} in all", t.name, all.len());
-        assert_eq!(
-            unique.len(),
-            500,
-            "{}: some request was claimed twice",
-            t.name
-        );
-        assert!(queue.waiting(None).await.unwrap().is_empty(), "{}", t.name);
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::twenty_concurrent_claimers_share_500_requests_without_a_double_claim(
+            &one, &two, t.name,
+        )
+        .await;
     })
     .await;
 }

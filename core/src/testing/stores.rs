@@ -9,7 +9,10 @@
 use crate::attempts::Attempts;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::conversation::{now_millis, Conversation, Holder, Speaker, TranscriptLine};
+use crate::conversation::{HandoffReason, HandoffRequest};
+use crate::handoff::HandoffQueue;
 use crate::knowledge::Decision;
+use crate::knowledge::Priority;
 use crate::locale::Locale;
 use crate::message::{ConversationKey, OutboundKind};
 use crate::store::{Committed, ConversationStore, TurnCommit, TurnStart};
@@ -23,6 +26,8 @@ use std::time::Duration;
 pub struct Stores {
     /// Conversations, transcripts, processed message ids, turn locks (and the outbox).
     pub conversations: Arc<dyn ConversationStore>,
+    /// The hand-off queue.
+    pub queue: Arc<dyn HandoffQueue>,
     /// Tickets.
     pub tickets: Arc<dyn Tickets>,
     /// The audit log.
@@ -36,6 +41,7 @@ impl Stores {
     pub fn memory() -> Stores {
         Stores {
             conversations: Arc::new(crate::MemoryStore::new()),
+            queue: Arc::new(crate::MemoryQueue::new()),
             tickets: Arc::new(crate::MemoryTickets::new()),
             audit: Arc::new(crate::MemoryAudit::new()),
             attempts: Arc::new(crate::MemoryAttempts::new()),
@@ -700,6 +706,158 @@ pub async fn attempts_are_checked_and_taken_atomically_across_processes(
     );
 }
 
+/// A hand-off request of conversation `id` to `group`.
+pub fn request(id: &str, group: &str, priority: Priority, at: u64) -> HandoffRequest {
+    HandoffRequest {
+        conversation: key(id),
+        user: format!("user-{id}"),
+        skill_group: group.to_string(),
+        priority,
+        reason: HandoffReason::Requested,
+        entry: Some("refund.request".into()),
+        locale: Locale::Zh,
+        entities: BTreeMap::from([("order_no".to_string(), "DD1".to_string())]),
+        transcript: vec![line(Speaker::Customer, "转人工")],
+        enqueued_at: at,
+    }
+}
+
+/// The behaviour the name says.
+pub async fn the_queue_serves_the_most_urgent_longest_waiting_first(
+    s: &Stores,
+    _other: &Stores,
+    n: &str,
+) {
+    let queue = s.queue.clone();
+    assert_eq!(
+        queue
+            .enqueue(request("a", "orders", Priority::Normal, 100))
+            .await
+            .unwrap()
+            .position,
+        1
+    );
+    assert_eq!(
+        queue
+            .enqueue(request("b", "orders", Priority::Normal, 200))
+            .await
+            .unwrap()
+            .position,
+        2
+    );
+    assert_eq!(
+        queue
+            .enqueue(request("c", "orders", Priority::Urgent, 300))
+            .await
+            .unwrap()
+            .position,
+        1
+    );
+    assert_eq!(
+        queue
+            .enqueue(request("d", "payments", Priority::Low, 50))
+            .await
+            .unwrap()
+            .position,
+        1
+    );
+    assert_eq!(
+        queue.position(&key("a")).await.unwrap().unwrap().position,
+        2,
+        "{}",
+        n
+    );
+    // Queuing again keeps the place and takes the new details.
+    let mut again = request("b", "orders", Priority::Normal, 999);
+    again.reason = HandoffReason::NotUnderstood;
+    assert_eq!(queue.enqueue(again).await.unwrap().position, 3, "{}", n);
+    assert_eq!(queue.position(&key("zzz")).await.unwrap(), None);
+
+    let first = queue.claim("orders", "amy").await.unwrap().unwrap();
+    assert_eq!(
+        first,
+        request("c", "orders", Priority::Urgent, 300),
+        "{}",
+        n
+    );
+    assert_eq!(
+        queue.claimed_by(&key("c")).await.unwrap().as_deref(),
+        Some("amy")
+    );
+    assert_eq!(
+        queue.position(&key("c")).await.unwrap(),
+        None,
+        "{}: claimed, not waiting",
+        n
+    );
+    assert_eq!(
+        queue
+            .claim("orders", "ben")
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation,
+        key("a")
+    );
+    let b = queue.claim("orders", "amy").await.unwrap().unwrap();
+    assert_eq!(
+        (b.conversation.id.as_str(), b.reason, b.enqueued_at),
+        ("b", HandoffReason::NotUnderstood, 200),
+        "{}",
+        n
+    );
+    assert_eq!(queue.claim("orders", "amy").await.unwrap(), None);
+    assert_eq!(queue.waiting(None).await.unwrap().len(), 1);
+
+    queue.close(&key("c")).await.unwrap();
+    assert_eq!(queue.claimed_by(&key("c")).await.unwrap(), None, "{}", n);
+    // After closing, the conversation can be queued afresh.
+    assert_eq!(
+        queue
+            .enqueue(request("c", "orders", Priority::Normal, 400))
+            .await
+            .unwrap()
+            .position,
+        1
+    );
+}
+
+/// The behaviour the name says.
+pub async fn twenty_concurrent_claimers_share_500_requests_without_a_double_claim(
+    s: &Stores,
+    other: &Stores,
+    n: &str,
+) {
+    let queues = [s.queue.clone(), other.queue.clone()];
+    let queue = queues[0].clone();
+    for i in 0..500u64 {
+        let priority = Priority::ALL[(i % 4) as usize];
+        queue
+            .enqueue(request(&format!("q{i}"), "general", priority, 1_000 + i))
+            .await
+            .unwrap();
+    }
+    let mut claimers = Vec::new();
+    for c in 0..20 {
+        let queue = queues[c % 2].clone();
+        claimers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(r) = queue.claim("general", &format!("agent-{c}")).await.unwrap() {
+                mine.push(r.conversation.id);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 500, "{}: claimed {} in all", n, all.len());
+    assert_eq!(unique.len(), 500, "{}: some request was claimed twice", n);
+    assert!(queue.waiting(None).await.unwrap().is_empty(), "{}", n);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -726,5 +884,7 @@ mod tests {
         the_audit_log_keeps_events_by_subject_in_order,
         audit_events_and_tickets_with_a_key_are_recorded_once,
         attempts_are_checked_and_taken_atomically_across_processes,
+        the_queue_serves_the_most_urgent_longest_waiting_first,
+        twenty_concurrent_claimers_share_500_requests_without_a_double_claim,
     );
 }
