@@ -18,10 +18,10 @@
 //!   instead of the number. After a "did you mean" suggestion the number itself is sent, since
 //!   the engine maps it to the suggested entry.
 
-use crate::commands::load_kb;
 use crate::config::Config;
 use anyhow::Context;
 use clap::Args;
+use kefu_app::knowledge::load_kb;
 use kefu_core::{ConversationKey, Engine, Inbound, Locale, Outbound, OutboundKind, QuickReply};
 use rustyline::error::ReadlineError;
 use std::io::{BufRead, IsTerminal, Write};

@@ -1,5 +1,6 @@
-//! kefu-app: kefu's one wiring. [`config`] reads `kefu.yaml`; [`App::from_config`] builds
-//! from it everything a running bot has — the [`Engine`], the [`Agents`] facade, the
+//! kefu-app: kefu's one wiring. [`config`] reads `kefu.yaml`; [`knowledge::load_kb`] builds the
+//! knowledge base it names (FAQ files, sentence encoders); [`App::from_config`] builds from
+//! them everything a running bot has — the [`Engine`], the [`Agents`] facade, the
 //! [`Channels`] registry, the durable [`Outbox`] and its worker, and the [`Broadcast`] of
 //! engine events — so `kefu chat` and a server build exactly the same thing.
 //!
@@ -17,6 +18,7 @@
 //! ```
 
 pub mod config;
+pub mod knowledge;
 
 use config::Config;
 use kefu_core::events::Broadcast;
