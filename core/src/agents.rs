@@ -281,7 +281,11 @@ impl Agents {
         };
         tracing::info!(ticket = %ticket.number, status = ticket.status.as_str(), "ticket updated");
         let notice = match &ticket.conversation {
-            Some(key) if ticket.status != before.status => {
+            // A ticket whose conversation is gone (never stored, deleted) is still updated.
+            Some(key)
+                if ticket.status != before.status
+                    && self.engine.conversation(key).await?.is_some() =>
+            {
                 let locale = self.locale_of(key).await?;
                 let mut values = self.engine.ticket_values(locale, &ticket);
                 values.insert("note".to_string(), note.trim().to_string());

@@ -112,6 +112,9 @@ pub enum EngineError {
     /// delivered again later.
     #[error("conversation {0} is busy with another message; deliver this one again later")]
     Busy(ConversationKey),
+    /// An agent's action named a conversation that does not exist; nothing was done.
+    #[error("there is no conversation {0}; check its channel and id")]
+    NoConversation(ConversationKey),
     /// The conversation kept changing under the turn although its lock was held (is the
     /// store's lock working?); nothing was done, so the message can be delivered again.
     #[error("conversation {0} kept changing during its turn (is its lock working?); deliver the message again")]

@@ -1200,3 +1200,19 @@ async fn no_survey_when_the_shop_turns_it_off() {
     assert!(bot.say("5").await[0].kind != OutboundKind::Survey);
     assert!(ratings(&bot).await.is_empty());
 }
+
+#[tokio::test]
+async fn an_agent_action_on_an_unknown_conversation_is_refused_and_creates_nothing() {
+    let bot = Bot::new();
+    let agents = bot.engine.agents();
+    let typo = ConversationKey::new("test", "no-such-chat");
+    let err = agents.message(&typo, "amy", "hello?").await.unwrap_err();
+    assert!(
+        matches!(&err, kefu_core::EngineError::NoConversation(k) if *k == typo),
+        "{err}"
+    );
+    assert!(err.to_string().contains("test:no-such-chat"), "{err}");
+    assert!(agents.close(&typo, "amy").await.is_err());
+    assert_eq!(bot.engine.conversation(&typo).await.unwrap(), None);
+    assert!(outbox_texts(&bot).await.is_empty());
+}

@@ -86,7 +86,7 @@ impl Engine {
     /// Changes a conversation outside a customer's turn (agents, notices) in one commit under
     /// its lock: `mutate` changes the state and returns the transcript lines to add and the
     /// messages to queue for the customer. `mutate` runs again if the conversation changed
-    /// meanwhile.
+    /// meanwhile. [`EngineError::NoConversation`] when there is no such conversation.
     pub(crate) async fn change(
         &self,
         key: &ConversationKey,
@@ -94,9 +94,9 @@ impl Engine {
     ) -> Result<Conversation, EngineError> {
         let mutate = &mutate;
         self.locked(key, || async move {
-            let mut conversation = match self.store.load(key).await? {
-                Some(c) => c,
-                None => Conversation::new(key.clone(), "", self.config.default_locale),
+            // Agents act on conversations customers started; a mistyped key creates nothing.
+            let Some(mut conversation) = self.store.load(key).await? else {
+                return Err(EngineError::NoConversation(key.clone()));
             };
             let (lines, outbox) = mutate(&mut conversation);
             conversation.updated_at = now_millis();
