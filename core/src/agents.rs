@@ -125,13 +125,17 @@ impl Agents {
 
     /// `agent`'s message to the customer: recorded in the transcript and queued for the
     /// customer's channel in one commit (the outbox worker sends it). Returns the queued
-    /// message. Whoever sends a message holds the conversation.
+    /// message. Whoever sends a message holds the conversation. A message without text is
+    /// refused ([`EngineError::EmptyMessage`]): no platform would deliver it.
     pub async fn message(
         &self,
         key: &ConversationKey,
         agent: &str,
         text: &str,
     ) -> Result<Outbound, EngineError> {
+        if text.trim().is_empty() {
+            return Err(EngineError::EmptyMessage);
+        }
         let message = Outbound {
             conversation: key.clone(),
             text: text.to_string(),
@@ -159,9 +163,9 @@ impl Agents {
         agent: &str,
         skill_group: &str,
     ) -> Result<QueuePosition, EngineError> {
-        let conversation = self.engine.conversation(key).await?.unwrap_or_else(|| {
-            Conversation::new(key.clone(), "", self.engine.config.default_locale)
-        });
+        let Some(conversation) = self.engine.conversation(key).await? else {
+            return Err(EngineError::NoConversation(key.clone()));
+        };
         let transcript = self.engine.transcript(key).await?;
         let skip = transcript
             .len()

@@ -112,6 +112,9 @@ pub enum EngineError {
     /// delivered again later.
     #[error("conversation {0} is busy with another message; deliver this one again later")]
     Busy(ConversationKey),
+    /// An agent's message had no text; nothing was sent.
+    #[error("the message is empty; write something to send")]
+    EmptyMessage,
     /// An agent's action named a conversation that does not exist; nothing was done.
     #[error("there is no conversation {0}; check its channel and id")]
     NoConversation(ConversationKey),

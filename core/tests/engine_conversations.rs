@@ -1202,6 +1202,17 @@ async fn no_survey_when_the_shop_turns_it_off() {
 }
 
 #[tokio::test]
+async fn an_empty_agent_message_is_refused() {
+    let mut bot = Bot::new();
+    bot.say("人工").await;
+    let agents = bot.engine.agents();
+    agents.claim("general", "amy").await.unwrap();
+    let err = agents.message(&bot.chat, "amy", "  \n").await.unwrap_err();
+    assert!(matches!(err, kefu_core::EngineError::EmptyMessage), "{err}");
+    assert_eq!(outbox_texts(&bot).await.len(), 1, "only the joined notice");
+}
+
+#[tokio::test]
 async fn an_agent_action_on_an_unknown_conversation_is_refused_and_creates_nothing() {
     let bot = Bot::new();
     let agents = bot.engine.agents();
@@ -1213,6 +1224,11 @@ async fn an_agent_action_on_an_unknown_conversation_is_refused_and_creates_nothi
     );
     assert!(err.to_string().contains("test:no-such-chat"), "{err}");
     assert!(agents.close(&typo, "amy").await.is_err());
+    assert!(agents.transfer(&typo, "amy", "refunds").await.is_err());
+    assert!(
+        bot.queue.waiting().is_empty(),
+        "no request for a conversation that does not exist"
+    );
     assert_eq!(bot.engine.conversation(&typo).await.unwrap(), None);
     assert!(outbox_texts(&bot).await.is_empty());
 }
