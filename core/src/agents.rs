@@ -16,7 +16,7 @@ use crate::events::{AgentAction, AgentEvent, EngineEvent};
 use crate::flows;
 use crate::handoff::QueuePosition;
 use crate::locale::Locale;
-use crate::message::{ConversationKey, Outbound, OutboundKind};
+use crate::message::{ConversationKey, Outbound, OutboundKind, QuickReply};
 use crate::orders::OrdersError;
 use crate::outbox::Outbox;
 use crate::replies::Reply;
@@ -116,7 +116,7 @@ impl Agents {
         action: AgentAction,
     ) -> Result<(), EngineError> {
         let holder = Holder::Agent(agent.to_string());
-        self.notice(key, Some(holder), Reply::AgentJoined, &BTreeMap::new())
+        self.notice(key, Some(holder), Reply::AgentJoined, |_| BTreeMap::new())
             .await?;
         tracing::info!(conversation = %key, agent, ?action, "an agent took the conversation");
         self.emit(agent, Some(key), action);
@@ -136,23 +136,15 @@ impl Agents {
         if text.trim().is_empty() {
             return Err(EngineError::EmptyMessage);
         }
-        let message = Outbound {
-            conversation: key.clone(),
-            text: text.to_string(),
-            quick_replies: Vec::new(),
-            kind: OutboundKind::AgentMessage,
-        };
-        let line = line(Speaker::Agent, text, OutboundKind::AgentMessage);
-        self.engine
-            .update_holder(
-                key,
-                Some(Holder::Agent(agent.to_string())),
-                vec![line],
-                vec![message.clone()],
-            )
+        let holder = Holder::Agent(agent.to_string());
+        let mut sent = self
+            .say_later(key, |conversation| {
+                take_over(conversation, &holder);
+                vec![(text.to_string(), OutboundKind::AgentMessage, Vec::new())]
+            })
             .await?;
         self.emit(agent, Some(key), AgentAction::Message);
-        Ok(message)
+        Ok(sent.remove(0))
     }
 
     /// Passes the conversation to `skill_group`'s queue, with its whole context; the customer
@@ -187,8 +179,8 @@ impl Agents {
                 enqueued_at: now_millis(),
             })
             .await?;
-        let values = BTreeMap::from([("position".to_string(), position.position.to_string())]);
-        self.notice(key, Some(Holder::Queue), Reply::Transferred, &values)
+        let values = |_| BTreeMap::from([("position".to_string(), position.position.to_string())]);
+        self.notice(key, Some(Holder::Queue), Reply::Transferred, values)
             .await?;
         tracing::info!(conversation = %key, agent, skill_group, "transferred");
         self.emit(
@@ -209,12 +201,9 @@ impl Agents {
         agent: &str,
     ) -> Result<(), EngineError> {
         self.engine.queue.close(key).await?;
-        self.notice(
-            key,
-            Some(Holder::Bot),
-            Reply::ReleasedToBot,
-            &BTreeMap::new(),
-        )
+        self.notice(key, Some(Holder::Bot), Reply::ReleasedToBot, |_| {
+            BTreeMap::new()
+        })
         .await?;
         self.emit(agent, Some(key), AgentAction::ReleasedToBot);
         Ok(())
@@ -228,38 +217,21 @@ impl Agents {
     pub async fn close(&self, key: &ConversationKey, agent: &str) -> Result<(), EngineError> {
         self.engine.queue.close(key).await?;
         let engine = &self.engine;
-        engine
-            .change(key, |conversation| {
-                conversation.holder = Holder::Bot;
-                conversation.misses = 0;
-                conversation.flow = None;
-                let locale = conversation.locale;
-                let closed = engine
-                    .render(Reply::Closed.text(locale), &BTreeMap::new())
-                    .trim_end()
-                    .to_string();
-                let mut said = vec![(closed, OutboundKind::Notification, Vec::new())];
-                if engine.config.survey_on_close {
-                    let slots =
-                        BTreeMap::from([(flows::survey::AGENT.to_string(), agent.to_string())]);
-                    said.extend(engine.start_flow(conversation, flows::survey::NAME, slots));
-                }
-                let lines = said
-                    .iter()
-                    .map(|(text, kind, _)| line(Speaker::Bot, text, *kind))
-                    .collect();
-                let outbox = said
-                    .into_iter()
-                    .map(|(text, kind, quick_replies)| Outbound {
-                        conversation: key.clone(),
-                        text,
-                        quick_replies,
-                        kind,
-                    })
-                    .collect();
-                (lines, outbox)
-            })
-            .await?;
+        self.say_later(key, |conversation| {
+            take_over(conversation, &Holder::Bot);
+            conversation.flow = None;
+            let closed = engine
+                .render(Reply::Closed.text(conversation.locale), &BTreeMap::new())
+                .trim_end()
+                .to_string();
+            let mut said = vec![(closed, OutboundKind::Notification, Vec::new())];
+            if engine.config.survey_on_close {
+                let slots = BTreeMap::from([(flows::survey::AGENT.to_string(), agent.to_string())]);
+                said.extend(engine.start_flow(conversation, flows::survey::NAME, slots));
+            }
+            said
+        })
+        .await?;
         tracing::info!(conversation = %key, agent, "conversation closed");
         self.emit(agent, Some(key), AgentAction::Closed);
         Ok(())
@@ -285,18 +257,22 @@ impl Agents {
         };
         tracing::info!(ticket = %ticket.number, status = ticket.status.as_str(), "ticket updated");
         let notice = match &ticket.conversation {
-            // A ticket whose conversation is gone (never stored, deleted) is still updated.
-            Some(key)
-                if ticket.status != before.status
-                    && self.engine.conversation(key).await?.is_some() =>
-            {
-                let locale = self.locale_of(key).await?;
-                let mut values = self.engine.ticket_values(locale, &ticket);
-                values.insert("note".to_string(), note.trim().to_string());
-                Some(
-                    self.notice(key, None, Reply::TicketStatusChanged, &values)
-                        .await?,
-                )
+            Some(key) if ticket.status != before.status => {
+                let values = |locale| {
+                    let mut values = self.engine.ticket_values(locale, &ticket);
+                    values.insert("note".to_string(), note.trim().to_string());
+                    values
+                };
+                match self
+                    .notice(key, None, Reply::TicketStatusChanged, values)
+                    .await
+                {
+                    Ok(notice) => Some(notice),
+                    // A ticket whose conversation is gone (never stored, deleted) is still
+                    // updated.
+                    Err(EngineError::NoConversation(_)) => None,
+                    Err(e) => return Err(e),
+                }
             }
             _ => None,
         };
@@ -354,40 +330,65 @@ impl Agents {
         Ok(keys)
     }
 
-    async fn locale_of(&self, key: &ConversationKey) -> Result<Locale, EngineError> {
-        Ok(self
-            .engine
-            .conversation(key)
-            .await?
-            .map_or(self.engine.config.default_locale, |c| c.locale))
-    }
-
-    /// Says `reply` to the customer through the outbox, with its transcript line and the new
-    /// holder in one commit.
+    /// Says `reply` to the customer in the conversation's language, filled with `values`
+    /// for that language, and makes `holder` (when given) hold the conversation.
     async fn notice(
         &self,
         key: &ConversationKey,
         holder: Option<Holder>,
         reply: Reply,
-        values: &BTreeMap<String, String>,
+        values: impl Fn(Locale) -> BTreeMap<String, String> + Sync,
     ) -> Result<Outbound, EngineError> {
-        let locale = self.locale_of(key).await?;
-        let text = self
-            .engine
-            .render(reply.text(locale), values)
-            .trim_end()
-            .to_string();
-        let message = Outbound {
-            conversation: key.clone(),
-            text: text.clone(),
-            quick_replies: Vec::new(),
-            kind: OutboundKind::Notification,
-        };
-        let line = line(Speaker::Bot, &text, OutboundKind::Notification);
-        self.engine
-            .update_holder(key, holder, vec![line], vec![message.clone()])
+        let mut sent = self
+            .say_later(key, |conversation| {
+                if let Some(holder) = &holder {
+                    take_over(conversation, holder);
+                }
+                let locale = conversation.locale;
+                let text = self.engine.render(reply.text(locale), &values(locale));
+                vec![(
+                    text.trim_end().to_string(),
+                    OutboundKind::Notification,
+                    Vec::new(),
+                )]
+            })
             .await?;
-        Ok(message)
+        Ok(sent.remove(0))
+    }
+
+    /// Changes the conversation with `change`, which returns what to say to the customer;
+    /// each message goes to the outbox with its transcript line (an agent's message in the
+    /// agent's name, the rest in the bot's), all in one commit. Returns the queued messages.
+    async fn say_later(
+        &self,
+        key: &ConversationKey,
+        change: impl Fn(&mut Conversation) -> Vec<(String, OutboundKind, Vec<QuickReply>)> + Sync,
+    ) -> Result<Vec<Outbound>, EngineError> {
+        self.engine
+            .change(key, |conversation| {
+                let said = change(conversation);
+                let lines = said
+                    .iter()
+                    .map(|(text, kind, _)| {
+                        let speaker = match kind {
+                            OutboundKind::AgentMessage => Speaker::Agent,
+                            _ => Speaker::Bot,
+                        };
+                        line(speaker, text, *kind)
+                    })
+                    .collect();
+                let outbox = said
+                    .into_iter()
+                    .map(|(text, kind, quick_replies)| Outbound {
+                        conversation: key.clone(),
+                        text,
+                        quick_replies,
+                        kind,
+                    })
+                    .collect();
+                (lines, outbox)
+            })
+            .await
     }
 
     fn emit(&self, agent: &str, key: Option<&ConversationKey>, action: AgentAction) {
@@ -397,6 +398,12 @@ impl Agents {
             action,
         }));
     }
+}
+
+/// `holder` takes the conversation over, with the count of misses starting again.
+fn take_over(conversation: &mut Conversation, holder: &Holder) {
+    conversation.holder = holder.clone();
+    conversation.misses = 0;
 }
 
 fn line(speaker: Speaker, text: &str, kind: OutboundKind) -> TranscriptLine {

@@ -64,34 +64,16 @@ impl Engine {
         }
     }
 
-    /// Changes who holds the conversation (`None`: nobody new), adds transcript lines and
-    /// queues `outbox` messages for the customer, in one commit.
-    pub(crate) async fn update_holder(
-        &self,
-        key: &ConversationKey,
-        holder: Option<Holder>,
-        lines: Vec<TranscriptLine>,
-        outbox: Vec<Outbound>,
-    ) -> Result<Conversation, EngineError> {
-        self.change(key, |conversation| {
-            if let Some(holder) = &holder {
-                conversation.holder = holder.clone();
-                conversation.misses = 0;
-            }
-            (lines.clone(), outbox.clone())
-        })
-        .await
-    }
-
     /// Changes a conversation outside a customer's turn (agents, notices) in one commit under
     /// its lock: `mutate` changes the state and returns the transcript lines to add and the
     /// messages to queue for the customer. `mutate` runs again if the conversation changed
-    /// meanwhile. [`EngineError::NoConversation`] when there is no such conversation.
+    /// meanwhile. Returns the messages queued. [`EngineError::NoConversation`] when there
+    /// is no such conversation.
     pub(crate) async fn change(
         &self,
         key: &ConversationKey,
         mutate: impl Fn(&mut Conversation) -> (Vec<TranscriptLine>, Vec<Outbound>) + Sync,
-    ) -> Result<Conversation, EngineError> {
+    ) -> Result<Vec<Outbound>, EngineError> {
         let mutate = &mutate;
         self.locked(key, || async move {
             // Agents act on conversations customers started; a mistyped key creates nothing.
@@ -103,15 +85,15 @@ impl Engine {
             let committed = self
                 .store
                 .commit(TurnCommit {
-                    conversation: conversation.clone(),
+                    conversation,
                     message_id: None,
                     lines,
-                    outbox,
+                    outbox: outbox.clone(),
                 })
                 .await?;
             Ok(match committed {
                 Committed::Conflict => None,
-                Committed::Stored | Committed::Duplicate => Some(conversation),
+                Committed::Stored | Committed::Duplicate => Some(outbox),
             })
         })
         .await
@@ -217,7 +199,8 @@ impl Engine {
         turn.conversation.updated_at = now_millis();
         let flow_after = turn.conversation.flow.as_ref().map(|f| f.name.clone());
         let first = &turn.lines[0];
-        let mut event = TurnEvent {
+        // Built only for subscribers: a turn nobody watches pays nothing for it.
+        let event = (!self.events.is_empty()).then(|| TurnEvent {
             conversation: key.clone(),
             user: message.user.clone(),
             message_id: message.message_id.clone(),
@@ -232,7 +215,7 @@ impl Engine {
             flow_finished: flow_before.clone().filter(|_| flow_after != flow_before),
             locked_out: turn.locked_out,
             holder: turn.conversation.holder.clone(),
-        };
+        });
         let replies = turn.out;
         let extra = turn.events;
         let committed = self
@@ -244,10 +227,17 @@ impl Engine {
                 outbox: Vec::new(),
             })
             .await?;
-        event.latency = started.elapsed();
         Ok(match committed {
             Committed::Stored => {
-                let mut events = vec![EngineEvent::Turn(event)];
+                let mut events: Vec<EngineEvent> = event
+                    .map(|event| {
+                        EngineEvent::Turn(TurnEvent {
+                            latency: started.elapsed(),
+                            ..event
+                        })
+                    })
+                    .into_iter()
+                    .collect();
                 events.extend(extra);
                 Some((replies, events))
             }
