@@ -26,8 +26,9 @@
 //!   make;
 //! - `understand.rs`: commands, numbered choices, ranking and the answer / suggest / decline
 //!   policy; `dialogue.rs`: waiting for a person, choices, bare numbers, off-hours;
-//! - `flow_steps.rs`: running flows; `ownership.rs`: proofs of owning an order and what a
-//!   proven buyer sees; `self_service.rs`: confirmed changes and tickets;
+//! - `flow_steps.rs`: running flows; `ownership.rs`: proofs of owning an order; `order_step.rs`: a
+//!   flow's tools ([`OrderStep`]); `self_service.rs`: confirmations, order commands and
+//!   tickets;
 //! - `handoff.rs`: the queue request; `say.rs`: what the bot says and its transcript lines.
 
 mod builder;
@@ -35,6 +36,7 @@ mod config;
 mod dialogue;
 mod flow_steps;
 mod handoff;
+mod order_step;
 mod ownership;
 mod say;
 mod self_service;
@@ -43,9 +45,12 @@ mod understand;
 
 pub use builder::EngineBuilder;
 pub use config::EngineConfig;
+pub use order_step::OrderStep;
 
+pub use crate::flows::cancel_order::CANCELLED;
+pub use crate::flows::refund_request::REFUNDED;
 pub use ownership::MAX_PROOFS_PER_MESSAGE;
-pub use self_service::{CANCELLED, KEYS_REVEALED, REFUNDED};
+pub use self_service::KEYS_REVEALED;
 
 use crate::attempts::Attempts;
 use crate::audit::AuditLog;
@@ -55,7 +60,7 @@ use crate::conversation::{
 };
 use crate::entities::{EntityExtractor, ORDER_NO, TICKET_NO};
 use crate::events::{EngineEvent, EngineEvents, TurnEvent};
-use crate::flows::{self, Flow, FlowContext, FlowSpec, Step};
+use crate::flows::{self, Flow, FlowContext, Step};
 use crate::handoff::{HandoffQueue, QueueError};
 use crate::hours::SupportHours;
 use crate::locale::Locale;

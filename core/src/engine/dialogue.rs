@@ -5,7 +5,7 @@
 use super::{title, Engine, EngineError, Turn};
 use crate::conversation::{now_millis, HandoffReason, Holder};
 use crate::entities::{ORDER_NO, TICKET_NO};
-use crate::flows::{self, FlowSpec, Goal};
+use crate::flows::{self, Flow};
 use crate::message::{Inbound, OutboundKind, QuickReply};
 use crate::replies::Reply;
 use crate::{Action, Decision, FaqEntry, Priority};
@@ -166,8 +166,8 @@ impl Engine {
             HUMAN_CHOICE => Some(Reply::HumanButton.text(locale).to_string()),
             CONTINUE_CHOICE => {
                 let flow = turn.conversation.flow.as_ref()?;
-                let about_ticket =
-                    flows::by_name(&flow.name).is_some_and(|spec| spec.goal == Goal::Tickets);
+                let about_ticket = flows::registered(&flow.name)
+                    .is_some_and(|f| f.slot().first() == Some(&TICKET_NO));
                 let reply = if about_ticket {
                     Reply::ContinueTicket
                 } else {
@@ -336,8 +336,8 @@ impl Engine {
     }
 
     /// The flow's question for its slot, again (the customer chose to go on with it).
-    pub(super) fn ask_again(&self, turn: &mut Turn, spec: &FlowSpec) {
-        self.say(turn, spec.ask, OutboundKind::Question, &[]);
+    pub(super) fn ask_again(&self, turn: &mut Turn, flow: &dyn Flow) {
+        self.say(turn, flow.ask(), OutboundKind::Question, &[]);
     }
 }
 

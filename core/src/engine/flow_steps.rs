@@ -1,4 +1,5 @@
-//! Running flows: registered [`Flow`]s, and the order flows' slot, proof and confirmation.
+//! Running flows: those that talk for themselves, and those with a slot (the slot, then the
+//! proof and the confirmation).
 
 use super::*;
 
@@ -92,7 +93,7 @@ impl Engine {
         text: &str,
         found: &BTreeMap<String, String>,
     ) -> Result<(), EngineError> {
-        let Some(spec) = flows::by_name(&flow.name) else {
+        let Some(this) = flows::registered(&flow.name) else {
             turn.conversation.flow = None;
             return self.understand(turn, text).await;
         };
@@ -119,11 +120,11 @@ impl Engine {
             };
             return match (entry.as_ref(), self.orders.is_some()) {
                 (Some(entry), true) if flow.awaiting_confirmation => {
-                    self.continue_confirmation(turn, &spec, flow, text, entry)
+                    self.continue_confirmation(turn, this, flow, text, entry)
                         .await
                 }
                 (Some(entry), true) => {
-                    self.continue_proof(turn, &spec, flow, text, found, entry)
+                    self.continue_proof(turn, this, flow, text, found, entry)
                         .await
                 }
                 // Stored mid-flow, then the engine restarted without an order system (or
@@ -134,8 +135,8 @@ impl Engine {
                 }
             };
         }
-        if let (Some((kind, value)), Some(entry)) = (spec.filled(found), entry.as_ref()) {
-            return self.finish_flow(turn, &spec, kind, value, entry).await;
+        if let (Some((kind, value)), Some(entry)) = (flows::filled(this, found), entry.as_ref()) {
+            return self.finish_flow(turn, this, kind, value, entry).await;
         }
         // Not the slot: a new question changes the topic, one that may be offers choices
         // (going on with the flow among them); anything else is asked again.
@@ -160,7 +161,7 @@ impl Engine {
     pub(super) async fn finish_flow(
         &self,
         turn: &mut Turn,
-        spec: &FlowSpec,
+        flow: &'static dyn Flow,
         kind: &str,
         value: &str,
         entry: &FaqEntry,
@@ -170,17 +171,14 @@ impl Engine {
             .flow
             .take()
             .and_then(|mut f| f.slots.remove(REQUEST));
-        if kind == TICKET_NO && spec.goal == flows::Goal::Tickets {
-            return self.ticket_by_number(turn, value).await;
+        if kind == ORDER_NO && self.orders.is_some() {
+            return self.order_flow(turn, flow, value, entry, request).await;
         }
-        if kind == ORDER_NO && self.orders.is_some() && spec.needs_owner {
-            return self.order_flow(turn, spec, value, entry, request).await;
+        let mut cx = OrderStep::new(self, turn, entry, request);
+        if kind == TICKET_NO {
+            return flow.with_ticket(&mut cx, value).await;
         }
-        let values = BTreeMap::from([(kind.to_string(), value.to_string())]);
-        let text = self.render(FlowSpec::noted(kind).text(turn.locale()), &values);
-        self.push(turn, text, OutboundKind::Answer, Vec::new());
-        tracing::info!(conversation = %turn.conversation.key, flow = spec.name, "flow collected its slot");
-        self.hand_off(turn, HandoffReason::FlowNeedsPerson, Some(entry))
-            .await
+        tracing::info!(conversation = %cx.key(), flow = flow.name(), "flow collected its slot");
+        cx.noted_for_person(kind, value).await
     }
 }

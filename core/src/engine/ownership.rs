@@ -1,4 +1,4 @@
-//! Flows that show an order: the ownership check, then the card keys or the delivery status.
+//! The ownership check before a flow sees an order; then the flow's [`Flow::proven`].
 //!
 //! Nothing about an order is shown until the asker is proven its buyer, by the chat identity
 //! the shop linked to the order or by a secret only the buyer knows (the query password, or the
@@ -18,12 +18,12 @@
 //! never remembered as an entity, never read for the language, and never taken for another
 //! order number unless the customer clearly starts over ("换个订单 …", "another order …").
 
-use super::{Engine, EngineError, Turn, REQUEST};
+use super::{Engine, EngineError, OrderStep, Turn, REQUEST};
 use crate::attempts::{normalize_order_number, Counter, Limit, Space, Taken};
 use crate::audit::AuditEvent;
 use crate::conversation::{now_millis, FlowState, HandoffReason};
 use crate::entities::{EMAIL, ORDER_NO, PHONE};
-use crate::flows::{card_key_lookup, delivery_status, refund_request, FlowSpec, Goal};
+use crate::flows::{delivery_status, refund_request, Flow};
 use crate::message::{OutboundKind, QuickReply};
 use crate::orders::{Order, Orders, OrdersError, Proof};
 use crate::replies::Reply;
@@ -41,8 +41,6 @@ pub const PROOF_FAILED: &str = "order.proof_failed";
 pub const VERIFIED: &str = "order.verified";
 /// Audit action of a chat identity linked to an order.
 pub const LINKED: &str = "order.linked";
-/// Audit action of card keys shown to their buyer.
-pub const KEYS_SHOWN: &str = "card_key.shown";
 
 /// Where a proof is kept in the conversation: per customer, since a group chat is one
 /// conversation of many customers.
@@ -164,7 +162,7 @@ impl Engine {
     pub(super) fn order_system(&self) -> Result<Arc<dyn Orders>, OrdersError> {
         self.orders
             .clone()
-            .ok_or_else(|| OrdersError::Unavailable("no order system is connected".to_string()))
+            .ok_or_else(super::order_step::no_order_system)
     }
 
     /// The limit on proofs within the window, as of now.
@@ -193,19 +191,19 @@ impl Engine {
     pub(super) async fn order_flow(
         &self,
         turn: &mut Turn,
-        spec: &FlowSpec,
+        flow: &'static dyn Flow,
         number: &str,
         entry: &FaqEntry,
         request: Option<String>,
     ) -> Result<(), EngineError> {
         turn.conversation.flow = None;
-        if spec.goal.private_only() && !turn.private {
+        if flow.private_only() && !turn.private {
             // Not even the proof belongs in a group.
             self.say(turn, Reply::KeysPrivateOnly, OutboundKind::Answer, &[]);
             return Ok(());
         }
         if self.is_verified(turn, number) {
-            return self.show_order(turn, spec, number, entry, request).await;
+            return self.show_order(turn, flow, number, entry, request).await;
         }
         // The chat identity the shop linked to the order proves it before any lock-out is
         // looked at: other accounts' failures must not lock the buyer out of their order.
@@ -221,7 +219,7 @@ impl Engine {
             Err(e) => return self.orders_down(turn, number, entry, e).await,
             Ok(true) => {
                 self.verified(turn, number, "chat identity").await?;
-                return self.show_order(turn, spec, number, entry, request).await;
+                return self.show_order(turn, flow, number, entry, request).await;
             }
             Ok(false) => {}
         }
@@ -236,7 +234,7 @@ impl Engine {
         let mut slots = BTreeMap::from([(ORDER_NO.to_string(), number.to_string())]);
         slots.extend(request.map(|r| (REQUEST.to_string(), r)));
         turn.conversation.flow = Some(FlowState {
-            name: spec.name.to_string(),
+            name: flow.name().to_string(),
             entry: entry.id.clone(),
             slots,
             reprompts: 0,
@@ -251,7 +249,7 @@ impl Engine {
     pub(super) async fn continue_proof(
         &self,
         turn: &mut Turn,
-        spec: &FlowSpec,
+        this: &'static dyn Flow,
         flow: FlowState,
         text: &str,
         found: &BTreeMap<String, String>,
@@ -265,7 +263,7 @@ impl Engine {
         // "换个订单 2024…" / "another order 2024…": start over with that order. Anything
         // else shaped like an order number (pw20241123, a long numeric password) is a proof.
         if starts_over().is_match(text) {
-            return self.start_over(turn, spec, flow, text, found, entry).await;
+            return self.start_over(turn, this, flow, text, found, entry).await;
         }
         // A question about something else changes the topic without counting as a failure.
         // What looks like a proof (one ASCII token such as a password, an e-mail address or
@@ -325,7 +323,7 @@ impl Engine {
                 Ok(true) => {
                     self.attempts.withdraw(&attempt).await?;
                     self.verified(turn, &number, "secret").await?;
-                    self.show_order(turn, spec, &number, entry, request).await?;
+                    self.show_order(turn, this, &number, entry, request).await?;
                     return self.link_identity(turn, &number).await;
                 }
                 Ok(false) => self.proof_failed(turn, &number, &attempt).await?,
@@ -348,7 +346,7 @@ impl Engine {
     async fn start_over(
         &self,
         turn: &mut Turn,
-        spec: &FlowSpec,
+        this: &'static dyn Flow,
         flow: FlowState,
         text: &str,
         found: &BTreeMap<String, String>,
@@ -376,7 +374,7 @@ impl Engine {
                 turn.conversation
                     .entities
                     .insert(ORDER_NO.to_string(), other.clone());
-                self.order_flow(turn, spec, &other, entry, request).await
+                self.order_flow(turn, this, &other, entry, request).await
             }
             None => {
                 turn.conversation.entities.remove(ORDER_NO);
@@ -389,7 +387,7 @@ impl Engine {
                     awaiting_confirmation: false,
                     ..flow
                 });
-                self.say(turn, spec.ask, OutboundKind::Question, &[]);
+                self.say(turn, this.ask(), OutboundKind::Question, &[]);
                 Ok(())
             }
         }
@@ -588,7 +586,7 @@ impl Engine {
     async fn show_order(
         &self,
         turn: &mut Turn,
-        spec: &FlowSpec,
+        flow: &'static dyn Flow,
         number: &str,
         entry: &FaqEntry,
         request: Option<String>,
@@ -608,70 +606,8 @@ impl Engine {
                 return Ok(());
             }
         };
-        let request = request.unwrap_or_default();
-        match spec.goal {
-            Goal::Cancel => return self.offer_cancel(turn, &order, entry, &request).await,
-            Goal::Refund => return self.offer_refund(turn, &order, entry, &request).await,
-            Goal::Tickets => return self.order_tickets(turn, &order).await,
-            Goal::CardKeys | Goal::DeliveryStatus => {}
-        }
-        let mut values = order_values(&order);
-        if spec.goal == Goal::CardKeys {
-            // One view taken (atomically) before the keys are fetched; given back when there
-            // turn out to be none to show.
-            let view = turn.effect_key(KEYS_SHOWN, number);
-            if !self.take_key_view(&view, number).await? {
-                tracing::warn!(conversation = %turn.conversation.key, "card keys viewed too often today; a person checks");
-                self.say_about_order(turn, Reply::KeyViewLimit, number, OutboundKind::Answer);
-                return self
-                    .hand_off(turn, HandoffReason::FlowNeedsPerson, Some(entry))
-                    .await;
-            }
-            let keys = match orders.card_keys(number).await {
-                Err(e) => {
-                    self.attempts.withdraw(&view).await?;
-                    return self.orders_down(turn, number, entry, e).await;
-                }
-                Ok(keys) => keys,
-            };
-            if keys.is_empty() {
-                self.attempts.withdraw(&view).await?;
-            } else {
-                let redeem = order
-                    .redeem
-                    .clone()
-                    .unwrap_or_else(|| Reply::RedeemDefault.text(turn.locale()).to_string());
-                values.insert("redeem".to_string(), redeem);
-                let template = Reply::CardKeys.text(turn.locale());
-                values.insert("keys".to_string(), card_key_lookup::list(&keys, false));
-                let shown = self.render(template, &values);
-                values.insert("keys".to_string(), card_key_lookup::list(&keys, true));
-                let recorded = self.render(template, &values);
-                self.push_masked(turn, shown, recorded, OutboundKind::Answer, Vec::new());
-                self.audit
-                    .record(AuditEvent {
-                        at: now_millis(),
-                        actor: customer(turn),
-                        action: KEYS_SHOWN.to_string(),
-                        subject: number.to_string(),
-                        detail: format!(
-                            "{} key(s): {}",
-                            keys.len(),
-                            keys.iter()
-                                .map(|k| card_key_lookup::mask(k))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        dedupe_key: Some(view),
-                    })
-                    .await?;
-                tracing::info!(conversation = %turn.conversation.key, keys = keys.len(), "card keys shown to their buyer");
-                return Ok(());
-            }
-            // No keys (yet): where the order stands says why.
-        }
-        self.show_status(turn, &order, values);
-        Ok(())
+        let mut cx = OrderStep::new(self, turn, entry, request);
+        flow.proven(&mut cx, &order).await
     }
 
     /// Where the order stands, in plain words; a failed or late delivery offers a ticket and
@@ -707,25 +643,6 @@ impl Engine {
             Vec::new()
         };
         self.push(turn, text, OutboundKind::Answer, buttons);
-    }
-
-    /// Takes one of the order's card-key views for the last 24 hours (view `id`); false
-    /// when they were shown as often as allowed.
-    async fn take_key_view(&self, id: &str, number: &str) -> Result<bool, EngineError> {
-        let limit = self.config.max_key_views_per_day;
-        if limit == 0 {
-            return Ok(true);
-        }
-        let limit = Limit {
-            max: limit,
-            since: now_millis().saturating_sub(24 * 60 * 60 * 1000),
-        };
-        let counter = Counter::new(Space::KeyViews, normalize_order_number(number));
-        let taken = self
-            .attempts
-            .take(id, &[counter], limit, now_millis())
-            .await?;
-        Ok(taken == Taken::Yes)
     }
 }
 

@@ -1,42 +1,31 @@
-//! Self-service on a verified buyer's order — cancelling it, refunding it — and tickets: the
-//! ones flows open, the customer's view of them, and the status changes the console reports,
-//! which are announced to the customer.
+//! Changes a flow offered, confirmed (then [`Flow::confirmed`]), the `/ticket` and `/refund`
+//! commands, and tickets: the ones flows open and the customer's view of them.
 //!
 //! A change to an order is offered first and made only when the customer confirms it, and only
 //! while their proof of owning the order still holds. What the bot may not decide alone (a
 //! delivered order's refund, an amount above the shop's limit, an order system that cannot do
 //! it) becomes a ticket for the right team, never a dead end.
 
-use super::ownership::{customer, order_values};
-use super::{Engine, EngineError, Turn, REQUEST};
-use crate::audit::AuditEvent;
-use crate::conversation::{now_millis, FlowState};
+use super::order_step::CONFIRMING;
+use super::ownership::order_values;
+use super::{Engine, EngineError, OrderStep, Turn, REQUEST};
+use crate::conversation::FlowState;
 use crate::entities::{ORDER_NO, TICKET_NO};
-use crate::flows::cancel_order::{self, CancelPath};
-use crate::flows::refund_request::{self, RefundPath};
-use crate::flows::{self, ticket_progress, FlowSpec};
+use crate::flows::refund_request;
+use crate::flows::{self, ticket_progress, Flow};
 use crate::locale::Locale;
 use crate::message::{OutboundKind, QuickReply};
-use crate::orders::{Order, OrderChange, OrdersError};
+use crate::orders::Order;
 use crate::replies::Reply;
 use crate::store::StoreError;
-use crate::tickets::{local_time, NewTicket, Ticket, TicketStatus, TicketUpdate};
+use crate::tickets::{local_time, NewTicket, Ticket};
 use crate::{Action, FaqEntry};
 use regex::Regex;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-/// Audit action of an order its buyer cancelled.
-pub const CANCELLED: &str = "order.cancelled";
-/// Audit action of an order refunded at its buyer's request.
-pub const REFUNDED: &str = "order.refunded";
 /// Audit action of card keys an agent revealed.
 pub const KEYS_REVEALED: &str = "card_key.revealed";
-
-/// The slot naming the change a confirmation is about.
-const CHANGE: &str = "change";
-const CHANGE_CANCEL: &str = "cancel";
-const CHANGE_REFUND: &str = "refund";
 
 /// How many tickets a list shows.
 const TICKETS_SHOWN: usize = 3;
@@ -103,16 +92,16 @@ impl Engine {
         } else {
             Action::DeliveryStatus
         };
-        let (Some(entry), Some(spec)) = (
+        let (Some(entry), Some(flow)) = (
             self.knowledge.with_action(action).cloned(),
-            flows::spec(action),
+            flows::for_action(action),
         ) else {
             self.say(turn, Reply::CommandUnavailable, OutboundKind::Answer, &[]);
             return Ok(());
         };
         if self.orders.is_none() {
             return self
-                .finish_flow(turn, &spec, ORDER_NO, &number, &entry)
+                .finish_flow(turn, flow, ORDER_NO, &number, &entry)
                 .await;
         }
         let request = turn.lines[0].text.clone();
@@ -140,140 +129,11 @@ impl Engine {
         }
         // Unproven: the order flow checks ownership first (for `/ticket`, the status comes
         // back with the button, now for a proven buyer).
-        self.order_flow(turn, &spec, &number, &entry, Some(request))
+        self.order_flow(turn, flow, &number, &entry, Some(request))
             .await
     }
 
-    /// A verified buyer wants to cancel `order`.
-    pub(super) async fn offer_cancel(
-        &self,
-        turn: &mut Turn,
-        order: &Order,
-        entry: &FaqEntry,
-        request: &str,
-    ) -> Result<(), EngineError> {
-        match cancel_order::decide(order) {
-            CancelPath::Cancel => {
-                self.ask_confirmation(
-                    turn,
-                    &cancel_order::SPEC,
-                    order,
-                    entry,
-                    request,
-                    CHANGE_CANCEL,
-                    Reply::CancelConfirm,
-                );
-                Ok(())
-            }
-            CancelPath::Refund => {
-                self.say_about_order(
-                    turn,
-                    Reply::CancelBecomesRefund,
-                    &order.number,
-                    OutboundKind::Answer,
-                );
-                self.offer_refund(turn, order, entry, request).await
-            }
-            CancelPath::Delivered => {
-                let text = self.render(
-                    Reply::CancelDelivered.text(turn.locale()),
-                    &order_values(order),
-                );
-                let refund = Reply::RefundButton.text(turn.locale());
-                let human = Reply::HumanButton.text(turn.locale());
-                let buttons = vec![
-                    QuickReply::new(refund, format!("/refund {}", order.number)),
-                    QuickReply::new(human, human),
-                ];
-                self.push(turn, text, OutboundKind::Answer, buttons);
-                Ok(())
-            }
-            CancelPath::Closed => {
-                self.show_status(turn, order, order_values(order));
-                Ok(())
-            }
-        }
-    }
-
-    /// A verified buyer wants their money back for `order`.
-    pub(super) async fn offer_refund(
-        &self,
-        turn: &mut Turn,
-        order: &Order,
-        entry: &FaqEntry,
-        request: &str,
-    ) -> Result<(), EngineError> {
-        let path = refund_request::decide(order, self.config.refund_auto_approve_cents);
-        match path {
-            RefundPath::NothingPaid => {
-                let text = self.render(
-                    Reply::RefundNothingPaid.text(turn.locale()),
-                    &order_values(order),
-                );
-                self.push(turn, text, OutboundKind::Answer, Vec::new());
-                return Ok(());
-            }
-            RefundPath::AlreadyRefunded => {
-                self.show_status(turn, order, order_values(order));
-                return Ok(());
-            }
-            _ => {}
-        }
-        if self.open_ticket_of(turn, order, "refund").await? {
-            return Ok(());
-        }
-        match path {
-            RefundPath::AutoApprove => {
-                self.ask_confirmation(
-                    turn,
-                    &refund_request::SPEC,
-                    order,
-                    entry,
-                    request,
-                    CHANGE_REFUND,
-                    Reply::RefundConfirm,
-                );
-                Ok(())
-            }
-            RefundPath::Review(why) => {
-                if order.status == crate::OrderStatus::Delivered {
-                    self.say(turn, Reply::RefundDeliveredNote, OutboundKind::Answer, &[]);
-                }
-                self.refund_ticket(turn, order, why, request).await
-            }
-            RefundPath::NothingPaid | RefundPath::AlreadyRefunded => Ok(()),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn ask_confirmation(
-        &self,
-        turn: &mut Turn,
-        spec: &FlowSpec,
-        order: &Order,
-        entry: &FaqEntry,
-        request: &str,
-        change: &str,
-        reply: Reply,
-    ) {
-        turn.conversation.flow = Some(FlowState {
-            name: spec.name.to_string(),
-            entry: entry.id.clone(),
-            slots: BTreeMap::from([
-                (ORDER_NO.to_string(), order.number.clone()),
-                (REQUEST.to_string(), request.to_string()),
-                (CHANGE.to_string(), change.to_string()),
-            ]),
-            reprompts: 0,
-            awaiting_proof: false,
-            awaiting_confirmation: true,
-        });
-        let text = self.render(reply.text(turn.locale()), &order_values(order));
-        let buttons = self.confirm_buttons(turn.locale());
-        self.push(turn, text, OutboundKind::Question, buttons);
-    }
-
-    fn confirm_buttons(&self, locale: Locale) -> Vec<QuickReply> {
+    pub(super) fn confirm_buttons(&self, locale: Locale) -> Vec<QuickReply> {
         let yes = Reply::ConfirmButton.text(locale);
         let no = Reply::KeepButton.text(locale);
         vec![QuickReply::new(yes, yes), QuickReply::new(no, no)]
@@ -283,12 +143,12 @@ impl Engine {
     pub(super) async fn continue_confirmation(
         &self,
         turn: &mut Turn,
-        spec: &FlowSpec,
+        change: &'static dyn Flow,
         mut flow: FlowState,
         text: &str,
         entry: &FaqEntry,
     ) -> Result<(), EngineError> {
-        let Some(number) = flow.slots.get(ORDER_NO).cloned() else {
+        let Some(number) = flow.slots.get(CONFIRMING).cloned() else {
             turn.conversation.flow = None;
             return self.understand(turn, text).await;
         };
@@ -298,12 +158,10 @@ impl Engine {
             if !self.is_verified(turn, &number) {
                 // The proof expired while the customer thought it over: prove it again, and
                 // the change is offered again.
-                return self.order_flow(turn, spec, &number, entry, request).await;
+                return self.order_flow(turn, change, &number, entry, request).await;
             }
-            let change = flow.slots.get(CHANGE).cloned().unwrap_or_default();
-            return self
-                .make_change(turn, &number, entry, &change, &request.unwrap_or_default())
-                .await;
+            let mut cx = OrderStep::new(self, turn, entry, request);
+            return change.confirmed(&mut cx, &number).await;
         }
         if no_words().is_match(text) {
             turn.conversation.flow = None;
@@ -330,139 +188,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Cancels or refunds a verified buyer's order they confirmed the change of.
-    async fn make_change(
-        &self,
-        turn: &mut Turn,
-        number: &str,
-        entry: &FaqEntry,
-        change: &str,
-        request: &str,
-    ) -> Result<(), EngineError> {
-        let orders = match self.order_system() {
-            Ok(orders) => orders,
-            Err(e) => return self.orders_down(turn, number, entry, e).await,
-        };
-        let refund = change == CHANGE_REFUND;
-        // One key for this change, whatever happens to the turn: run again, it changes
-        // nothing twice.
-        let key = turn.effect_key(change, number);
-        let result = if refund {
-            orders.refund(number, request, &key).await
-        } else if self.config.self_cancel {
-            orders.cancel(number, &key).await
-        } else {
-            Err(OrdersError::Unsupported("cancelling orders"))
-        };
-        let order = match result {
-            Ok(OrderChange::Done(order)) => order,
-            Ok(OrderChange::NotAllowed(status)) => {
-                tracing::info!(conversation = %turn.conversation.key, status = status.as_str(), "the order changed before the confirmed change");
-                return self.changed_meanwhile(turn, number, entry).await;
-            }
-            Err(OrdersError::Unsupported(what)) => {
-                tracing::info!(conversation = %turn.conversation.key, what, "the order system cannot do it; opening a ticket");
-                let Some(order) = self.find_or_down(turn, number, entry).await? else {
-                    return Ok(());
-                };
-                return if refund {
-                    self.refund_ticket(turn, &order, "the order system cannot refund", request)
-                        .await
-                } else {
-                    let description = format!(
-                        "The customer asked to cancel unpaid order {number} ({}); cancel it in the order system. Customer wrote: {request}",
-                        order.product
-                    );
-                    let group = self.group_of(entry);
-                    self.ticket_once(
-                        turn,
-                        "cancel",
-                        &order,
-                        description,
-                        group,
-                        Reply::TicketOpened,
-                    )
-                    .await
-                };
-            }
-            Err(e) => return self.orders_down(turn, number, entry, e).await,
-        };
-        let amount = refund_request::money(order.amount_cents, &order.currency);
-        self.audit
-            .record(AuditEvent {
-                at: now_millis(),
-                actor: customer(turn),
-                action: if refund { REFUNDED } else { CANCELLED }.to_string(),
-                subject: number.to_string(),
-                detail: if refund {
-                    format!("{amount}, approved automatically")
-                } else {
-                    "by its buyer".to_string()
-                },
-                dedupe_key: Some(key.clone()),
-            })
-            .await?;
-        if !refund {
-            tracing::info!(conversation = %turn.conversation.key, "order cancelled by its buyer");
-            self.say_about_order(turn, Reply::CancelDone, number, OutboundKind::Answer);
-            return Ok(());
-        }
-        tracing::info!(conversation = %turn.conversation.key, "order refunded automatically");
-        // A resolved ticket is the refund's record, for the customer and the refund team.
-        let description = format!(
-            "Refunded {amount} for undelivered order {number} ({}) automatically, within the auto-approval limit. Customer wrote: {request}",
-            order.product
-        );
-        let ticket = self
-            .open_ticket(
-                turn,
-                "refund",
-                Some(number),
-                description,
-                self.config.refund_skill_group.clone(),
-            )
-            .await?;
-        let ticket = if ticket.status == TicketStatus::Resolved {
-            // Resolved by this turn's first run.
-            ticket
-        } else {
-            self.tickets
-                .update(
-                    &ticket.number,
-                    TicketUpdate {
-                        status: Some(TicketStatus::Resolved),
-                        owner: None,
-                        by: "bot".to_string(),
-                        note: format!("refunded {amount} automatically"),
-                    },
-                )
-                .await?
-                .unwrap_or(ticket)
-        };
-        let mut values = order_values(&order);
-        values.extend(self.ticket_values(turn.locale(), &ticket));
-        let text = self.render(Reply::RefundDone.text(turn.locale()), &values);
-        self.push(turn, text, OutboundKind::Answer, Vec::new());
-        Ok(())
-    }
-
-    /// The order changed between the offer and the confirmation: say so, and where it stands.
-    async fn changed_meanwhile(
-        &self,
-        turn: &mut Turn,
-        number: &str,
-        entry: &FaqEntry,
-    ) -> Result<(), EngineError> {
-        let Some(order) = self.find_or_down(turn, number, entry).await? else {
-            return Ok(());
-        };
-        self.say_about_order(turn, Reply::ChangeRaced, number, OutboundKind::Answer);
-        self.show_status(turn, &order, order_values(&order));
-        Ok(())
-    }
-
     /// The order, or `None` once the customer has been answered (system down, order gone).
-    async fn find_or_down(
+    pub(super) async fn find_or_down(
         &self,
         turn: &mut Turn,
         number: &str,
@@ -485,36 +212,9 @@ impl Engine {
         }
     }
 
-    /// A refund the refund team must decide: a ticket (or the one already open).
-    async fn refund_ticket(
-        &self,
-        turn: &mut Turn,
-        order: &Order,
-        why: &str,
-        request: &str,
-    ) -> Result<(), EngineError> {
-        let description = format!(
-            "Refund requested for order {} ({}, {}, {}); needs review because {why}. Customer wrote: {request}",
-            order.number,
-            order.product,
-            refund_request::money(order.amount_cents, &order.currency),
-            order.status.as_str(),
-        );
-        let group = self.config.refund_skill_group.clone();
-        self.ticket_once(
-            turn,
-            "refund",
-            order,
-            description,
-            group,
-            Reply::RefundTicketOpened,
-        )
-        .await
-    }
-
     /// Opens a ticket of `kind` for `order` and says `reply` — unless one is open already,
     /// which the customer is told about instead.
-    async fn ticket_once(
+    pub(super) async fn ticket_once(
         &self,
         turn: &mut Turn,
         kind: &str,
@@ -539,7 +239,7 @@ impl Engine {
     }
 
     /// If `order` has an unfinished ticket of `kind`, tells the customer about it (true).
-    async fn open_ticket_of(
+    pub(super) async fn open_ticket_of(
         &self,
         turn: &mut Turn,
         order: &Order,

@@ -28,7 +28,7 @@ impl Engine {
         }
         turn.conversation.offered.clear();
         if let Some(state) = turn.conversation.flow.clone() {
-            if let Some(flow) = flows::registered(&state.name) {
+            if let Some(flow) = flows::registered(&state.name).filter(|f| f.slot().is_empty()) {
                 return self.run_flow(turn, flow, state, text, found).await;
             }
             return self.continue_flow(turn, state, text, found).await;
@@ -97,9 +97,9 @@ impl Engine {
                     .conversation
                     .flow
                     .as_ref()
-                    .and_then(|f| flows::by_name(&f.name))
+                    .and_then(|f| flows::registered(&f.name))
                 {
-                    Some(spec) => self.ask_again(turn, &spec),
+                    Some(flow) => self.ask_again(turn, flow),
                     None => self.say(turn, Reply::Cancelled, OutboundKind::Answer, &[]),
                 }
                 Ok(())
@@ -243,12 +243,12 @@ impl Engine {
                 .hand_off(turn, HandoffReason::NeedsPerson, Some(&entry))
                 .await;
         }
-        if let Some(spec) = entry.action.and_then(flows::spec) {
+        if let Some(flow) = entry.action.and_then(flows::for_action) {
             self.push(turn, answer, OutboundKind::Answer, Vec::new());
             // What the customer asked, for the description of any ticket the flow opens.
             let request = turn.lines[0].text.clone();
             turn.conversation.flow = Some(FlowState {
-                name: spec.name.to_string(),
+                name: flow.name().to_string(),
                 entry: entry.id.clone(),
                 slots: BTreeMap::from([(REQUEST.to_string(), request)]),
                 reprompts: 0,
@@ -256,17 +256,18 @@ impl Engine {
                 awaiting_confirmation: false,
             });
             let known = turn.conversation.entities.clone();
-            return match spec.filled(&known) {
-                Some((kind, value)) => self.finish_flow(turn, &spec, kind, value, &entry).await,
-                None if spec.goal == flows::Goal::Tickets && self.own_tickets(turn).await? => {
-                    turn.conversation.flow = None;
-                    Ok(())
-                }
-                None => {
-                    self.say(turn, spec.ask, OutboundKind::Question, &[]);
-                    Ok(())
-                }
-            };
+            if let Some((kind, value)) = flows::filled(flow, &known) {
+                return self.finish_flow(turn, flow, kind, value, &entry).await;
+            }
+            if flow
+                .without_slot(&mut OrderStep::new(self, turn, &entry, None))
+                .await?
+            {
+                turn.conversation.flow = None;
+                return Ok(());
+            }
+            self.say(turn, flow.ask(), OutboundKind::Question, &[]);
+            return Ok(());
         }
         let buttons = entry
             .follow_ups

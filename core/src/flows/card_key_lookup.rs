@@ -5,17 +5,87 @@
 //! nothing — with how to redeem them. Transcripts, logs and everything an agent sees keep only
 //! masked keys ([`mask`]); the audit log records who was shown which order's keys.
 
-use super::{FlowSpec, Goal, ORDER_SLOT};
+use super::{Flow, OrderStep, ORDER_SLOT};
+use crate::engine::EngineError;
+use crate::orders::Order;
 use crate::replies::Reply;
+use crate::Action;
+use async_trait::async_trait;
 
-/// The flow's specification.
-pub const SPEC: FlowSpec = FlowSpec {
-    name: "card_key_lookup",
-    slot: ORDER_SLOT,
-    ask: Reply::AskOrderNo,
-    needs_owner: true,
-    goal: Goal::CardKeys,
-};
+/// Audit action of card keys shown to their buyer.
+pub const KEYS_SHOWN: &str = "card_key.shown";
+
+/// The card-key lookup.
+pub struct CardKeyLookup;
+
+#[async_trait]
+impl Flow for CardKeyLookup {
+    fn name(&self) -> &'static str {
+        "card_key_lookup"
+    }
+
+    fn action(&self) -> Option<Action> {
+        Some(Action::CardKeyLookup)
+    }
+
+    fn slot(&self) -> &'static [&'static str] {
+        ORDER_SLOT
+    }
+
+    fn private_only(&self) -> bool {
+        true
+    }
+
+    async fn proven(&self, cx: &mut OrderStep<'_>, order: &Order) -> Result<(), EngineError> {
+        let number = order.number.as_str();
+        // One view taken (atomically) before the keys are fetched; given back when there turn
+        // out to be none to show.
+        let Some(view) = cx.take_key_view(number).await? else {
+            tracing::warn!(conversation = %cx.key(), "card keys viewed too often today; a person checks");
+            cx.say_about_order(Reply::KeyViewLimit, number);
+            return cx.hand_off().await;
+        };
+        let keys = match cx.orders().card_keys(number).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                cx.give_back(&view).await?;
+                return cx.orders_down(number, e).await;
+            }
+        };
+        if keys.is_empty() {
+            // None (yet): where the order stands says why.
+            cx.give_back(&view).await?;
+            cx.show_status(order);
+            return Ok(());
+        }
+        let redeem = order
+            .redeem
+            .clone()
+            .unwrap_or_else(|| Reply::RedeemDefault.text(cx.locale()).to_string());
+        let shown = cx.order_text(
+            Reply::CardKeys,
+            order,
+            [("redeem", redeem.clone()), ("keys", list(&keys, false))],
+        );
+        let recorded = cx.order_text(
+            Reply::CardKeys,
+            order,
+            [("redeem", redeem), ("keys", list(&keys, true))],
+        );
+        // The transcript, and so every agent, sees the keys masked.
+        cx.say_secret(shown, recorded);
+        let masked: Vec<String> = keys.iter().map(|k| mask(k)).collect();
+        cx.audit(
+            KEYS_SHOWN,
+            number,
+            format!("{} key(s): {}", keys.len(), masked.join(", ")),
+            view,
+        )
+        .await?;
+        tracing::info!(conversation = %cx.key(), keys = keys.len(), "card keys shown to their buyer");
+        Ok(())
+    }
+}
 
 /// A card key as agents, transcripts and the audit log see it: `****` and at most the last
 /// 4 characters of its last part, never more than a quarter of that part or of the whole key,

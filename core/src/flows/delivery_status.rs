@@ -3,18 +3,35 @@
 //! Needs the order number and proof that the asker bought it (the engine's ownership check).
 //! A failed delivery, or one past its promised time, offers a person.
 
-use super::{FlowSpec, Goal, ORDER_SLOT};
+use super::{Flow, OrderStep, ORDER_SLOT};
+use crate::engine::EngineError;
 use crate::orders::{Order, OrderStatus};
 use crate::replies::Reply;
+use crate::Action;
+use async_trait::async_trait;
 
-/// The flow's specification.
-pub const SPEC: FlowSpec = FlowSpec {
-    name: "delivery_status",
-    slot: ORDER_SLOT,
-    ask: Reply::AskOrderNo,
-    needs_owner: true,
-    goal: Goal::DeliveryStatus,
-};
+/// The delivery status.
+pub struct DeliveryStatus;
+
+#[async_trait]
+impl Flow for DeliveryStatus {
+    fn name(&self) -> &'static str {
+        "delivery_status"
+    }
+
+    fn action(&self) -> Option<Action> {
+        Some(Action::DeliveryStatus)
+    }
+
+    fn slot(&self) -> &'static [&'static str] {
+        ORDER_SLOT
+    }
+
+    async fn proven(&self, cx: &mut OrderStep<'_>, order: &Order) -> Result<(), EngineError> {
+        cx.show_status(order);
+        Ok(())
+    }
+}
 
 /// What to tell the customer about an order at `now` (ms).
 #[derive(Debug, Clone, PartialEq, Eq)]

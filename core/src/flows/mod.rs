@@ -1,10 +1,18 @@
 //! Flows: multi-turn tasks an FAQ entry's `action` (or a command) starts, one file each.
 //!
-//! A flow collects the slot it needs (an order or ticket number, asked for if the
-//! conversation has none yet); a flow about an order then has the engine check that the asker
-//! bought it, and finishes by showing or changing it: the card keys, the delivery status, a
-//! cancellation or refund (confirmed first), the order's tickets. Each file holds the flow's
-//! specification and its decisions; the engine does the talking.
+//! Each flow is a [`Flow`]: a file in this module implementing it, plus its line in `FLOWS`.
+//! Nothing in the engine names a flow.
+//!
+//! A flow **with a slot** (an order or ticket number) is driven by the engine: it asks for the
+//! slot ([`Flow::ask`]) until the conversation has one; a ticket number goes to
+//! [`Flow::with_ticket`]; an order number is checked first — the asker must prove they bought
+//! the order — and then the flow does its job with the order ([`Flow::proven`]: the card keys,
+//! the delivery status, an offer to cancel or refund, the order's tickets). A change it offers
+//! is made once the customer confirms it ([`Flow::confirmed`]). The engine's tools for all that
+//! (proofs, the order system, tickets, the audit log) are an [`OrderStep`]'s methods.
+//!
+//! A flow **without a slot** talks for itself ([`Flow::start`], [`Flow::on_message`] through a
+//! [`FlowContext`]), like the satisfaction survey.
 //!
 //! Without an order system connected through the `Orders` port, an order flow hands the
 //! conversation to the entry's skill group with the number it collected, so the person starts
@@ -17,37 +25,120 @@ pub mod refund_request;
 pub mod survey;
 pub mod ticket_progress;
 
+pub use crate::engine::OrderStep;
+
 use crate::conversation::{Conversation, Rating};
+use crate::engine::EngineError;
 use crate::entities::{ORDER_NO, TICKET_NO};
 use crate::locale::Locale;
 use crate::message::{OutboundKind, QuickReply};
+use crate::orders::Order;
 use crate::replies::Reply;
 use crate::Action;
+use async_trait::async_trait;
 use std::collections::BTreeMap;
 
-/// The flows that do their own talking, by name: one line per flow.
+/// Every flow: one line each.
 static FLOWS: &[&dyn Flow] = &[
-    &survey::Survey, //
+    &card_key_lookup::CardKeyLookup,
+    &delivery_status::DeliveryStatus,
+    &ticket_progress::TicketProgress,
+    &refund_request::RefundRequest,
+    &cancel_order::CancelOrder,
+    &survey::Survey,
 ];
 
-/// The registered [`Flow`] named `name`.
+/// The flow named `name` (as a conversation stores it while the flow runs).
 pub fn registered(name: &str) -> Option<&'static dyn Flow> {
     FLOWS.iter().copied().find(|f| f.name() == name)
 }
 
-/// A flow that does its own talking: it says what it says through a [`FlowContext`] and keeps
-/// its progress in its slots. Add one as a file in this module implementing it, plus its line
-/// in `FLOWS`.
+/// The flow an FAQ action starts; `None` for actions that are not flows (`handoff`).
+pub fn for_action(action: Action) -> Option<&'static dyn Flow> {
+    FLOWS.iter().copied().find(|f| f.action() == Some(action))
+}
+
+/// The value filling `flow`'s slot among `entities`, with its kind.
+pub fn filled<'a>(
+    flow: &dyn Flow,
+    entities: &'a BTreeMap<String, String>,
+) -> Option<(&'static str, &'a str)> {
+    flow.slot()
+        .iter()
+        .find_map(|kind| entities.get(*kind).map(|v| (*kind, v.as_str())))
+}
+
+/// What the bot says when a slot of `kind` is filled and a person takes over.
+pub fn noted(kind: &str) -> Reply {
+    if kind == TICKET_NO {
+        Reply::TicketNoted
+    } else {
+        Reply::OrderNoted
+    }
+}
+
+/// A multi-turn task. Add one as a file in this module implementing it, plus its line in
+/// `FLOWS`. Only [`Flow::name`] is required; what else a flow implements depends on whether it
+/// has a slot (see the module docs).
+#[async_trait]
 pub trait Flow: Send + Sync {
     /// Its name, as stored in the conversation while it runs.
     fn name(&self) -> &'static str;
 
-    /// Starts the flow: its first words.
-    fn start(&self, cx: &mut FlowContext<'_>);
+    /// The FAQ action that starts it; `None` for a flow started otherwise (the survey, by an
+    /// agent closing the conversation).
+    fn action(&self) -> Option<Action> {
+        None
+    }
 
-    /// One customer message while the flow runs (commands, "cancel" and requests for a
-    /// person are handled before it).
-    fn on_message(&self, cx: &mut FlowContext<'_>, text: &str) -> Step;
+    /// The entity kinds that fill its slot, in order of preference; empty for a flow that
+    /// talks for itself.
+    fn slot(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// How it asks for its slot.
+    fn ask(&self) -> Reply {
+        Reply::AskOrderNo
+    }
+
+    /// Whether what it shows may only go to a private chat (the proof is not asked for in a
+    /// group either).
+    fn private_only(&self) -> bool {
+        false
+    }
+
+    /// Asked before the slot is asked for: true when the flow could do its job without it
+    /// (it said what it had to say and ends).
+    async fn without_slot(&self, _cx: &mut OrderStep<'_>) -> Result<bool, EngineError> {
+        Ok(false)
+    }
+
+    /// Its slot holds a ticket number. By default a person takes over with the number.
+    async fn with_ticket(&self, cx: &mut OrderStep<'_>, number: &str) -> Result<(), EngineError> {
+        cx.noted_for_person(TICKET_NO, number).await
+    }
+
+    /// The asker proved they bought `order`: the flow's job. By default: where it stands.
+    async fn proven(&self, cx: &mut OrderStep<'_>, order: &Order) -> Result<(), EngineError> {
+        cx.show_status(order);
+        Ok(())
+    }
+
+    /// The customer confirmed the change the flow offered (`OrderStep::ask_confirmation`) for order
+    /// `number`, and their proof still holds.
+    async fn confirmed(&self, cx: &mut OrderStep<'_>, number: &str) -> Result<(), EngineError> {
+        cx.noted_for_person(ORDER_NO, number).await
+    }
+
+    /// Starts a flow without a slot: its first words.
+    fn start(&self, _cx: &mut FlowContext<'_>) {}
+
+    /// One customer message while a flow without a slot runs (commands, "cancel" and requests
+    /// for a person are handled before it).
+    fn on_message(&self, _cx: &mut FlowContext<'_>, _text: &str) -> Step {
+        Step::NotMine
+    }
 }
 
 /// What the flow did with a message.
@@ -129,86 +220,6 @@ impl<'a> FlowContext<'a> {
             last.comment = Some(text.trim().to_string());
         }
     }
-}
-
-/// What a flow needs and says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowSpec {
-    /// The flow's name (its FAQ action).
-    pub name: &'static str,
-    /// Entity kinds that fill its slot, in order of preference.
-    pub slot: &'static [&'static str],
-    /// How it asks for the slot.
-    pub ask: Reply,
-    /// Whether it shows or changes an order, so the asker must prove they bought it (with an
-    /// order system connected; without one the flow hands off with the number).
-    pub needs_owner: bool,
-    /// What it does once it has its slot (and, for an order, the proof).
-    pub goal: Goal,
-}
-
-/// What an order flow does once the buyer is proven: the engine's step for each, chosen by
-/// this rather than by the flow's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Goal {
-    /// Shows the order's card keys (in private chats only).
-    CardKeys,
-    /// Says where the order's delivery stands.
-    DeliveryStatus,
-    /// Shows a ticket's progress, or the order's tickets.
-    Tickets,
-    /// Offers to cancel the order.
-    Cancel,
-    /// Offers to refund the order.
-    Refund,
-}
-
-impl Goal {
-    /// Whether what it shows may only go to a private chat.
-    pub fn private_only(self) -> bool {
-        self == Goal::CardKeys
-    }
-}
-
-impl FlowSpec {
-    /// The value filling the slot among `entities`, with its kind.
-    pub fn filled<'a>(
-        &self,
-        entities: &'a std::collections::BTreeMap<String, String>,
-    ) -> Option<(&'static str, &'a str)> {
-        self.slot
-            .iter()
-            .find_map(|kind| entities.get(*kind).map(|v| (*kind, v.as_str())))
-    }
-
-    /// What the bot says when the slot is filled and a person takes over.
-    pub fn noted(kind: &str) -> Reply {
-        if kind == TICKET_NO {
-            Reply::TicketNoted
-        } else {
-            Reply::OrderNoted
-        }
-    }
-}
-
-/// The flow an action starts; `None` for actions that are not flows (`handoff`).
-pub fn spec(action: Action) -> Option<FlowSpec> {
-    match action {
-        Action::CardKeyLookup => Some(card_key_lookup::SPEC),
-        Action::DeliveryStatus => Some(delivery_status::SPEC),
-        Action::TicketProgress => Some(ticket_progress::SPEC),
-        Action::RefundRequest => Some(refund_request::SPEC),
-        Action::CancelOrder => Some(cancel_order::SPEC),
-        Action::Handoff => None,
-    }
-}
-
-/// The flow with this name.
-pub fn by_name(name: &str) -> Option<FlowSpec> {
-    Action::ALL
-        .into_iter()
-        .filter_map(spec)
-        .find(|s| s.name == name)
 }
 
 const ORDER_SLOT: &[&str] = &[ORDER_NO];

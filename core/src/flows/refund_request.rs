@@ -6,18 +6,110 @@
 //! judge whether its key was used), a larger amount, an order system that cannot refund —
 //! becomes a ticket for the refund team, and the customer gets its number.
 
-use super::{FlowSpec, Goal, ORDER_SLOT};
-use crate::orders::{Order, OrderStatus};
+use super::{Flow, OrderStep, ORDER_SLOT};
+use crate::engine::EngineError;
+use crate::orders::{Order, OrderChange, OrderStatus, OrdersError};
 use crate::replies::Reply;
+use crate::Action;
+use async_trait::async_trait;
 
-/// The flow's specification.
-pub const SPEC: FlowSpec = FlowSpec {
-    name: "refund_request",
-    slot: ORDER_SLOT,
-    ask: Reply::AskOrderNo,
-    needs_owner: true,
-    goal: Goal::Refund,
-};
+/// Audit action of an order refunded at its buyer's request.
+pub const REFUNDED: &str = "order.refunded";
+
+/// The refund request.
+pub struct RefundRequest;
+
+#[async_trait]
+impl Flow for RefundRequest {
+    fn name(&self) -> &'static str {
+        "refund_request"
+    }
+
+    fn action(&self) -> Option<Action> {
+        Some(Action::RefundRequest)
+    }
+
+    fn slot(&self) -> &'static [&'static str] {
+        ORDER_SLOT
+    }
+
+    async fn proven(&self, cx: &mut OrderStep<'_>, order: &Order) -> Result<(), EngineError> {
+        let path = decide(order, cx.config().refund_auto_approve_cents);
+        match path {
+            RefundPath::NothingPaid => {
+                let text = cx.order_text(Reply::RefundNothingPaid, order, []);
+                cx.push(text, crate::OutboundKind::Answer, Vec::new());
+                return Ok(());
+            }
+            RefundPath::AlreadyRefunded => {
+                cx.show_status(order);
+                return Ok(());
+            }
+            RefundPath::AutoApprove | RefundPath::Review(_) => {}
+        }
+        if cx.open_ticket_of(order, "refund").await? {
+            return Ok(());
+        }
+        match path {
+            RefundPath::AutoApprove => {
+                cx.ask_confirmation(self, order, Reply::RefundConfirm);
+                Ok(())
+            }
+            RefundPath::Review(why) => {
+                if order.status == OrderStatus::Delivered {
+                    cx.say(Reply::RefundDeliveredNote);
+                }
+                cx.refund_ticket(order, why).await
+            }
+            RefundPath::NothingPaid | RefundPath::AlreadyRefunded => Ok(()),
+        }
+    }
+
+    async fn confirmed(&self, cx: &mut OrderStep<'_>, number: &str) -> Result<(), EngineError> {
+        // One key for this refund, whatever happens to the turn: run again, it refunds
+        // nothing twice.
+        let key = cx.effect_key("refund", number);
+        let request = cx.request().to_string();
+        let order = match cx.orders().refund(number, &request, &key).await {
+            Ok(OrderChange::Done(order)) => order,
+            Ok(OrderChange::NotAllowed(status)) => {
+                tracing::info!(conversation = %cx.key(), status = status.as_str(), "the order changed before the confirmed refund");
+                return cx.changed_meanwhile(number).await;
+            }
+            Err(OrdersError::Unsupported(what)) => {
+                tracing::info!(conversation = %cx.key(), what, "the order system cannot refund; opening a ticket");
+                let Some(order) = cx.find_or_down(number).await? else {
+                    return Ok(());
+                };
+                return cx
+                    .refund_ticket(&order, "the order system cannot refund")
+                    .await;
+            }
+            Err(e) => return cx.orders_down(number, e).await,
+        };
+        let amount = money(order.amount_cents, &order.currency);
+        cx.audit(
+            REFUNDED,
+            number,
+            format!("{amount}, approved automatically"),
+            key,
+        )
+        .await?;
+        tracing::info!(conversation = %cx.key(), "order refunded automatically");
+        // A resolved ticket is the refund's record, for the customer and the refund team.
+        let description = format!(
+            "Refunded {amount} for undelivered order {number} ({}) automatically, within the auto-approval limit. Customer wrote: {request}",
+            order.product
+        );
+        let group = cx.config().refund_skill_group.clone();
+        let ticket = cx.open_ticket("refund", number, description, group).await?;
+        let ticket = cx
+            .resolve_ticket(ticket, format!("refunded {amount} automatically"))
+            .await?;
+        cx.say_ticket(Reply::RefundDone, &order, &ticket);
+        Ok(())
+    }
+}
 
 /// What a refund request for an order comes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,20 +5,50 @@
 //! ownership check: the order's tickets), or — asked without a number — the customer's own
 //! tickets. Each shows its status, who owns it, when it is due and its history.
 
-use super::{FlowSpec, Goal};
+use super::{Flow, OrderStep};
+use crate::engine::EngineError;
 use crate::entities::{ORDER_NO, TICKET_NO};
 use crate::locale::Locale;
+use crate::orders::Order;
 use crate::replies::Reply;
 use crate::tickets::{local_time, Ticket, TicketStatus};
+use crate::Action;
+use async_trait::async_trait;
 
-/// The flow's specification.
-pub const SPEC: FlowSpec = FlowSpec {
-    name: "ticket_progress",
-    slot: &[TICKET_NO, ORDER_NO],
-    ask: Reply::AskTicketNo,
-    needs_owner: true,
-    goal: Goal::Tickets,
-};
+/// The ticket progress.
+pub struct TicketProgress;
+
+#[async_trait]
+impl Flow for TicketProgress {
+    fn name(&self) -> &'static str {
+        "ticket_progress"
+    }
+
+    fn action(&self) -> Option<Action> {
+        Some(Action::TicketProgress)
+    }
+
+    fn slot(&self) -> &'static [&'static str] {
+        &[TICKET_NO, ORDER_NO]
+    }
+
+    fn ask(&self) -> Reply {
+        Reply::AskTicketNo
+    }
+
+    /// Asked without a number: the customer's own tickets, if they have any.
+    async fn without_slot(&self, cx: &mut OrderStep<'_>) -> Result<bool, EngineError> {
+        cx.own_tickets().await
+    }
+
+    async fn with_ticket(&self, cx: &mut OrderStep<'_>, number: &str) -> Result<(), EngineError> {
+        cx.ticket_by_number(number).await
+    }
+
+    async fn proven(&self, cx: &mut OrderStep<'_>, order: &Order) -> Result<(), EngineError> {
+        cx.order_tickets(order).await
+    }
+}
 
 /// A ticket status in the customer's words.
 pub fn status_word(status: TicketStatus, locale: Locale) -> &'static str {
