@@ -65,7 +65,7 @@ pub fn chat(config: &Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let app = runtime.block_on(kefu_app::App::from_config(config, Arc::new(kb)))?;
+    let app = runtime.block_on(kefu_app::App::with_knowledge(config, Arc::new(kb)))?;
     let engine = app.engine;
     let key = ConversationKey::new(CHANNEL, args.conversation.clone());
     if interactive {

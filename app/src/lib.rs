@@ -1,15 +1,15 @@
-//! kefu-app: kefu's one wiring. [`config`] reads `kefu.yaml`; [`knowledge::load_kb`] builds the
-//! knowledge base it names (FAQ files, sentence encoders); [`App::from_config`] builds from
-//! them everything a running bot has — the [`Engine`], the [`Agents`] facade, the
+//! kefu-app: kefu's one wiring. [`config`] reads `kefu.yaml`; [`App::from_config`] builds
+//! from it everything a running bot has — the knowledge base it names (FAQ files, sentence
+//! encoders; [`knowledge::load_kb`]) — the [`Engine`], the [`Agents`] facade, the
 //! [`Channels`] registry, the durable [`Outbox`] and its worker, and the [`Broadcast`] of
 //! engine events — so `kefu chat` and a server build exactly the same thing.
 //!
 //! ```no_run
-//! # async fn run(kb: std::sync::Arc<dyn kefu_core::Knowledge>) -> anyhow::Result<()> {
+//! # async fn run() -> anyhow::Result<()> {
 //! use kefu_app::{config::Config, App};
 //!
 //! let config = Config::load(None)?;
-//! let app = App::from_config(&config, kb).await?;
+//! let app = App::from_config(&config).await?;
 //! let mut events = app.events.subscribe();
 //! let worker = app.outbox_worker();
 //! tokio::spawn(async move { worker.run(std::future::pending()).await });
@@ -20,6 +20,7 @@
 pub mod config;
 pub mod knowledge;
 
+use anyhow::Context;
 use config::Config;
 use kefu_core::events::Broadcast;
 use kefu_core::outbox::RetryPolicy;
@@ -49,10 +50,22 @@ pub struct App {
 }
 
 impl App {
+    /// Loads the configured knowledge base (see [`knowledge::load_kb`]), then builds
+    /// everything else as [`App::with_knowledge`] does.
+    pub async fn from_config(config: &Config) -> anyhow::Result<App> {
+        let kb = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || knowledge::load_kb(&config, None))
+                .await
+                .context("loading the knowledge base stopped unexpectedly")??
+        };
+        Self::with_knowledge(config, Arc::new(kb)).await
+    }
+
     /// Opens the configured database (creating and migrating it as needed), connects the
-    /// configured order system, and builds the engine answering from `knowledge` with every
-    /// port on that database.
-    pub async fn from_config(
+    /// configured order system, and builds the engine answering from `knowledge` (one loaded
+    /// from elsewhere, as `kefu chat --kb DIR` does) with every port on that database.
+    pub async fn with_knowledge(
         config: &Config,
         knowledge: Arc<dyn Knowledge>,
     ) -> anyhow::Result<App> {
@@ -145,7 +158,7 @@ mod tests {
             answer,
         )));
         let channel = Arc::new(ScriptedChannel::working());
-        let app = App::from_config(&config, kb)
+        let app = App::with_knowledge(&config, kb)
             .await
             .unwrap()
             .with_channel(channel.clone());
@@ -183,5 +196,30 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn from_config_loads_the_editors_faq_files_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let faq = dir.path().join("faq");
+        std::fs::create_dir(&faq).unwrap();
+        std::fs::write(
+            faq.join("shop.yaml"),
+            "entries:\n  - id: shop.pickup\n    questions: [can i pick up in store, 可以到店自取吗]\n    answer:\n      zh: 可以，地址是人民路 1 号。\n      en: Yes, at 1 People's Road.\n",
+        )
+        .unwrap();
+        let yaml = format!(
+            "storage:\n  url: sqlite://{0}/kefu.db\nknowledge:\n  dir: {0}/faq\n",
+            dir.path().display()
+        );
+        let config = Config::parse(std::path::Path::new("kefu.yaml"), &yaml).unwrap();
+        let app = App::from_config(&config).await.unwrap();
+        let chat = ConversationKey::new(kefu_core::testing::CHANNEL, "carol");
+        let replies = app
+            .engine
+            .handle(Inbound::new(chat, "carol", "m1", "can I pick up in store?"))
+            .await
+            .unwrap();
+        assert_eq!(replies[0].text, "Yes, at 1 People's Road.");
     }
 }

@@ -127,7 +127,7 @@ pub use knowledge::{
 pub use locale::Locale;
 pub use message::{ConversationKey, Inbound, Outbound, OutboundKind, QuickReply};
 pub use orders::{
-    MemoryOrder, MemoryOrders, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof,
+    Buyer, MemoryOrder, MemoryOrders, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof,
 };
 pub use outbox::{
     MemoryOutbox, Outbox, OutboxCounts, OutboxItem, OutboxState, OutboxWorker, RetryPolicy,

@@ -68,7 +68,8 @@ impl OrderStatus {
     }
 }
 
-/// An order, as much as the bot may tell its verified buyer.
+/// An order, as much as the bot may tell its verified buyer. The one order record: the
+/// embedded order tables store it with its [`Buyer`], an order file's rows read into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// The order number.
@@ -81,6 +82,12 @@ pub struct Order {
     pub amount_cents: i64,
     /// ISO 4217 code (`CNY`, `USD`).
     pub currency: String,
+    /// How many items were bought.
+    #[serde(default = "one")]
+    pub quantity: i64,
+    /// When it was created (ms since the epoch).
+    #[serde(default)]
+    pub created_at: Option<u64>,
     /// When it was paid (ms since the epoch).
     pub paid_at: Option<u64>,
     /// When it was delivered (ms since the epoch).
@@ -100,12 +107,32 @@ impl Order {
             status,
             amount_cents: 0,
             currency: "CNY".to_string(),
+            quantity: 1,
+            created_at: None,
             paid_at: None,
             delivered_at: None,
             delivery_due_at: None,
             redeem: None,
         }
     }
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// Who bought an order, as the shop recorded it at purchase: what proves a buyer, never shown
+/// to anyone (not part of [`Order`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Buyer {
+    /// Their e-mail address, lower-cased.
+    pub email: Option<String>,
+    /// Their phone number, digits only.
+    pub phone: Option<String>,
+    /// The chat channel they bought through (`telegram`, `discord`, `wechat`, ...).
+    pub channel: Option<String>,
+    /// Their user id on [`Buyer::channel`].
+    pub user: Option<String>,
 }
 
 /// What an asker offers to show they bought an order.

@@ -15,7 +15,7 @@
 //! let text = "order_no,product,status,amount,card_keys\n\
 //!             A1001,Steam 100,已发货,100,KEY-1;KEY-2\n";
 //! let records = parse_orders(Path::new("orders.csv"), text, &ImportOptions::default()).unwrap();
-//! assert_eq!(records[0].amount_cents, 10_000);
+//! assert_eq!(records[0].order.amount_cents, 10_000);
 //! assert_eq!(records[0].card_keys, ["KEY-1", "KEY-2"]);
 //! ```
 
@@ -23,49 +23,25 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
-use kefu_core::OrderStatus;
+use kefu_core::{Buyer, Order, OrderStatus};
 use serde_json::Value;
 
-/// One order of an import file.
+/// One order of an import file: the order, who bought it, and its card keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
     /// The 1-based line where the order's row (CSV, JSON Lines) or object (JSON) starts.
     pub line: usize,
-    /// The order number: trimmed, without whitespace inside, at most 64 characters.
-    pub number: String,
-    /// What was bought.
-    pub product: String,
-    /// Where the order stands.
-    pub status: OrderStatus,
-    /// The amount paid, in cents (fen); 0 when the file gives none.
-    pub amount_cents: i64,
-    /// The currency, a 3-letter upper-case code; `CNY` when the file gives none.
-    pub currency: String,
-    /// How many items were bought; 1 when the file gives none.
-    pub quantity: i64,
-    /// The buyer's e-mail address, lower-cased.
-    pub buyer_email: Option<String>,
-    /// The buyer's phone number, digits only.
-    pub buyer_phone: Option<String>,
+    /// The order. Its number is trimmed, without whitespace inside, at most 64 characters;
+    /// the amount is 0, the currency `CNY` (else a 3-letter upper-case code) and the quantity
+    /// 1 when the file gives none.
+    pub order: Order,
+    /// Who bought it: e-mail lower-cased, phone digits only, channel lower-cased (channel and
+    /// user are given together or not at all).
+    pub buyer: Buyer,
     /// The order's query password (查询密码) as given, trimmed. Stored hashed.
     pub query_password: Option<String>,
-    /// The chat channel the buyer bought through (`telegram`, `discord`, `wechat`, ...),
-    /// lower-cased. Given together with [`buyer_user`](Self::buyer_user).
-    pub buyer_channel: Option<String>,
-    /// The buyer's user id on [`buyer_channel`](Self::buyer_channel).
-    pub buyer_user: Option<String>,
-    /// When the order was created, in milliseconds since the Unix epoch.
-    pub created_at: Option<i64>,
-    /// When it was paid, in milliseconds since the Unix epoch.
-    pub paid_at: Option<i64>,
-    /// When it was delivered, in milliseconds since the Unix epoch.
-    pub delivered_at: Option<i64>,
-    /// When delivery is expected, in milliseconds since the Unix epoch.
-    pub delivery_due_at: Option<i64>,
     /// The order's card keys (卡密), in file order: trimmed, non-empty, no duplicates.
     pub card_keys: Vec<String>,
-    /// How to redeem the keys (text or a URL).
-    pub redeem: Option<String>,
 }
 
 /// One problem of an import file: a bad row, or a problem of the whole file.
@@ -1029,23 +1005,27 @@ fn build_record(
     };
     Some(OrderRecord {
         line,
-        number,
-        product,
-        status,
-        amount_cents,
-        currency,
-        quantity,
-        buyer_email,
-        buyer_phone,
+        order: Order {
+            number,
+            product,
+            status,
+            amount_cents,
+            currency,
+            quantity,
+            created_at,
+            paid_at,
+            delivered_at,
+            delivery_due_at,
+            redeem,
+        },
+        buyer: Buyer {
+            email: buyer_email,
+            phone: buyer_phone,
+            channel: buyer_channel,
+            user: buyer_user,
+        },
         query_password,
-        buyer_channel,
-        buyer_user,
-        created_at,
-        paid_at,
-        delivered_at,
-        delivery_due_at,
         card_keys,
-        redeem,
     })
 }
 
@@ -1281,7 +1261,7 @@ fn parse_channel(s: &str) -> Result<String, String> {
 const EARLIEST_MS: i64 = 946_684_800_000;
 const LATEST_MS: i64 = 4_102_444_800_000;
 
-fn parse_time(field: Field, s: &str, offset: FixedOffset) -> Result<i64, String> {
+fn parse_time(field: Field, s: &str, offset: FixedOffset) -> Result<u64, String> {
     let name = field.name();
     let millis = if s.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = s.parse().map_err(|_| {
@@ -1316,7 +1296,8 @@ fn parse_time(field: Field, s: &str, offset: FixedOffset) -> Result<i64, String>
              turned it into a date number, format the column as text like 2026-11-23 14:05"
         ));
     }
-    Ok(millis)
+    // Within the range checked above, so positive.
+    Ok(millis.unsigned_abs())
 }
 
 /// `YYYY-MM-DD HH:MM[:SS]`, `YYYY/MM/DD HH:MM[:SS]`, a `T` instead of the space, or a date.
@@ -1418,7 +1399,7 @@ mod tests {
     }
 
     // 2026-11-23 14:05 at +08:00 (`date -d "2026-11-23 14:05 +0800" +%s` = 1795413900).
-    const NOV23_1405_CN: i64 = 1_795_413_900_000;
+    const NOV23_1405_CN: u64 = 1_795_413_900_000;
 
     #[test]
     fn good_csv_with_chinese_statuses_keys_and_multi_line_cells() {
@@ -1432,60 +1413,60 @@ mod tests {
         assert_eq!(records.len(), 5);
         let a = &records[0];
         assert_eq!(a.line, 2);
-        assert_eq!(a.number, "A1001");
-        assert_eq!(a.product, "Steam 100 元");
-        assert_eq!(a.status, OrderStatus::Delivered);
-        assert_eq!(a.amount_cents, 10_000);
-        assert_eq!(a.currency, "CNY");
-        assert_eq!(a.quantity, 2);
-        assert_eq!(a.buyer_email.as_deref(), Some("buyer@example.com"));
-        assert_eq!(a.buyer_phone.as_deref(), Some("8613800138000"));
+        assert_eq!(a.order.number, "A1001");
+        assert_eq!(a.order.product, "Steam 100 元");
+        assert_eq!(a.order.status, OrderStatus::Delivered);
+        assert_eq!(a.order.amount_cents, 10_000);
+        assert_eq!(a.order.currency, "CNY");
+        assert_eq!(a.order.quantity, 2);
+        assert_eq!(a.buyer.email.as_deref(), Some("buyer@example.com"));
+        assert_eq!(a.buyer.phone.as_deref(), Some("8613800138000"));
         assert_eq!(a.query_password.as_deref(), Some("pw 123"));
-        assert_eq!(a.buyer_channel.as_deref(), Some("telegram"));
-        assert_eq!(a.buyer_user.as_deref(), Some("12345"));
-        assert_eq!(a.created_at, Some(NOV23_1405_CN));
-        assert_eq!(a.paid_at, Some(NOV23_1405_CN + 60_000));
-        assert_eq!(a.delivered_at, None);
+        assert_eq!(a.buyer.channel.as_deref(), Some("telegram"));
+        assert_eq!(a.buyer.user.as_deref(), Some("12345"));
+        assert_eq!(a.order.created_at, Some(NOV23_1405_CN));
+        assert_eq!(a.order.paid_at, Some(NOV23_1405_CN + 60_000));
+        assert_eq!(a.order.delivered_at, None);
         assert_eq!(a.card_keys, ["KEY-1", "KEY-2"]);
         assert_eq!(
-            a.redeem.as_deref(),
+            a.order.redeem.as_deref(),
             Some("https://store.steampowered.com/account/redeemwalletcode")
         );
 
         let b = &records[1];
-        assert_eq!((b.line, b.number.as_str()), (3, "A1002"));
-        assert_eq!(b.product, "Netflix, 1 month");
-        assert_eq!(b.status, OrderStatus::AwaitingPayment);
-        assert_eq!(b.quantity, 1);
+        assert_eq!((b.line, b.order.number.as_str()), (3, "A1002"));
+        assert_eq!(b.order.product, "Netflix, 1 month");
+        assert_eq!(b.order.status, OrderStatus::AwaitingPayment);
+        assert_eq!(b.order.quantity, 1);
         assert!(b.card_keys.is_empty());
-        assert_eq!(b.buyer_email, None);
+        assert_eq!(b.buyer.email, None);
 
         let c = &records[2];
         assert_eq!(c.line, 4);
-        assert_eq!(c.status, OrderStatus::Delivered);
-        assert_eq!(c.amount_cents, 5_000);
+        assert_eq!(c.order.status, OrderStatus::Delivered);
+        assert_eq!(c.order.amount_cents, 5_000);
         assert_eq!(c.card_keys, ["K-AAA", "K-BBB", "K-CCC"]);
         assert_eq!(
-            c.redeem.as_deref(),
+            c.order.redeem.as_deref(),
             Some("Open the App Store,\nthen Redeem")
         );
 
         // The quoted cells of A1003 span lines 4 to 7; the next rows follow on.
         let d = &records[3];
-        assert_eq!((d.line, d.number.as_str()), (8, "A1004"));
-        assert_eq!(d.status, OrderStatus::Delivering);
-        assert_eq!(d.amount_cents, 1_250);
+        assert_eq!((d.line, d.order.number.as_str()), (8, "A1004"));
+        assert_eq!(d.order.status, OrderStatus::Delivering);
+        assert_eq!(d.order.amount_cents, 1_250);
         let e = &records[4];
-        assert_eq!((e.line, e.number.as_str()), (9, "A1005"));
-        assert_eq!(e.status, OrderStatus::Refunded);
-        assert_eq!(e.amount_cents, 0);
+        assert_eq!((e.line, e.order.number.as_str()), (9, "A1005"));
+        assert_eq!(e.order.status, OrderStatus::Refunded);
+        assert_eq!(e.order.amount_cents, 0);
     }
 
     #[test]
     fn every_status_word() {
         for (word, status) in STATUS_WORDS {
             let records = good(csv(&format!("order_no,product,status\nA1,P,{word}\n")));
-            assert_eq!(records[0].status, status, "{word}");
+            assert_eq!(records[0].order.status, status, "{word}");
         }
         for (word, status) in [
             ("Awaiting_Payment", OrderStatus::AwaitingPayment),
@@ -1494,7 +1475,7 @@ mod tests {
             (" Delivered ", OrderStatus::Delivered),
         ] {
             let records = good(csv(&format!("order_no,product,status\nA1,P,{word}\n")));
-            assert_eq!(records[0].status, status, "{word}");
+            assert_eq!(records[0].order.status, status, "{word}");
         }
     }
 
@@ -1543,24 +1524,24 @@ mod tests {
         let lines: Vec<usize> = records.iter().map(|r| r.line).collect();
         assert_eq!(lines, [2, 11, 24]);
         assert_eq!(records[0].card_keys, ["KEY-1", "KEY-2"]);
-        assert_eq!(records[0].amount_cents, 10_000);
+        assert_eq!(records[0].order.amount_cents, 10_000);
         assert_eq!(
-            records[0].redeem.as_deref(),
+            records[0].order.redeem.as_deref(),
             Some("text with \"quotes\", [brackets] and {braces}")
         );
-        assert_eq!(records[0].created_at, Some(NOV23_1405_CN));
-        assert_eq!(records[1].number, "A1002");
-        assert_eq!(records[1].status, OrderStatus::Paid);
-        assert_eq!(records[1].amount_cents, 1_250);
-        assert_eq!(records[1].quantity, 3);
+        assert_eq!(records[0].order.created_at, Some(NOV23_1405_CN));
+        assert_eq!(records[1].order.number, "A1002");
+        assert_eq!(records[1].order.status, OrderStatus::Paid);
+        assert_eq!(records[1].order.amount_cents, 1_250);
+        assert_eq!(records[1].order.quantity, 3);
         assert_eq!(records[1].card_keys, ["K1", "K2", "K3"]);
-        assert_eq!(records[1].paid_at, Some(NOV23_1405_CN));
-        assert_eq!(records[1].buyer_phone.as_deref(), Some("13800138000"));
-        assert_eq!(records[1].buyer_user.as_deref(), Some("998877665544332211"));
-        assert_eq!(records[2].amount_cents, 1_250);
-        assert_eq!(records[2].currency, "USD");
+        assert_eq!(records[1].order.paid_at, Some(NOV23_1405_CN));
+        assert_eq!(records[1].buyer.phone.as_deref(), Some("13800138000"));
+        assert_eq!(records[1].buyer.user.as_deref(), Some("998877665544332211"));
+        assert_eq!(records[2].order.amount_cents, 1_250);
+        assert_eq!(records[2].order.currency, "USD");
         assert!(records[2].card_keys.is_empty());
-        assert_eq!(records[2].delivered_at, None);
+        assert_eq!(records[2].order.delivered_at, None);
     }
 
     #[test]
@@ -1573,7 +1554,7 @@ mod tests {
         let records = good(json(text));
         let lines: Vec<usize> = records.iter().map(|r| r.line).collect();
         assert_eq!(lines, [1, 3, 3]);
-        assert_eq!(records[0].product, "a \"}]\\");
+        assert_eq!(records[0].order.product, "a \"}]\\");
         assert_eq!(
             element_starts("[1, \"a,b\", [2, 3], {\"x\": [4]}, null]"),
             [1, 4, 11, 19, 31]
@@ -1678,9 +1659,9 @@ mod tests {
         ));
         assert_eq!(
             (
-                records[0].amount_cents,
-                records[0].currency.as_str(),
-                records[0].quantity
+                records[0].order.amount_cents,
+                records[0].order.currency.as_str(),
+                records[0].order.quantity
             ),
             (0, "CNY", 1)
         );
@@ -1701,10 +1682,10 @@ mod tests {
         let records = good(jsonl(text));
         let lines: Vec<(usize, &str)> = records
             .iter()
-            .map(|r| (r.line, r.number.as_str()))
+            .map(|r| (r.line, r.order.number.as_str()))
             .collect();
         assert_eq!(lines, [(1, "A1"), (3, "A2"), (6, "A3")]);
-        assert_eq!(records[2].amount_cents, 990);
+        assert_eq!(records[2].order.amount_cents, 990);
         let ndjson = good(parse_orders(Path::new("x.NDJSON"), text, &opts()));
         assert_eq!(ndjson, records);
     }
@@ -1839,7 +1820,7 @@ mod tests {
         // `number` alone is the order number; header names are case-insensitive.
         let records = good(csv("Number,Product,STATUS,Card Keys\nA1,P,paid,K\n"));
         assert_eq!(
-            (records[0].number.as_str(), records[0].card_keys.len()),
+            (records[0].order.number.as_str(), records[0].card_keys.len()),
             ("A1", 1)
         );
     }
@@ -1868,10 +1849,10 @@ mod tests {
         let records = good(csv(
             "order_no\tproduct\tstatus\tcard_keys\nA1\tP, with comma\tpaid\tK1;K2\n",
         ));
-        assert_eq!(records[0].product, "P, with comma");
+        assert_eq!(records[0].order.product, "P, with comma");
         assert_eq!(records[0].card_keys, ["K1", "K2"]);
         let records = good(csv("order_no;product;status;amount\nA1;P;paid;1.5\n"));
-        assert_eq!(records[0].amount_cents, 150);
+        assert_eq!(records[0].order.amount_cents, 150);
     }
 
     #[test]
@@ -1897,7 +1878,7 @@ mod tests {
     #[test]
     fn order_numbers() {
         assert_eq!(
-            good(csv_with("redeem", "x"))[0].redeem.as_deref(),
+            good(csv_with("redeem", "x"))[0].order.redeem.as_deref(),
             Some("x")
         );
         one_error(
@@ -1917,12 +1898,16 @@ mod tests {
             "order number \"2.02611E+13\" looks like a long number a spreadsheet shortened",
         );
         assert_eq!(
-            good(csv("order_no,product,status\nE2E-7,P,paid\n"))[0].number,
+            good(csv("order_no,product,status\nE2E-7,P,paid\n"))[0]
+                .order
+                .number,
             "E2E-7"
         );
         let ok = "订".repeat(64);
         assert_eq!(
-            good(csv(&format!("order_no,product,status\n {ok} ,P,paid\n")))[0].number,
+            good(csv(&format!("order_no,product,status\n {ok} ,P,paid\n")))[0]
+                .order
+                .number,
             ok
         );
     }
@@ -1956,7 +1941,7 @@ mod tests {
             ("92233720368547758.07", i64::MAX),
         ] {
             assert_eq!(
-                good(csv_with("amount", value))[0].amount_cents,
+                good(csv_with("amount", value))[0].order.amount_cents,
                 cents,
                 "{value}"
             );
@@ -1991,7 +1976,7 @@ mod tests {
               {\"order_no\":\"A2\",\"product\":\"P\",\"status\":\"paid\",\"amount\":30}]",
         ));
         assert_eq!(
-            (records[0].amount_cents, records[1].amount_cents),
+            (records[0].order.amount_cents, records[1].order.amount_cents),
             (1_250, 3_000)
         );
         one_error(
@@ -2008,14 +1993,14 @@ mod tests {
 
     #[test]
     fn currency_and_quantity() {
-        assert_eq!(good(csv_with("currency", " usd "))[0].currency, "USD");
+        assert_eq!(good(csv_with("currency", " usd "))[0].order.currency, "USD");
         one_error(
             csv_with("currency", "人民币"),
             2,
             "currency \"人民币\" is not a 3-letter",
         );
         one_error(csv_with("currency", "US"), 2, "is not a 3-letter");
-        assert_eq!(good(csv_with("quantity", "12"))[0].quantity, 12);
+        assert_eq!(good(csv_with("quantity", "12"))[0].order.quantity, 12);
         for bad in ["0", "-2", "1.5", "two", "+3"] {
             one_error(
                 csv_with("quantity", bad),
@@ -2029,7 +2014,8 @@ mod tests {
     fn buyer_contacts() {
         assert_eq!(
             good(csv_with("buyer_email", " Li.Lei@Mail.QQ.com "))[0]
-                .buyer_email
+                .buyer
+                .email
                 .as_deref(),
             Some("li.lei@mail.qq.com")
         );
@@ -2056,7 +2042,8 @@ mod tests {
         ] {
             assert_eq!(
                 good(csv_with("buyer_phone", phone))[0]
-                    .buyer_phone
+                    .buyer
+                    .phone
                     .as_deref(),
                 Some(digits)
             );
@@ -2096,12 +2083,12 @@ mod tests {
         let records = good(csv(&format!(
             "{header}A1,P,paid,WeChat,wxid_abc\nA2,P,paid,,\n"
         )));
-        assert_eq!(records[0].buyer_channel.as_deref(), Some("wechat"));
-        assert_eq!(records[0].buyer_user.as_deref(), Some("wxid_abc"));
+        assert_eq!(records[0].buyer.channel.as_deref(), Some("wechat"));
+        assert_eq!(records[0].buyer.user.as_deref(), Some("wxid_abc"));
         assert_eq!(
             (
-                records[1].buyer_channel.clone(),
-                records[1].buyer_user.clone()
+                records[1].buyer.channel.clone(),
+                records[1].buyer.user.clone()
             ),
             (None, None)
         );
@@ -2153,7 +2140,7 @@ mod tests {
             // 10^11 - 1 seconds would be year 5138: out of range, see below; 10^11 is ms.
         ] {
             assert_eq!(
-                good(csv_with("created_at", value))[0].created_at,
+                good(csv_with("created_at", value))[0].order.created_at,
                 Some(millis),
                 "{value}"
             );
@@ -2167,8 +2154,8 @@ mod tests {
             "order_no,product,status,paid_at,delivered_at\nA1,P,paid,2026-11-23 14:05,2026-11-23T14:05:00+08:00\n",
             &utc,
         ));
-        assert_eq!(records[0].paid_at, Some(1_795_442_700_000));
-        assert_eq!(records[0].delivered_at, Some(NOV23_1405_CN));
+        assert_eq!(records[0].order.paid_at, Some(1_795_442_700_000));
+        assert_eq!(records[0].order.delivered_at, Some(NOV23_1405_CN));
         // JSON numbers and strings, every time field.
         let records = good(json(
             "[{\"order_no\":\"A1\",\"product\":\"P\",\"status\":\"delivered\",\
@@ -2177,7 +2164,12 @@ mod tests {
         ));
         let r = &records[0];
         assert_eq!(
-            (r.created_at, r.paid_at, r.delivered_at, r.delivery_due_at),
+            (
+                r.order.created_at,
+                r.order.paid_at,
+                r.order.delivered_at,
+                r.order.delivery_due_at
+            ),
             (
                 Some(NOV23_1405_CN),
                 Some(NOV23_1405_CN),
@@ -2331,10 +2323,10 @@ APPLE-YYYY",打开 App Store，点头像，选择「兑换充值卡或代码」
         let lines: Vec<usize> = records.iter().map(|r| r.line).collect();
         assert_eq!(lines, [2, 3, 4]);
         assert_eq!(records[0].card_keys, ["STEAM-AAAA-1111", "STEAM-BBBB-2222"]);
-        assert_eq!(records[0].status, OrderStatus::Delivered);
-        assert_eq!(records[0].created_at, Some(NOV23_1405_CN));
-        assert_eq!(records[1].status, OrderStatus::AwaitingPayment);
-        assert_eq!(records[1].amount_cents, 3_000);
+        assert_eq!(records[0].order.status, OrderStatus::Delivered);
+        assert_eq!(records[0].order.created_at, Some(NOV23_1405_CN));
+        assert_eq!(records[1].order.status, OrderStatus::AwaitingPayment);
+        assert_eq!(records[1].order.amount_cents, 3_000);
         assert_eq!(records[2].card_keys, ["APPLE-XXXX", "APPLE-YYYY"]);
 
         let from_json = good(json(
@@ -2366,9 +2358,9 @@ APPLE-YYYY",打开 App Store，点头像，选择「兑换充值卡或代码」
             [2, 15]
         );
         assert_eq!(from_json[0].card_keys, records[0].card_keys);
-        assert_eq!(from_json[0].created_at, Some(NOV23_1405_CN));
-        assert_eq!(from_json[0].paid_at, Some(NOV23_1405_CN + 60_000));
-        assert_eq!(from_json[1].amount_cents, 3_000);
+        assert_eq!(from_json[0].order.created_at, Some(NOV23_1405_CN));
+        assert_eq!(from_json[0].order.paid_at, Some(NOV23_1405_CN + 60_000));
+        assert_eq!(from_json[1].order.amount_cents, 3_000);
 
         let from_jsonl = good(jsonl(
             r#"{"order_no": "A20261123001", "product": "Steam 钱包 100 元", "status": "delivered", "amount": 100, "card_keys": ["STEAM-AAAA-1111", "STEAM-BBBB-2222"]}
@@ -2376,7 +2368,7 @@ APPLE-YYYY",打开 App Store，点头像，选择「兑换充值卡或代码」
 "#,
         ));
         assert_eq!(from_jsonl.len(), 2);
-        assert_eq!(from_jsonl[1].status, OrderStatus::AwaitingPayment);
+        assert_eq!(from_jsonl[1].order.status, OrderStatus::AwaitingPayment);
     }
 
     #[test]
@@ -2417,7 +2409,7 @@ APPLE-YYYY",打开 App Store，点头像，选择「兑换充值卡或代码」
         let path = dir.path().join("orders.csv");
         std::fs::write(&path, "order_no,product,status\nA1,P,paid\n").unwrap();
         let records = good(read_orders(&path, &opts()));
-        assert_eq!(records[0].number, "A1");
+        assert_eq!(records[0].order.number, "A1");
 
         let missing = dir.path().join("missing.csv");
         let errors = failures(read_orders(&missing, &opts()));

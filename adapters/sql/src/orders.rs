@@ -7,7 +7,7 @@ use crate::db::{
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
 use kefu_core::orders::{constant_time_eq, normalize_secret};
-use kefu_core::{Order, OrderChange, OrderStatus, Orders, OrdersError, Proof, StoreError};
+use kefu_core::{Buyer, Order, OrderChange, OrderStatus, Orders, OrdersError, Proof, StoreError};
 use kefu_orders_file::OrderRecord;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -21,39 +21,13 @@ pub struct SqlOrders {
 /// Everything kefu keeps about an imported order except its card keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOrder {
-    /// The order number.
-    pub number: String,
-    /// What was bought.
-    pub product: String,
-    /// Where it stands.
-    pub status: OrderStatus,
-    /// The price in cents.
-    pub amount_cents: i64,
-    /// ISO 4217 currency code.
-    pub currency: String,
-    /// How many.
-    pub quantity: i64,
-    /// The buyer's e-mail, lower-case.
-    pub buyer_email: Option<String>,
-    /// The buyer's phone, digits only.
-    pub buyer_phone: Option<String>,
+    /// The order.
+    pub order: Order,
+    /// Who bought it.
+    pub buyer: Buyer,
     /// [`query_password_hash`] of the order's query password (查询密码) (or, for orders
     /// imported by earlier versions, [`legacy_hash`] until the password is next given).
     pub query_password_hash: Option<String>,
-    /// The chat channel the buyer was recorded on at purchase.
-    pub buyer_channel: Option<String>,
-    /// The buyer's user id on that channel.
-    pub buyer_user: Option<String>,
-    /// When the order was created (ms since the epoch).
-    pub created_at: Option<u64>,
-    /// When it was paid.
-    pub paid_at: Option<u64>,
-    /// When it was delivered.
-    pub delivered_at: Option<u64>,
-    /// When delivery is expected.
-    pub delivery_due_at: Option<u64>,
-    /// How to redeem the keys.
-    pub redeem: Option<String>,
 }
 
 /// What an import did.
@@ -200,7 +174,7 @@ fn hash_passwords(records: &[OrderRecord]) -> Vec<Option<String>> {
                         .map(|r| {
                             r.query_password
                                 .as_deref()
-                                .map(|p| query_password_hash(&r.number, p))
+                                .map(|p| query_password_hash(&r.order.number, p))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -242,7 +216,7 @@ impl SqlOrders {
             let mut summary = ImportSummary::default();
             for (r, hash) in records.iter().zip(&hashes) {
                 let existed = sqlx::query("DELETE FROM orders WHERE number = $1")
-                    .bind(&r.number)
+                    .bind(&r.order.number)
                     .execute(&mut *tx)
                     .await
                     .map_err(fail)?
@@ -253,7 +227,7 @@ impl SqlOrders {
                     // Keys go with their order (ON DELETE CASCADE), but be explicit for
                     // databases opened without foreign keys.
                     sqlx::query("DELETE FROM card_keys WHERE order_no = $1")
-                        .bind(&r.number)
+                        .bind(&r.order.number)
                         .execute(&mut *tx)
                         .await
                         .map_err(fail)?;
@@ -264,22 +238,22 @@ impl SqlOrders {
                     "INSERT INTO orders ({ORDER_COLUMNS}, imported_at) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
                 ))
-                .bind(&r.number)
-                .bind(&r.product)
-                .bind(enum_text(&r.status))
-                .bind(r.amount_cents)
-                .bind(&r.currency)
-                .bind(r.quantity)
-                .bind(r.buyer_email.as_deref())
-                .bind(r.buyer_phone.as_deref())
+                .bind(&r.order.number)
+                .bind(&r.order.product)
+                .bind(enum_text(&r.order.status))
+                .bind(r.order.amount_cents)
+                .bind(&r.order.currency)
+                .bind(r.order.quantity)
+                .bind(r.buyer.email.as_deref())
+                .bind(r.buyer.phone.as_deref())
                 .bind(hash.as_deref())
-                .bind(r.buyer_channel.as_deref())
-                .bind(r.buyer_user.as_deref())
-                .bind(r.created_at)
-                .bind(r.paid_at)
-                .bind(r.delivered_at)
-                .bind(r.delivery_due_at)
-                .bind(r.redeem.as_deref())
+                .bind(r.buyer.channel.as_deref())
+                .bind(r.buyer.user.as_deref())
+                .bind(r.order.created_at.map(millis))
+                .bind(r.order.paid_at.map(millis))
+                .bind(r.order.delivered_at.map(millis))
+                .bind(r.order.delivery_due_at.map(millis))
+                .bind(r.order.redeem.as_deref())
                 .bind(now)
                 .execute(&mut *tx)
                 .await
@@ -288,7 +262,7 @@ impl SqlOrders {
                     sqlx::query(
                         "INSERT INTO card_keys (order_no, position, code) VALUES ($1, $2, $3)",
                     )
-                    .bind(&r.number)
+                    .bind(&r.order.number)
                     .bind(position as i64)
                     .bind(code)
                     .execute(&mut *tx)
@@ -318,22 +292,26 @@ impl SqlOrders {
             };
             let status: String = row.try_get("status").map_err(bad)?;
             Ok(Some(StoredOrder {
-                number: row.try_get("number").map_err(bad)?,
-                product: row.try_get("product").map_err(bad)?,
-                status: enum_from(&status, "status")?,
-                amount_cents: row.try_get("amount_cents").map_err(bad)?,
-                currency: row.try_get("currency").map_err(bad)?,
-                quantity: row.try_get("quantity").map_err(bad)?,
-                buyer_email: row.try_get("buyer_email").map_err(bad)?,
-                buyer_phone: row.try_get("buyer_phone").map_err(bad)?,
+                order: Order {
+                    number: row.try_get("number").map_err(bad)?,
+                    product: row.try_get("product").map_err(bad)?,
+                    status: enum_from(&status, "status")?,
+                    amount_cents: row.try_get("amount_cents").map_err(bad)?,
+                    currency: row.try_get("currency").map_err(bad)?,
+                    quantity: row.try_get("quantity").map_err(bad)?,
+                    created_at: opt_time(row.try_get("created_at").map_err(bad)?),
+                    paid_at: opt_time(row.try_get("paid_at").map_err(bad)?),
+                    delivered_at: opt_time(row.try_get("delivered_at").map_err(bad)?),
+                    delivery_due_at: opt_time(row.try_get("delivery_due_at").map_err(bad)?),
+                    redeem: row.try_get("redeem").map_err(bad)?,
+                },
+                buyer: Buyer {
+                    email: row.try_get("buyer_email").map_err(bad)?,
+                    phone: row.try_get("buyer_phone").map_err(bad)?,
+                    channel: row.try_get("buyer_channel").map_err(bad)?,
+                    user: row.try_get("buyer_user").map_err(bad)?,
+                },
                 query_password_hash: row.try_get("query_password_hash").map_err(bad)?,
-                buyer_channel: row.try_get("buyer_channel").map_err(bad)?,
-                buyer_user: row.try_get("buyer_user").map_err(bad)?,
-                created_at: opt_time(row.try_get("created_at").map_err(bad)?),
-                paid_at: opt_time(row.try_get("paid_at").map_err(bad)?),
-                delivered_at: opt_time(row.try_get("delivered_at").map_err(bad)?),
-                delivery_due_at: opt_time(row.try_get("delivery_due_at").map_err(bad)?),
-                redeem: row.try_get("redeem").map_err(bad)?,
             }))
         })
     }
@@ -393,7 +371,7 @@ impl SqlOrders {
             query.execute(pool).await.map_err(fail)?.rows_affected() > 0
         });
         let order = self.get(number).await?;
-        Ok(order.map(|o| if changed { Ok(o) } else { Err(o.status) }))
+        Ok(order.map(|o| if changed { Ok(o) } else { Err(o.order.status) }))
     }
 
     /// Records `(channel, user)` as the order's buyer identity if it has none; true when it
@@ -419,7 +397,7 @@ impl SqlOrders {
         });
         let order = self.get(number).await?;
         Ok(order.is_some_and(|o| {
-            o.buyer_channel.as_deref() == Some(channel) && o.buyer_user.as_deref() == Some(user)
+            o.buyer.channel.as_deref() == Some(channel) && o.buyer.user.as_deref() == Some(user)
         }))
     }
 
@@ -439,7 +417,7 @@ impl SqlOrders {
 impl Orders for SqlOrders {
     async fn find(&self, number: &str) -> Result<Option<Order>, OrdersError> {
         let order = self.get(number).await.map_err(unavailable_orders)?;
-        Ok(order.map(StoredOrder::into_order))
+        Ok(order.map(|stored| stored.order))
     }
 
     async fn verify(&self, number: &str, proof: &Proof) -> Result<bool, OrdersError> {
@@ -453,9 +431,9 @@ impl Orders for SqlOrders {
         };
         Ok(match proof {
             Proof::Identity { channel, user } => {
-                let linked_user = field(|o| &o.buyer_user);
+                let linked_user = field(|o| &o.buyer.user);
                 let same_user = constant_time_eq(linked_user.as_bytes(), user.as_bytes());
-                !linked_user.is_empty() && field(|o| &o.buyer_channel) == *channel && same_user
+                !linked_user.is_empty() && field(|o| &o.buyer.channel) == *channel && same_user
             }
             Proof::Secret(secret) => {
                 let stored_hash = order.as_ref().and_then(|o| o.query_password_hash.clone());
@@ -470,7 +448,7 @@ impl Orders for SqlOrders {
                 }
                 let password = check.matches;
                 let given = normalize_secret(secret);
-                let contact = [field(|o| &o.buyer_email), field(|o| &o.buyer_phone)]
+                let contact = [field(|o| &o.buyer.email), field(|o| &o.buyer.phone)]
                     .iter()
                     .filter(|c| !c.is_empty())
                     .fold(false, |found, c| {
@@ -514,23 +492,6 @@ impl Orders for SqlOrders {
     }
 }
 
-impl StoredOrder {
-    /// The order as the flows see it.
-    fn into_order(self) -> Order {
-        Order {
-            number: self.number,
-            product: self.product,
-            status: self.status,
-            amount_cents: self.amount_cents,
-            currency: self.currency,
-            paid_at: self.paid_at,
-            delivered_at: self.delivered_at,
-            delivery_due_at: self.delivery_due_at,
-            redeem: self.redeem,
-        }
-    }
-}
-
 impl SqlOrders {
     /// Makes a change once per idempotency key: a key seen before answers as it did then
     /// (the order as it is now when the change was made; the status that refused it when
@@ -560,7 +521,7 @@ impl SqlOrders {
             .await
             .map_err(unavailable_orders)?
         {
-            Some(Ok(order)) => OrderChange::Done(order.into_order()),
+            Some(Ok(stored)) => OrderChange::Done(stored.order),
             Some(Err(status)) => OrderChange::NotAllowed(status),
             None => {
                 return Err(OrdersError::Unavailable(format!(

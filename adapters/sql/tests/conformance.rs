@@ -374,23 +374,27 @@ async fn unusable_urls_and_servers_get_clear_errors() {
 fn order(number: &str, keys: &[&str]) -> kefu_orders_file::OrderRecord {
     kefu_orders_file::OrderRecord {
         line: 2,
-        number: number.into(),
-        product: "Steam 充值卡 100元".into(),
-        status: kefu_core::OrderStatus::Delivered,
-        amount_cents: 10_000,
-        currency: "CNY".into(),
-        quantity: keys.len().max(1) as i64,
-        buyer_email: Some("buyer@example.com".into()),
-        buyer_phone: Some("13800138000".into()),
+        order: kefu_core::Order {
+            number: number.into(),
+            product: "Steam 充值卡 100元".into(),
+            status: kefu_core::OrderStatus::Delivered,
+            amount_cents: 10_000,
+            currency: "CNY".into(),
+            quantity: keys.len().max(1) as i64,
+            created_at: Some(1_795_400_000_000),
+            paid_at: Some(1_795_400_060_000),
+            delivered_at: Some(1_795_400_120_000),
+            delivery_due_at: None,
+            redeem: Some("https://store.steampowered.com/account/redeemwalletcode".into()),
+        },
+        buyer: kefu_core::Buyer {
+            email: Some("buyer@example.com".into()),
+            phone: Some("13800138000".into()),
+            channel: Some("telegram".into()),
+            user: Some("42".into()),
+        },
         query_password: Some("8866".into()),
-        buyer_channel: Some("telegram".into()),
-        buyer_user: Some("42".into()),
-        created_at: Some(1_795_400_000_000),
-        paid_at: Some(1_795_400_060_000),
-        delivered_at: Some(1_795_400_120_000),
-        delivery_due_at: None,
         card_keys: keys.iter().map(|k| k.to_string()).collect(),
-        redeem: Some("https://store.steampowered.com/account/redeemwalletcode".into()),
     }
 }
 
@@ -417,8 +421,8 @@ async fn imported_orders_keep_their_keys_and_replace_on_reimport() {
             t.name
         );
         let stored = orders.get("DD1001").await.unwrap().unwrap();
-        assert_eq!(stored.buyer_user.as_deref(), Some("42"));
-        assert_eq!(stored.delivered_at, Some(1_795_400_120_000));
+        assert_eq!(stored.buyer.user.as_deref(), Some("42"));
+        assert_eq!(stored.order.delivered_at, Some(1_795_400_120_000));
         // The password is kept only as a slow, salted hash.
         let hash = stored.query_password_hash.clone().unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
@@ -434,7 +438,7 @@ async fn imported_orders_keep_their_keys_and_replace_on_reimport() {
         assert_eq!(orders.for_buyer("telegram", "42").await.unwrap().len(), 2);
 
         let mut again = order("DD1001", &["CCCC-3333"]);
-        again.status = kefu_core::OrderStatus::Refunded;
+        again.order.status = kefu_core::OrderStatus::Refunded;
         let summary = orders.import(&[again]).await.unwrap();
         assert_eq!((summary.inserted, summary.replaced), (0, 1), "{}", t.name);
         assert_eq!(
@@ -455,8 +459,8 @@ async fn only_the_buyer_proves_an_order_and_unknown_orders_prove_nothing() {
         let db = t.open().await;
         let orders = db.orders();
         let mut unlinked = order("DD20241123002", &["KEY-2"]);
-        unlinked.buyer_channel = None;
-        unlinked.buyer_user = None;
+        unlinked.buyer.channel = None;
+        unlinked.buyer.user = None;
         unlinked.query_password = None;
         orders
             .import(&[order("DD20241123001", &["KEY-1"]), unlinked])
@@ -522,7 +526,7 @@ async fn orders_are_cancelled_and_refunded_only_from_the_states_that_allow_it() 
         let orders = t.open().await.orders();
         let with = |number: &str, status| {
             let mut record = order(number, &[]);
-            record.status = status;
+            record.order.status = status;
             record
         };
         orders
@@ -592,8 +596,8 @@ async fn a_chat_identity_is_linked_to_an_order_that_has_none() {
         use kefu_core::{Orders, Proof};
         let orders = t.open().await.orders();
         let mut unlinked = order("DD4001", &[]);
-        unlinked.buyer_channel = None;
-        unlinked.buyer_user = None;
+        unlinked.buyer.channel = None;
+        unlinked.buyer.user = None;
         orders
             .import(&[unlinked, order("DD4002", &[])])
             .await
@@ -638,7 +642,7 @@ async fn a_repeated_cancel_or_refund_key_answers_as_the_first_call_and_changes_n
         use kefu_core::{OrderChange, OrderStatus, Orders};
         let orders = t.open().await.orders();
         let mut paid = order("DD5001", &[]);
-        paid.status = OrderStatus::Paid;
+        paid.order.status = OrderStatus::Paid;
         orders.import(&[paid]).await.unwrap();
         let n = &t.name;
         let first = orders.refund("DD5001", "late", "turn-1").await.unwrap();
