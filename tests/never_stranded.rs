@@ -6,6 +6,7 @@ mod common;
 
 use common::knowledge;
 use kefu_core::conversation::Holder;
+use kefu_core::HandoffQueue;
 use kefu_core::{
     ConversationKey, Engine, EngineConfig, Inbound, MemoryQueue, Outbound, OutboundKind,
 };
@@ -125,7 +126,7 @@ async fn a_complaint_hands_off_and_what_the_customer_adds_reaches_the_person() {
         assert_eq!(waiting[0].skill_group, "complaints");
         let out = chat.say(detail).await;
         assert!(text(&out).contains(ack), "{out:?}");
-        let relayed = chat.queue.relayed(&chat.key);
+        let relayed = chat.queue.relayed(&chat.key).await.unwrap();
         assert_eq!(relayed.len(), 1);
         assert_eq!(relayed[0].text, detail);
     }

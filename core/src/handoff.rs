@@ -16,6 +16,19 @@ pub enum QueueError {
     Unavailable(String),
 }
 
+/// A message relayed to the person holding (or about to hold) a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// The platform's message id.
+    pub message_id: String,
+    /// Who wrote it.
+    pub customer: String,
+    /// What they wrote.
+    pub text: String,
+    /// When it was relayed (ms since the epoch).
+    pub at: u64,
+}
+
 /// Where the customer stands after being queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueuePosition {
@@ -44,6 +57,9 @@ pub trait HandoffQueue: Send + Sync {
     /// Relaying the same message id again does nothing.
     async fn relay(&self, message: &Inbound) -> Result<(), QueueError>;
 
+    /// The messages relayed for a conversation, oldest first.
+    async fn relayed(&self, key: &ConversationKey) -> Result<Vec<Relayed>, QueueError>;
+
     /// Ends a hand-off: the conversation leaves the queue.
     async fn close(&self, key: &ConversationKey) -> Result<(), QueueError>;
 
@@ -59,7 +75,7 @@ pub trait HandoffQueue: Send + Sync {
 struct QueueInner {
     waiting: Vec<HandoffRequest>,
     claimed: HashMap<ConversationKey, (String, HandoffRequest)>,
-    relayed: HashMap<ConversationKey, Vec<Inbound>>,
+    relayed: HashMap<ConversationKey, Vec<Relayed>>,
 }
 
 /// A [`HandoffQueue`] in memory.
@@ -81,11 +97,6 @@ impl MemoryQueue {
     /// Requests waiting, most urgent first (for consoles and tests).
     pub fn waiting(&self) -> Vec<HandoffRequest> {
         self.lock().waiting.clone()
-    }
-
-    /// Messages relayed for a conversation, oldest first.
-    pub fn relayed(&self, key: &ConversationKey) -> Vec<Inbound> {
-        self.lock().relayed.get(key).cloned().unwrap_or_default()
     }
 
     /// Who holds a claimed conversation.
@@ -168,9 +179,18 @@ impl HandoffQueue for MemoryQueue {
             .entry(message.conversation.clone())
             .or_default();
         if !relayed.iter().any(|m| m.message_id == message.message_id) {
-            relayed.push(message.clone());
+            relayed.push(Relayed {
+                message_id: message.message_id.clone(),
+                customer: message.user.clone(),
+                text: message.text.clone(),
+                at: crate::conversation::now_millis(),
+            });
         }
         Ok(())
+    }
+
+    async fn relayed(&self, key: &ConversationKey) -> Result<Vec<Relayed>, QueueError> {
+        Ok(self.lock().relayed.get(key).cloned().unwrap_or_default())
     }
 
     async fn close(&self, key: &ConversationKey) -> Result<(), QueueError> {

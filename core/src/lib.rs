@@ -32,7 +32,8 @@
 //! - [`entities`]: order numbers, ticket numbers, e-mail and phone by configurable regexes.
 //! - [`replies`]: what the bot itself says, in Chinese and English.
 //! - [`locale`]: [`Locale`] and telling a message's language; [`template`]: `{variable}`s;
-//!   [`hours`]: support hours (outside them a hand-off becomes a ticket).
+//!   [`hours`]: support hours (outside them a hand-off becomes a ticket); [`similar`]: the edit
+//!   distance behind every "did you mean".
 //!
 //! kefu-core depends on no search engine, database or chat platform; adapters implement its
 //! ports, and the `kefu-knowledge` crate implements [`Knowledge`].
@@ -104,6 +105,7 @@ pub mod message;
 pub mod orders;
 pub mod outbox;
 pub mod replies;
+pub mod similar;
 pub mod store;
 pub mod template;
 #[cfg(any(test, feature = "testing"))]

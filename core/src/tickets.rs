@@ -165,6 +165,8 @@ pub trait Tickets: Send + Sync {
         number: &str,
         update: TicketUpdate,
     ) -> Result<Option<Ticket>, StoreError>;
+    /// Unfinished tickets past their due time at `now`, most overdue first (SLA alerts).
+    async fn overdue(&self, now: u64) -> Result<Vec<Ticket>, StoreError>;
 }
 
 /// A ticket number: `T`, the day (UTC) as `YYYYMMDD`, and a sequence number of at least six
@@ -280,6 +282,17 @@ impl Tickets for MemoryTickets {
 
     async fn get(&self, number: &str) -> Result<Option<Ticket>, StoreError> {
         Ok(self.lock().iter().find(|t| t.number == number).cloned())
+    }
+
+    async fn overdue(&self, now: u64) -> Result<Vec<Ticket>, StoreError> {
+        let mut late: Vec<Ticket> = self
+            .lock()
+            .iter()
+            .filter(|t| !t.status.is_final() && t.due_at < now)
+            .cloned()
+            .collect();
+        late.sort_by_key(|t| t.due_at);
+        Ok(late)
     }
 
     async fn for_order(&self, order: &str) -> Result<Vec<Ticket>, StoreError> {

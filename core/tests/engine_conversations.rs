@@ -2,6 +2,7 @@
 //! confidences the test controls (so each policy band is hit exactly).
 
 use kefu_core::conversation::{HandoffReason, Holder, Speaker};
+use kefu_core::HandoffQueue;
 use kefu_core::{
     Action, Answers, Candidate, ConversationKey, Decision, Engine, EngineConfig, FaqEntry, Inbound,
     Knowledge, Locale, MemoryQueue, MemoryStore, OutboundKind, Priority, Ranking,
@@ -489,7 +490,7 @@ async fn while_waiting_for_a_person_every_message_is_passed_on_and_acknowledged(
         assert!(out[0].text.contains("排在第 1 位"), "{out:?}");
         assert!(out[0].text.contains("取消排队"), "{out:?}");
     }
-    assert_eq!(bot.queue.relayed(&bot.chat).len(), 3);
+    assert_eq!(bot.queue.relayed(&bot.chat).await.unwrap().len(), 3);
     assert_eq!(bot.holder().await, Holder::Queue);
 
     // In English.
@@ -508,7 +509,7 @@ async fn while_waiting_clear_questions_are_answered_too_if_the_shop_allows_it() 
     assert_eq!(out[0].text, "星辰卡铺客服时间：9:00-24:00");
     assert!(out[1].text.contains("仍在排队"), "{out:?}");
     assert_eq!(
-        bot.queue.relayed(&bot.chat).len(),
+        bot.queue.relayed(&bot.chat).await.unwrap().len(),
         1,
         "the person sees it too"
     );
@@ -563,7 +564,7 @@ async fn once_a_person_holds_the_conversation_the_bot_stays_silent_and_relays() 
     assert_eq!(bot.holder().await, Holder::Agent("agent-7".into()));
     assert!(bot.say("谢谢").await.is_empty());
     assert!(bot.say("客服几点上班").await.is_empty());
-    assert_eq!(bot.queue.relayed(&bot.chat).len(), 2);
+    assert_eq!(bot.queue.relayed(&bot.chat).await.unwrap().len(), 2);
     agents.close(&bot.chat, "agent-7").await.unwrap();
     let out = bot.say("客服几点上班").await;
     assert_eq!(out[0].kind, OutboundKind::Answer);

@@ -3,7 +3,7 @@
 use crate::db::{enum_from, enum_text, millis, on_pool, on_writer, BeginWrite, Database};
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
-use kefu_core::handoff::QueuePosition;
+use kefu_core::handoff::{QueuePosition, Relayed};
 use kefu_core::{ConversationKey, HandoffQueue, HandoffRequest, Inbound, Priority, QueueError};
 use sqlx::Row;
 
@@ -11,19 +11,6 @@ use sqlx::Row;
 #[derive(Clone)]
 pub struct SqlQueue {
     db: Database,
-}
-
-/// A message relayed to the person holding a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relayed {
-    /// The platform's message id.
-    pub message_id: String,
-    /// Who wrote it.
-    pub customer: String,
-    /// What they wrote.
-    pub text: String,
-    /// When it was relayed (ms since the epoch).
-    pub at: u64,
 }
 
 const REQUEST_COLUMNS: &str = "channel, conversation_id, customer, skill_group, priority, reason, \
@@ -88,9 +75,11 @@ impl SqlQueue {
     pub(crate) fn new(db: Database) -> Self {
         SqlQueue { db }
     }
+}
 
-    /// Messages relayed for a conversation, oldest first.
-    pub async fn relayed(&self, key: &ConversationKey) -> Result<Vec<Relayed>, QueueError> {
+#[async_trait]
+impl HandoffQueue for SqlQueue {
+    async fn relayed(&self, key: &ConversationKey) -> Result<Vec<Relayed>, QueueError> {
         let bad = fail("cannot read relayed messages");
         on_pool!(self.db, |pool| {
             let rows = sqlx::query(
@@ -114,10 +103,7 @@ impl SqlQueue {
                 .collect()
         })
     }
-}
 
-#[async_trait]
-impl HandoffQueue for SqlQueue {
     async fn waiting(&self, skill_group: Option<&str>) -> Result<Vec<HandoffRequest>, QueueError> {
         on_pool!(self.db, |pool| {
             let rows = sqlx::query(&format!(

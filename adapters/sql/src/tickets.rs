@@ -73,16 +73,6 @@ impl SqlTickets {
         SqlTickets { db }
     }
 
-    /// Open tickets past their due time, most overdue first (for SLA alerts).
-    pub async fn overdue(&self, now: u64) -> Result<Vec<Ticket>, StoreError> {
-        self.select(
-            "status NOT IN ('resolved', 'closed') AND due_at < $1 ORDER BY due_at, id",
-            &[],
-            Some(millis(now)),
-        )
-        .await
-    }
-
     /// The ticket opened with idempotency key `key`, if any.
     async fn opened_with(&self, key: &str) -> Result<Option<Ticket>, StoreError> {
         Ok(self
@@ -194,6 +184,15 @@ impl SqlTickets {
 
 #[async_trait]
 impl Tickets for SqlTickets {
+    async fn overdue(&self, now: u64) -> Result<Vec<Ticket>, StoreError> {
+        self.select(
+            "status NOT IN ('resolved', 'closed') AND due_at < $1 ORDER BY due_at, id",
+            &[],
+            Some(millis(now)),
+        )
+        .await
+    }
+
     async fn open(&self, request: NewTicket) -> Result<Ticket, StoreError> {
         if let Some(key) = request.idempotency_key.as_deref() {
             if let Some(opened) = self.opened_with(key).await? {

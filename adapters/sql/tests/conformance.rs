@@ -7,10 +7,7 @@ mod common;
 
 use common::{on_both, TestDb};
 use kefu_core::testing::stores::{self as suite, key, turn};
-use kefu_core::{
-    Committed, Conversation, ConversationStore, HandoffQueue, Inbound, Locale, NewTicket,
-    TicketStatus, TicketUpdate, Tickets, TurnStart,
-};
+use kefu_core::{Committed, Conversation, ConversationStore, Locale, TurnStart};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,22 +104,18 @@ async fn the_queue_serves_the_most_urgent_longest_waiting_first() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relaying_a_message_twice_keeps_one_copy() {
     on_both(async |t: &TestDb| {
-        let queue = t.open().await.queue();
-        let m = Inbound::new(key("r"), "eve", "m9", "还在吗");
-        queue.relay(&m).await.unwrap();
-        queue.relay(&m).await.unwrap();
-        queue
-            .relay(&Inbound::new(key("r"), "eve", "m10", "？"))
-            .await
-            .unwrap();
-        let texts: Vec<_> = queue
-            .relayed(&key("r"))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.text)
-            .collect();
-        assert_eq!(texts, ["还在吗", "？"], "{}", t.name);
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::relaying_a_message_twice_keeps_one_copy(&one, &two, t.name).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_tickets_are_the_unresolved_ones_past_their_due_time() {
+    on_both(async |t: &TestDb| {
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::overdue_tickets_are_the_unresolved_ones_past_their_due_time(&one, &two, t.name)
+            .await;
     })
     .await;
 }
@@ -135,50 +128,6 @@ async fn twenty_concurrent_claimers_share_500_requests_without_a_double_claim() 
             &one, &two, t.name,
         )
         .await;
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overdue_tickets_are_the_unresolved_ones_past_their_due_time() {
-    on_both(async |t: &TestDb| {
-        let tickets = t.open().await.tickets();
-        let new = || NewTicket {
-            kind: "delivery".into(),
-            order: Some("DD9".into()),
-            conversation: Some(key("late")),
-            customer: "u9".into(),
-            description: "卡密没到".into(),
-            skill_group: "orders".into(),
-            sla_millis: 1_000,
-            by: "bot".into(),
-            idempotency_key: None,
-        };
-        let (late, done) = (
-            tickets.open(new()).await.unwrap(),
-            tickets.open(new()).await.unwrap(),
-        );
-        tickets
-            .update(
-                &done.number,
-                TicketUpdate {
-                    status: Some(TicketStatus::Resolved),
-                    owner: None,
-                    by: "amy".into(),
-                    note: "sent".into(),
-                },
-            )
-            .await
-            .unwrap();
-        let overdue: Vec<_> = tickets
-            .overdue(late.due_at + 1)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| t.number)
-            .collect();
-        assert_eq!(overdue, std::slice::from_ref(&late.number), "{}", t.name);
-        assert!(tickets.overdue(late.due_at - 1).await.unwrap().is_empty());
     })
     .await;
 }

@@ -14,7 +14,7 @@ use crate::handoff::HandoffQueue;
 use crate::knowledge::Decision;
 use crate::knowledge::Priority;
 use crate::locale::Locale;
-use crate::message::{ConversationKey, OutboundKind};
+use crate::message::{ConversationKey, Inbound, OutboundKind};
 use crate::store::{Committed, ConversationStore, TurnCommit, TurnStart};
 use crate::tickets::{NewTicket, TicketStatus, TicketUpdate, Tickets};
 use std::collections::{BTreeMap, HashSet};
@@ -858,6 +858,72 @@ pub async fn twenty_concurrent_claimers_share_500_requests_without_a_double_clai
     assert!(queue.waiting(None).await.unwrap().is_empty(), "{}", n);
 }
 
+/// A message relayed to the person holding a conversation, delivered twice, is kept once.
+pub async fn relaying_a_message_twice_keeps_one_copy(s: &Stores, other: &Stores, n: &str) {
+    let queue = &s.queue;
+    let m = Inbound::new(key("r"), "eve", "m9", "还在吗");
+    queue.relay(&m).await.unwrap();
+    queue.relay(&m).await.unwrap();
+    queue
+        .relay(&Inbound::new(key("r"), "eve", "m10", "？"))
+        .await
+        .unwrap();
+    let texts: Vec<_> = other
+        .queue
+        .relayed(&key("r"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.text)
+        .collect();
+    assert_eq!(texts, ["还在吗", "？"], "{n}");
+}
+
+/// Overdue tickets are the unresolved ones past their due time.
+pub async fn overdue_tickets_are_the_unresolved_ones_past_their_due_time(
+    s: &Stores,
+    _other: &Stores,
+    n: &str,
+) {
+    let tickets = &s.tickets;
+    let new = || NewTicket {
+        kind: "delivery".into(),
+        order: Some("DD9".into()),
+        conversation: Some(key("late")),
+        customer: "u9".into(),
+        description: "卡密没到".into(),
+        skill_group: "orders".into(),
+        sla_millis: 1_000,
+        by: "bot".into(),
+        idempotency_key: None,
+    };
+    let (late, done) = (
+        tickets.open(new()).await.unwrap(),
+        tickets.open(new()).await.unwrap(),
+    );
+    tickets
+        .update(
+            &done.number,
+            TicketUpdate {
+                status: Some(TicketStatus::Resolved),
+                owner: None,
+                by: "amy".into(),
+                note: "sent".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let overdue: Vec<_> = tickets
+        .overdue(late.due_at + 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.number)
+        .collect();
+    assert_eq!(overdue, std::slice::from_ref(&late.number), "{n}");
+    assert!(tickets.overdue(late.due_at - 1).await.unwrap().is_empty());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,5 +952,7 @@ mod tests {
         attempts_are_checked_and_taken_atomically_across_processes,
         the_queue_serves_the_most_urgent_longest_waiting_first,
         twenty_concurrent_claimers_share_500_requests_without_a_double_claim,
+        relaying_a_message_twice_keeps_one_copy,
+        overdue_tickets_are_the_unresolved_ones_past_their_due_time,
     );
 }
