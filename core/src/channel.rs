@@ -67,6 +67,14 @@ pub trait Channel: Send + Sync {
 
     /// Sends one message.
     async fn send(&self, message: &Outbound) -> Result<(), SendError>;
+
+    /// Sends one message from the outbox; `delivery` names it and is the same on every retry,
+    /// so a platform that takes an idempotency key (a webhook) can drop repeats of an
+    /// at-least-once delivery. By default [`Channel::send`].
+    async fn deliver(&self, message: &Outbound, delivery: &str) -> Result<(), SendError> {
+        let _ = delivery;
+        self.send(message).await
+    }
 }
 
 /// The channels a deployment has, by name.
@@ -108,11 +116,23 @@ impl Channels {
     pub async fn send(&self, message: &Outbound) -> Result<(), SendError> {
         match self.get(&message.conversation.channel) {
             Some(channel) => channel.send(message).await,
-            None => Err(SendError::Rejected(format!(
-                "no channel named {:?} is configured",
-                message.conversation.channel
-            ))),
+            None => Err(self.missing(message)),
         }
+    }
+
+    /// [`Channel::deliver`] through the channel of the message's conversation.
+    pub async fn deliver(&self, message: &Outbound, delivery: &str) -> Result<(), SendError> {
+        match self.get(&message.conversation.channel) {
+            Some(channel) => channel.deliver(message, delivery).await,
+            None => Err(self.missing(message)),
+        }
+    }
+
+    fn missing(&self, message: &Outbound) -> SendError {
+        SendError::Rejected(format!(
+            "no channel named {:?} is configured",
+            message.conversation.channel
+        ))
     }
 }
 

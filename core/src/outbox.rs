@@ -348,15 +348,18 @@ impl OutboxWorker {
             tracing::warn!(outbox = claim.id, %conversation, "message given up on: {error}");
             return Ok(Outcome::Dead);
         }
-        let sent =
-            tokio::time::timeout(self.policy.send_timeout, self.channels.send(&claim.message))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(SendError::Unavailable(format!(
-                        "no answer within {} ms",
-                        self.policy.send_timeout.as_millis()
-                    )))
-                });
+        let sent = tokio::time::timeout(
+            self.policy.send_timeout,
+            self.channels
+                .deliver(&claim.message, &format!("outbox-{}", claim.id)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(SendError::Unavailable(format!(
+                "no answer within {} ms",
+                self.policy.send_timeout.as_millis()
+            )))
+        });
         let error = match sent {
             Ok(()) => {
                 if !self.outbox.delivered(claim, self.clock.now_ms()).await? {
