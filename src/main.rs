@@ -21,6 +21,7 @@ mod commands;
 mod model;
 mod orders;
 mod outbox;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use kefu_app::config;
@@ -45,6 +46,8 @@ enum Command {
     Ask(commands::AskArgs),
     /// Chat with the bot in the terminal (or over standard input, for scripts).
     Chat(chat::ChatArgs),
+    /// Run the bot as a service: the webhook, health checks and metrics over HTTP.
+    Serve(serve::ServeArgs),
     /// Work with FAQ files.
     #[command(subcommand)]
     Kb(KbCommand),
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
     let result = config::Config::load(cli.config.as_deref()).and_then(|config| match cli.command {
         Command::Ask(args) => commands::ask(&config, args),
         Command::Chat(args) => chat::chat(&config, args),
+        Command::Serve(args) => serve::serve(&config, args),
         Command::Kb(KbCommand::Check(args)) => commands::check(&config, args),
         Command::Kb(KbCommand::Import(args)) => commands::import(args),
         Command::Eval(args) => commands::eval(&config, args),

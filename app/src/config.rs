@@ -40,6 +40,15 @@
 //! limits:
 //!   max_message_chars: 4000  # longer messages get "please send it shorter" and are not read
 //!   turn_lock_wait_ms: 30000 # a message waits this long for its conversation's lock
+//! server:                    # kefu serve
+//!   listen: 127.0.0.1:8080   # 0.0.0.0:8080 to listen on every interface
+//!   max_body_bytes: 65536    # larger requests get 413
+//! channels:
+//!   webhook:                 # the generic signed webhook (docs/webhook.md); off when absent
+//!     secret_env: KEFU_WEBHOOK_SECRET   # or `secret: ...` in the file, exactly one of the two
+//!     callback_url: https://shop.example.com/kefu/callback  # later messages; https
+//!     per_ip_per_minute: 1200           # 0: no limit
+//!     per_conversation_per_minute: 30   # 0: no limit
 //! ```
 //!
 //! The environment variable `KEFU_DATABASE_URL` overrides `storage.url`.
@@ -80,6 +89,126 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// When people answer, and what the bot does while a customer waits for one.
     pub handoff: HandoffConfig,
+    /// Where `kefu serve` listens, and its request limits.
+    pub server: ServerConfig,
+    /// The channels customers reach the bot through (besides `kefu chat`).
+    pub channels: ChannelsConfig,
+}
+
+/// The `server` section: `kefu serve`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The address and port to listen on.
+    pub listen: String,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The `channels` section.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// The generic signed webhook (docs/webhook.md); off when absent.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The `channels.webhook` section.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// The shared secret, written in the file.
+    pub secret: Option<String>,
+    /// The environment variable holding the shared secret (kept out of the file).
+    pub secret_env: Option<String>,
+    /// Where later messages (agents' replies, notices, surveys) are posted; without one
+    /// they wait in the outbox.
+    pub callback_url: Option<String>,
+    /// Requests a minute from one address (0: no limit).
+    pub per_ip_per_minute: u32,
+    /// Messages a minute in one conversation (0: no limit).
+    pub per_conversation_per_minute: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            secret: None,
+            secret_env: None,
+            callback_url: None,
+            per_ip_per_minute: 1_200,
+            per_conversation_per_minute: 30,
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("secret_env", &self.secret_env)
+            .field("callback_url", &self.callback_url)
+            .field("per_ip_per_minute", &self.per_ip_per_minute)
+            .field(
+                "per_conversation_per_minute",
+                &self.per_conversation_per_minute,
+            )
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// The shared secret, read from the environment if so configured.
+    pub fn secret(&self) -> anyhow::Result<String> {
+        self.secret_at(&|_| "kefu.yaml".to_string())
+    }
+
+    fn secret_at(&self, at: &dyn Fn(&str) -> String) -> anyhow::Result<String> {
+        shared_secret("channels.webhook", &self.secret, &self.secret_env, at)
+    }
+}
+
+/// A secret given as `secret` in the file or `secret_env` naming an environment variable:
+/// exactly one, not empty. Errors name `section` and are placed by `at`.
+fn shared_secret(
+    section: &str,
+    secret: &Option<String>,
+    env: &Option<String>,
+    at: &dyn Fn(&str) -> String,
+) -> anyhow::Result<String> {
+    let secret = match (secret, env) {
+        (Some(_), Some(_)) => anyhow::bail!(
+            "{}: {section} has both `secret` and `secret_env` — keep exactly one",
+            at("secret_env")
+        ),
+        (None, None) => anyhow::bail!(
+            "{}: {section} needs the shared secret — set `secret_env` to the name of an \
+             environment variable holding it (or `secret`)",
+            at("")
+        ),
+        (Some(secret), None) => secret.clone(),
+        (None, Some(name)) => match std::env::var(name) {
+            Ok(value) if !value.trim().is_empty() => value,
+            _ => anyhow::bail!(
+                "{}: {section}.secret_env names the environment variable {name}, which is not \
+                 set (or empty)",
+                at("secret_env")
+            ),
+        },
+    };
+    if secret.trim().is_empty() {
+        anyhow::bail!("{}: {section}.secret is empty", at("secret"));
+    }
+    Ok(secret)
 }
 
 /// The `handoff` section.
@@ -274,29 +403,9 @@ impl OrdersHttpConfig {
                 at("base_url")
             ),
         };
-        let secret = match (&self.secret, &self.secret_env) {
-            (Some(_), Some(_)) => anyhow::bail!(
-                "{}: orders.http has both `secret` and `secret_env` — keep exactly one",
-                at("secret_env")
-            ),
-            (None, None) => anyhow::bail!(
-                "{}: orders.http needs the secret shared with the order system — set \
-                 `secret_env` to the name of an environment variable holding it (or `secret`)",
-                at("base_url")
-            ),
-            (Some(secret), None) => secret.clone(),
-            (None, Some(name)) => match std::env::var(name) {
-                Ok(value) if !value.trim().is_empty() => value,
-                _ => anyhow::bail!(
-                    "{}: orders.http.secret_env names the environment variable {name}, \
-                     which is not set (or empty)",
-                    at("secret_env")
-                ),
-            },
-        };
-        if secret.trim().is_empty() {
-            anyhow::bail!("{}: orders.http.secret is empty", at("secret"));
-        }
+        let secret = shared_secret("orders.http", &self.secret, &self.secret_env, &|key| {
+            at(if key.is_empty() { "base_url" } else { key })
+        })?;
         let mut config = kefu_orders_http::HttpOrdersConfig::new(base_url, secret);
         config.timeout = std::time::Duration::from_millis(self.timeout_ms.max(1));
         config.deadline = std::time::Duration::from_millis(self.deadline_ms.max(1));
@@ -515,6 +624,8 @@ impl Default for Config {
             self_service: SelfServiceConfig::default(),
             limits: LimitsConfig::default(),
             handoff: HandoffConfig::default(),
+            server: ServerConfig::default(),
+            channels: ChannelsConfig::default(),
         }
     }
 }
@@ -593,6 +704,40 @@ impl Config {
             config
                 .orders
                 .http_orders_at(&|key| at(&["orders", "http", key]))?;
+        }
+        if let Some(webhook) = &config.channels.webhook {
+            // Checked now, so a missing secret or a bad callback is reported at start.
+            let at = |key: &str| {
+                if key.is_empty() {
+                    at(&["channels", "webhook"])
+                } else {
+                    at(&["channels", "webhook", key])
+                }
+            };
+            webhook.secret_at(&at)?;
+            if let Some(url) = &webhook.callback_url {
+                kefu_webhook::WebhookChannel::new(url, Vec::new()).map_err(|e| {
+                    anyhow::anyhow!("{}: channels.webhook.callback_url: {e}", at("callback_url"))
+                })?;
+            }
+        }
+        if config
+            .server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            anyhow::bail!(
+                "{}: server.listen is {:?}; give an address and port such as 127.0.0.1:8080 (or 0.0.0.0:8080 to listen on every interface)",
+                at(&["server", "listen"]),
+                config.server.listen
+            );
+        }
+        if config.server.max_body_bytes < 1024 {
+            anyhow::bail!(
+                "{}: server.max_body_bytes must be at least 1024",
+                at(&["server", "max_body_bytes"])
+            );
         }
         let service = &config.self_service;
         if !config.skill_groups.contains(&service.refund_skill_group) {

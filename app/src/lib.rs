@@ -19,6 +19,8 @@
 
 pub mod config;
 pub mod knowledge;
+pub mod metrics;
+pub mod serve;
 
 use anyhow::Context;
 use config::Config;
@@ -43,6 +45,8 @@ pub struct App {
     pub outbox: Arc<dyn Outbox>,
     /// Every turn and agent action, for metrics and consoles.
     pub events: Broadcast,
+    /// The counters behind `/metrics`, fed by the engine's events.
+    pub metrics: Arc<metrics::Metrics>,
     /// The database conversations, the queue, tickets and orders live in.
     pub db: kefu_sql::Database,
     /// How the outbox worker retries.
@@ -72,6 +76,7 @@ impl App {
         let lock_wait = std::time::Duration::from_millis(config.limits.turn_lock_wait_ms.max(1));
         let db = config.storage.open_with_lock_wait(lock_wait).await?;
         let events = Broadcast::new(EVENT_BUFFER);
+        let metrics = Arc::new(metrics::Metrics::default());
         let store = Arc::new(db.conversations());
         let mut builder = Engine::builder(knowledge)
             .config(config.engine_config())
@@ -81,7 +86,8 @@ impl App {
             .tickets(Arc::new(db.tickets()))
             .audit(Arc::new(db.audit()))
             .attempts(Arc::new(db.attempts()))
-            .events(Arc::new(events.clone()));
+            .events(Arc::new(events.clone()))
+            .events(metrics.clone());
         if let Some(orders) = config.orders.open(&db).await? {
             builder = builder.orders(orders);
         }
@@ -92,6 +98,7 @@ impl App {
             channels: Channels::new(),
             outbox: kefu_core::ConversationStore::outbox(&*store),
             events,
+            metrics,
             db,
             retry: RetryPolicy::default(),
         })

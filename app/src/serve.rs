@@ -1,0 +1,227 @@
+//! `kefu serve`: the bot as a service — the channels' endpoints, `/healthz`, `/readyz` and
+//! `/metrics` on one axum router, the outbox worker beside it, and a graceful shutdown.
+
+use crate::config::Config;
+use crate::App;
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use kefu_core::ConversationKey;
+use kefu_webhook::{Webhook, WebhookChannel, WebhookSettings};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What the routes share.
+struct Shared {
+    app: App,
+    webhook: Option<Arc<Webhook>>,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes: then stops accepting, lets the
+/// requests in flight finish (their turns are committed, so nothing acknowledged is lost),
+/// and stops the outbox worker after the round it is in.
+pub async fn run(
+    mut app: App,
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut webhook = None;
+    if let Some(section) = &config.channels.webhook {
+        let secret = section.secret()?.into_bytes();
+        if let Some(url) = &section.callback_url {
+            let channel = WebhookChannel::new(url, secret.clone())
+                .map_err(|e| anyhow::anyhow!("channels.webhook.callback_url: {e}"))?;
+            app = app.with_channel(Arc::new(channel));
+        }
+        webhook = Some(Webhook::new(
+            app.engine.clone(),
+            WebhookSettings {
+                secret,
+                max_body_bytes: config.server.max_body_bytes,
+                per_ip_per_minute: section.per_ip_per_minute,
+                per_conversation_per_minute: section.per_conversation_per_minute,
+            },
+        ));
+    }
+    let worker = app.outbox_worker();
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move {
+        worker
+            .run(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+    });
+    let shared = Arc::new(Shared {
+        app,
+        webhook: webhook.clone(),
+    });
+    let mut router: Router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
+    if let Some(webhook) = &webhook {
+        router = router.merge(webhook.router());
+    }
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the server stopped with an error");
+    let _ = stop.send(true);
+    if let Err(e) = worker.await {
+        tracing::warn!(error = %e, "the outbox worker ended abnormally");
+    }
+    served
+}
+
+/// Binds `config.server.listen` and [`run`]s.
+pub async fn serve(
+    app: App,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (server.listen in kefu.yaml) — is another program using the port?",
+                config.server.listen
+            )
+        })?;
+    run(app, config, listener, shutdown).await
+}
+
+/// Alive: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: the store answers (the knowledge base is loaded before the server starts).
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let probe = ConversationKey::new("kefu", "readyz");
+    match shared.app.engine.conversation(&probe).await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: the database does not answer ({e})\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The Prometheus metrics.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let mut gauges = crate::metrics::Gauges::default();
+    match kefu_core::HandoffQueue::waiting(&shared.app.db.queue(), None).await {
+        Ok(waiting) => {
+            for request in waiting {
+                *gauges.waiting.entry(request.skill_group).or_default() += 1;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the queue"),
+    }
+    match shared.app.outbox.counts().await {
+        Ok(counts) => {
+            gauges.outbox_pending = counts.pending;
+            gauges.outbox_dead = counts.dead;
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox"),
+    }
+    if let Some(webhook) = &shared.webhook {
+        gauges.webhook_rejections = webhook
+            .rejections()
+            .snapshot()
+            .into_iter()
+            .map(|(cause, n)| (cause.as_str(), n))
+            .collect();
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        shared.app.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_webhook::signing;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_server_answers_webhooks_reports_health_and_metrics_and_stops_gracefully() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "storage:\n  url: sqlite://{}/kefu.db\nchannels:\n  webhook:\n    secret: s3cret\n",
+            dir.path().display()
+        );
+        let config = Config::parse(std::path::Path::new("kefu.yaml"), &yaml).unwrap();
+        let app = App::from_config(&config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            run(app, &config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let http = reqwest::Client::new();
+        let get = |path: &str| http.get(format!("{base}{path}")).send();
+        assert_eq!(get("/healthz").await.unwrap().status(), 200);
+        assert_eq!(get("/readyz").await.unwrap().status(), 200);
+
+        let body = r#"{"id":"m1","conversation":"c1","text":"退款要多久"}"#;
+        let now = signing::unix_now();
+        let answer = http
+            .post(format!("{base}/v1/webhook"))
+            .header(signing::TIMESTAMP_HEADER, now.to_string())
+            .header(
+                signing::SIGNATURE_HEADER,
+                signing::sign(b"s3cret", now, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let text = answer.text().await.unwrap();
+        assert!(text.contains("退款"), "{text}");
+        let forged = http
+            .post(format!("{base}/v1/webhook"))
+            .header(signing::TIMESTAMP_HEADER, now.to_string())
+            .header(signing::SIGNATURE_HEADER, "0".repeat(64))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 401);
+
+        let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.contains("kefu_turns_total{channel=\"webhook\",decision=\"answer\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("kefu_turn_seconds_count 1"), "{metrics}");
+        assert!(
+            metrics.contains("kefu_webhook_rejections_total{cause=\"signature_mismatch\"} 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("kefu_outbox_dead 0"), "{metrics}");
+
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+        assert!(get("/healthz").await.is_err(), "no longer listening");
+    }
+}
