@@ -123,29 +123,9 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kefu_core::testing::ScriptedChannel;
+    use kefu_core::testing::{OneEntry, ScriptedChannel};
     use kefu_core::ConversationStore;
-    use kefu_core::{Answers, Candidate, ConversationKey, EngineEvent, FaqEntry, Inbound, Ranking};
-
-    /// Answers one question.
-    struct Hours(FaqEntry);
-
-    impl Knowledge for Hours {
-        fn rank(&self, query: &str, _limit: usize) -> Ranking {
-            let confidence = if query.contains("hours") { 0.9 } else { 0.0 };
-            Ranking {
-                candidates: vec![Candidate {
-                    id: self.0.id.clone(),
-                    score: confidence,
-                    confidence,
-                    matched_question: self.0.questions[0].clone(),
-                }],
-            }
-        }
-        fn entry(&self, id: &str) -> Option<&FaqEntry> {
-            (id == self.0.id).then_some(&self.0)
-        }
-    }
+    use kefu_core::{ConversationKey, EngineEvent, Inbound};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_app_wires_engine_agents_outbox_channels_and_events_on_one_database() {
@@ -155,15 +135,12 @@ mod tests {
             dir.path().display()
         );
         let config = Config::parse(std::path::Path::new("kefu.yaml"), &yaml).unwrap();
-        let answer = Answers {
-            zh: "9点到24点".into(),
-            en: "9:00 to 24:00".into(),
-        };
-        let kb = Arc::new(Hours(FaqEntry::new(
+        let kb = Arc::new(OneEntry::new(
             "service.hours",
-            ["what are your hours"],
-            answer,
-        )));
+            "hours",
+            "9点到24点",
+            "9:00 to 24:00",
+        ));
         let channel = Arc::new(ScriptedChannel::working());
         let app = App::with_knowledge(&config, kb)
             .await

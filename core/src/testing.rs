@@ -20,6 +20,49 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// A knowledge base of one entry for tests of what surrounds the engine (channels, wiring):
+/// a question containing `keyword` matches it with confidence 0.9, anything else with 0.
+pub struct OneEntry {
+    entry: crate::FaqEntry,
+    keyword: String,
+}
+
+impl OneEntry {
+    /// The entry `id` answering `zh` / `en`, matched by `keyword`.
+    pub fn new(id: &str, keyword: &str, zh: &str, en: &str) -> Self {
+        let answer = crate::Answers {
+            zh: zh.to_string(),
+            en: en.to_string(),
+        };
+        OneEntry {
+            entry: crate::FaqEntry::new(id, [keyword], answer),
+            keyword: keyword.to_string(),
+        }
+    }
+}
+
+impl crate::Knowledge for OneEntry {
+    fn rank(&self, query: &str, _limit: usize) -> crate::Ranking {
+        let confidence = if query.contains(&self.keyword) {
+            0.9
+        } else {
+            0.0
+        };
+        crate::Ranking {
+            candidates: vec![crate::Candidate {
+                id: self.entry.id.clone(),
+                score: confidence,
+                confidence,
+                matched_question: self.keyword.clone(),
+            }],
+        }
+    }
+
+    fn entry(&self, id: &str) -> Option<&crate::FaqEntry> {
+        (id == self.entry.id).then_some(&self.entry)
+    }
+}
+
 /// The channel name the suite's messages use.
 pub const CHANNEL: &str = "suite";
 

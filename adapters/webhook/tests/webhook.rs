@@ -9,10 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use kefu_core::outbox::{Clock, RetryPolicy};
-use kefu_core::{
-    Answers, Candidate, Channels, ConversationKey, Engine, FaqEntry, Knowledge, OutboxWorker,
-    Ranking,
-};
+use kefu_core::testing::OneEntry;
+use kefu_core::{Channels, ConversationKey, Engine, OutboxWorker};
 use kefu_webhook::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use kefu_webhook::{Webhook, WebhookChannel, WebhookSettings, CHANNEL};
 use std::net::SocketAddr;
@@ -21,36 +19,13 @@ use std::time::Duration;
 
 const SECRET: &[u8] = b"shop-secret";
 
-/// Answers one question.
-struct Hours(FaqEntry);
-
-impl Knowledge for Hours {
-    fn rank(&self, query: &str, _limit: usize) -> Ranking {
-        let confidence = if query.contains("hours") { 0.9 } else { 0.0 };
-        Ranking {
-            candidates: vec![Candidate {
-                id: self.0.id.clone(),
-                score: confidence,
-                confidence,
-                matched_question: self.0.questions[0].clone(),
-            }],
-        }
-    }
-    fn entry(&self, id: &str) -> Option<&FaqEntry> {
-        (id == self.0.id).then_some(&self.0)
-    }
-}
-
 fn engine() -> Arc<Engine> {
-    let answer = Answers {
-        zh: "9点到24点".into(),
-        en: "We answer from 9:00 to 24:00.".into(),
-    };
-    let kb = Arc::new(Hours(FaqEntry::new(
+    let kb = Arc::new(OneEntry::new(
         "service.hours",
-        ["what are your hours"],
-        answer,
-    )));
+        "hours",
+        "9点到24点",
+        "We answer from 9:00 to 24:00.",
+    ));
     Arc::new(Engine::builder(kb).build())
 }
 
