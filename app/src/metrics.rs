@@ -25,8 +25,8 @@ struct Counts {
     /// Turns by latency bucket (the last: above every bound).
     latency: [u64; LATENCY_BUCKETS.len() + 1],
     latency_sum: f64,
-    /// Hand-offs by reason.
-    handoffs: BTreeMap<String, u64>,
+    /// Hand-offs by (reason, skill group).
+    handoffs: BTreeMap<(String, String), u64>,
     /// Agents' actions by kind.
     agent_actions: BTreeMap<String, u64>,
     /// Survey ratings by score.
@@ -84,7 +84,11 @@ impl EngineEvents for Metrics {
                 counts.latency[bucket] += 1;
                 counts.latency_sum += seconds;
                 if let Some(reason) = turn.handoff {
-                    *counts.handoffs.entry(name_of(&reason)).or_default() += 1;
+                    let group = turn.handoff_group.clone().unwrap_or_default();
+                    *counts
+                        .handoffs
+                        .entry((name_of(&reason), group))
+                        .or_default() += 1;
                 }
                 if turn.locked_out {
                     counts.lockouts += 1;
@@ -149,13 +153,14 @@ impl Metrics {
             &mut out,
             "kefu_handoffs_total",
             "counter",
-            "Hand-offs to a person by reason.",
+            "Hand-offs to a person by reason and skill group.",
         );
-        for (reason, n) in &counts.handoffs {
+        for ((reason, group), n) in &counts.handoffs {
             let _ = writeln!(
                 out,
-                "kefu_handoffs_total{{reason=\"{}\"}} {n}",
-                label(reason)
+                "kefu_handoffs_total{{reason=\"{}\",skill_group=\"{}\"}} {n}",
+                label(reason),
+                label(group)
             );
         }
         family(

@@ -208,12 +208,35 @@ mod tests {
             .unwrap();
         assert_eq!(forged.status(), 401);
 
+        let human = r#"{"id":"m2","conversation":"c1","text":"转人工"}"#;
+        let now = signing::unix_now();
+        let handed = http
+            .post(format!("{base}/v1/webhook"))
+            .header(signing::TIMESTAMP_HEADER, now.to_string())
+            .header(
+                signing::SIGNATURE_HEADER,
+                signing::sign(b"s3cret", now, human.as_bytes()),
+            )
+            .body(human)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(handed.status(), 200);
+
         let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        assert!(
+            metrics.contains("kefu_handoffs_total{reason=\"requested\",skill_group=\"general\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("kefu_queue_waiting{skill_group=\"general\"} 1"),
+            "{metrics}"
+        );
         assert!(
             metrics.contains("kefu_turns_total{channel=\"webhook\",decision=\"answer\"} 1"),
             "{metrics}"
         );
-        assert!(metrics.contains("kefu_turn_seconds_count 1"), "{metrics}");
+        assert!(metrics.contains("kefu_turn_seconds_count 2"), "{metrics}");
         assert!(
             metrics.contains("kefu_webhook_rejections_total{cause=\"signature_mismatch\"} 1"),
             "{metrics}"

@@ -155,6 +155,8 @@ struct Turn {
     message_id: String,
     /// Why the conversation went to a person in this turn.
     handoff: Option<HandoffReason>,
+    /// The skill group it went to.
+    handoff_group: Option<String>,
     /// Whether this turn locked the customer out of order lookups.
     locked_out: bool,
     /// Events besides the turn's own, told once the turn is stored.

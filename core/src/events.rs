@@ -37,6 +37,8 @@ pub struct TurnEvent {
     pub replies: usize,
     /// Why the conversation went to a person in this turn, if it did.
     pub handoff: Option<HandoffReason>,
+    /// The skill group it went to.
+    pub handoff_group: Option<String>,
     /// The flow that started in this turn.
     pub flow_started: Option<String>,
     /// The flow that ended in this turn (finished, cancelled or left).

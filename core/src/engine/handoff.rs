@@ -27,6 +27,7 @@ impl Engine {
         priority: Priority,
     ) -> Result<(), EngineError> {
         turn.handoff = Some(reason);
+        turn.handoff_group = Some(skill_group.clone());
         if self.off_hours() {
             return self
                 .hand_off_to_ticket(turn, reason, entry, skill_group, priority)

@@ -155,6 +155,7 @@ impl Engine {
             private: message.private,
             message_id: message.message_id.clone(),
             handoff: None,
+            handoff_group: None,
             locked_out: false,
             events: Vec::new(),
         };
@@ -211,6 +212,7 @@ impl Engine {
             latency: std::time::Duration::ZERO,
             replies: turn.out.len(),
             handoff: turn.handoff,
+            handoff_group: turn.handoff_group.clone(),
             flow_started: flow_after.clone().filter(|_| flow_after != flow_before),
             flow_finished: flow_before.clone().filter(|_| flow_after != flow_before),
             locked_out: turn.locked_out,
