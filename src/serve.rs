@@ -26,6 +26,10 @@ pub fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // The webhook's secret is read now, so a missing one is reported before anything starts.
+    if let Some(webhook) = &config.channels.webhook {
+        webhook.secret(&config.orders.file)?;
+    }
     runtime.block_on(async move {
         eprintln!("loading the knowledge base…");
         let app = kefu_app::App::from_config(&config).await?;

@@ -167,9 +167,10 @@ impl std::fmt::Debug for WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// The shared secret, read from the environment if so configured.
-    pub fn secret(&self) -> anyhow::Result<String> {
-        self.secret_at(&|_| "kefu.yaml".to_string())
+    /// The shared secret, read from the environment if so configured; errors name `path`,
+    /// the configuration file.
+    pub fn secret(&self, path: &Path) -> anyhow::Result<String> {
+        self.secret_at(&|_| path.display().to_string())
     }
 
     fn secret_at(&self, at: &dyn Fn(&str) -> String) -> anyhow::Result<String> {
@@ -714,7 +715,17 @@ impl Config {
                     at(&["channels", "webhook", key])
                 }
             };
-            webhook.secret_at(&at)?;
+            // The secret itself is read by `kefu serve` only, so other commands run in a shell
+            // without it; here only its shape is checked.
+            match (&webhook.secret, &webhook.secret_env) {
+                (Some(_), Some(_)) | (None, None) => {
+                    webhook.secret_at(&at)?;
+                }
+                (Some(secret), None) if secret.trim().is_empty() => {
+                    webhook.secret_at(&at)?;
+                }
+                _ => {}
+            }
             if let Some(url) = &webhook.callback_url {
                 kefu_webhook::WebhookChannel::new(url, Vec::new()).map_err(|e| {
                     anyhow::anyhow!("{}: channels.webhook.callback_url: {e}", at("callback_url"))
@@ -883,6 +894,53 @@ mod tests {
         .to_string();
         assert!(err.starts_with("kefu.yaml:3:"), "{err}");
         assert!(err.contains("sugest"), "{err}");
+    }
+
+    #[test]
+    fn the_webhook_section_is_checked_at_load_and_its_secret_read_when_serving() {
+        let path = Path::new("kefu.yaml");
+        let parse = |yaml: &str| Config::parse(path, yaml).map_err(|e| e.to_string());
+        // Only kefu serve needs the secret: other commands load without it.
+        let config =
+            parse("channels:\n  webhook:\n    secret_env: KEFU_TEST_WEBHOOK_UNSET\n").unwrap();
+        let webhook = config.channels.webhook.as_ref().unwrap();
+        let err = webhook.secret(path).unwrap_err().to_string();
+        assert!(
+            err.contains("KEFU_TEST_WEBHOOK_UNSET, which is not set"),
+            "{err}"
+        );
+        assert_eq!(
+            parse("channels:\n  webhook:\n    secret: s\n")
+                .unwrap()
+                .channels
+                .webhook
+                .unwrap()
+                .secret(path)
+                .unwrap(),
+            "s"
+        );
+        let both = parse("channels:\n  webhook:\n    secret: s\n    secret_env: X\n").unwrap_err();
+        assert!(
+            both.starts_with("kefu.yaml:4:") && both.contains("keep exactly one"),
+            "{both}"
+        );
+        let none = parse("channels:\n  webhook:\n    per_ip_per_minute: 5\n").unwrap_err();
+        assert!(none.contains("needs the shared secret"), "{none}");
+        let plain = parse(
+            "channels:\n  webhook:\n    secret: s\n    callback_url: http://shop.example.com/cb\n",
+        )
+        .unwrap_err();
+        assert!(
+            plain.starts_with("kefu.yaml:4:") && plain.contains("use https"),
+            "{plain}"
+        );
+        let listen = parse("server:\n  listen: localhost\n").unwrap_err();
+        assert!(
+            listen.starts_with("kefu.yaml:2:") && listen.contains("127.0.0.1:8080"),
+            "{listen}"
+        );
+        let typo = parse("channels:\n  webhok: {}\n").unwrap_err();
+        assert!(typo.starts_with("kefu.yaml:2:"), "{typo}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut webhook = None;
     if let Some(section) = &config.channels.webhook {
-        let secret = section.secret()?.into_bytes();
+        let secret = section.secret(&config.orders.file)?.into_bytes();
         if let Some(url) = &section.callback_url {
             let channel = WebhookChannel::new(url, secret.clone())
                 .map_err(|e| anyhow::anyhow!("channels.webhook.callback_url: {e}"))?;
