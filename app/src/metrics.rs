@@ -2,7 +2,7 @@
 //! (turns, hand-offs, agents' actions, ratings) and read from the stores when scraped (queue
 //! depth, outbox backlog and dead letters).
 
-use kefu_core::events::{EngineEvent, EngineEvents};
+use kefu_core::events::{AgentAction, EngineEvent, EngineEvents};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -64,6 +64,22 @@ fn name_of(value: &impl serde::Serialize) -> String {
     }
 }
 
+/// An agent action's label: its kind only, never the ticket or order it names (one series
+/// per kind, and no order numbers in metrics).
+fn action_name(action: &AgentAction) -> &'static str {
+    match action {
+        AgentAction::Claimed => "claimed",
+        AgentAction::Joined => "joined",
+        AgentAction::Message => "message",
+        AgentAction::Transferred { .. } => "transferred",
+        AgentAction::ReleasedToBot => "released_to_bot",
+        AgentAction::Closed => "closed",
+        AgentAction::TicketUpdated { .. } => "ticket_updated",
+        AgentAction::KeysRevealed { .. } => "keys_revealed",
+        _ => "other",
+    }
+}
+
 impl EngineEvents for Metrics {
     fn on_event(&self, event: &EngineEvent) {
         let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -97,7 +113,7 @@ impl EngineEvents for Metrics {
             EngineEvent::Agent(agent) => {
                 *counts
                     .agent_actions
-                    .entry(format!("{:?}", agent.action).to_lowercase())
+                    .entry(action_name(&agent.action).to_string())
                     .or_default() += 1;
             }
             EngineEvent::Rated { score, .. } => {
@@ -232,5 +248,45 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_core::events::AgentEvent;
+
+    #[test]
+    fn agent_actions_are_counted_by_kind_without_the_order_or_ticket_they_name() {
+        let metrics = Metrics::default();
+        for action in [
+            AgentAction::KeysRevealed {
+                order: "20241123000017".into(),
+            },
+            AgentAction::TicketUpdated {
+                number: "T20261123000001".into(),
+                status: "resolved".into(),
+            },
+            AgentAction::KeysRevealed {
+                order: "20241123000018".into(),
+            },
+        ] {
+            metrics.on_event(&EngineEvent::Agent(AgentEvent {
+                agent: "amy".into(),
+                conversation: None,
+                action,
+            }));
+        }
+        let text = metrics.render(&Gauges::default());
+        assert!(
+            text.contains("kefu_agent_actions_total{action=\"keys_revealed\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kefu_agent_actions_total{action=\"ticket_updated\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("2024112300001"), "{text}");
+        assert!(!text.contains("T2026"), "{text}");
     }
 }
