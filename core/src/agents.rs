@@ -369,12 +369,15 @@ impl Agents {
                 let said = change(conversation);
                 let lines = said
                     .iter()
-                    .map(|(text, kind, _)| {
+                    .map(|(text, kind, buttons)| {
                         let speaker = match kind {
                             OutboundKind::AgentMessage => Speaker::Agent,
                             _ => Speaker::Bot,
                         };
-                        line(speaker, text, *kind)
+                        TranscriptLine {
+                            quick_replies: buttons.clone(),
+                            ..line(speaker, text, *kind)
+                        }
                     })
                     .collect();
                 let outbox = said
@@ -416,5 +419,6 @@ fn line(speaker: Speaker, text: &str, kind: OutboundKind) -> TranscriptLine {
         confidence: None,
         entry: None,
         kind: Some(kind),
+        quick_replies: Vec::new(),
     }
 }

@@ -1,7 +1,7 @@
 //! A conversation's state and transcript.
 
 use crate::locale::Locale;
-use crate::message::{ConversationKey, OutboundKind};
+use crate::message::{ConversationKey, OutboundKind, QuickReply};
 use crate::{Decision, Priority};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -155,6 +155,9 @@ pub struct TranscriptLine {
     pub entry: Option<String>,
     /// For bot lines: what kind of reply it was.
     pub kind: Option<OutboundKind>,
+    /// For bot lines: the buttons offered with it (so a page reloaded shows them again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<QuickReply>,
 }
 
 /// Why a conversation went to a person.

@@ -265,6 +265,30 @@ impl Engine {
         Ok(self.store.transcript(key).await?)
     }
 
+    /// What the bot answered to message `message_id` of the conversation, as the transcript
+    /// recorded it (card keys masked), with its buttons: how a channel answers a retried
+    /// message, which [`Engine::handle`] ignores as already handled. Empty when the message
+    /// is unknown or had no answer from the bot.
+    pub async fn replies_to(
+        &self,
+        key: &ConversationKey,
+        message_id: &str,
+    ) -> Result<Vec<Outbound>, EngineError> {
+        let lines = self.store.transcript(key).await?;
+        Ok(lines
+            .into_iter()
+            .skip_while(|l| l.message_id.as_deref() != Some(message_id))
+            .skip(1)
+            .take_while(|l| l.speaker == crate::conversation::Speaker::Bot)
+            .map(|l| Outbound {
+                conversation: key.clone(),
+                text: l.text,
+                quick_replies: l.quick_replies,
+                kind: l.kind.unwrap_or(OutboundKind::Answer),
+            })
+            .collect())
+    }
+
     /// The conversation's current state.
     pub async fn conversation(
         &self,

@@ -100,6 +100,7 @@ pub mod flows;
 pub mod handoff;
 pub mod hours;
 pub mod knowledge;
+pub mod limit;
 pub mod locale;
 pub mod message;
 pub mod orders;

@@ -192,6 +192,7 @@ pub async fn write(store: &dyn ConversationStore, id: &str, texts: &[&str]) {
             confidence: None,
             entry: None,
             kind: Some(OutboundKind::AgentMessage),
+            quick_replies: Vec::new(),
         };
         let mut commit = TurnCommit::new(conversation, None, vec![line]);
         commit.outbox = vec![message(id, text)];

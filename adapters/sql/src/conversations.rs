@@ -16,7 +16,10 @@ pub struct SqlConversations {
 }
 
 const LINE_COLUMNS: &str =
-    "channel, conversation_id, at, speaker, message_id, text, decision, confidence, entry, kind";
+    "channel, conversation_id, at, speaker, message_id, text, decision, confidence, entry, kind, quick_replies";
+
+/// The columns each transcript line binds after channel and conversation id.
+const LINE_PARAMS: usize = 9;
 
 impl SqlConversations {
     pub(crate) fn new(db: Database) -> Self {
@@ -253,6 +256,7 @@ impl ConversationStore for SqlConversations {
                     let kind: Option<String> = row.try_get("kind").map_err(fail)?;
                     let at: i64 = row.try_get("at").map_err(fail)?;
                     let confidence: Option<f64> = row.try_get("confidence").map_err(fail)?;
+                    let buttons: Option<String> = row.try_get("quick_replies").map_err(fail)?;
                     Ok(TranscriptLine {
                         at: at.max(0) as u64,
                         speaker: enum_from(&speaker, "speaker")?,
@@ -262,6 +266,11 @@ impl ConversationStore for SqlConversations {
                         confidence: confidence.map(|c| c as f32),
                         entry: row.try_get("entry").map_err(fail)?,
                         kind: kind.map(|k| enum_from(&k, "kind")).transpose()?,
+                        // Unreadable buttons (a row written by hand) are left out, not fatal:
+                        // the line itself is what matters.
+                        quick_replies: buttons
+                            .and_then(|b| serde_json::from_str(&b).ok())
+                            .unwrap_or_default(),
                     })
                 })
                 .collect()
@@ -303,11 +312,13 @@ impl<'a> ConversationRow<'a> {
 }
 
 /// `INSERT INTO transcript_lines` for `count` lines: channel and conversation id are `$1` and
-/// `$2`, each line's other eight columns follow from `$first` on, as [`bind_lines`] binds them.
+/// `$2`, each line's other [`LINE_PARAMS`] columns follow from `$first` on, as [`bind_lines`] binds them.
 fn insert_lines_sql(count: usize, first: usize) -> String {
     let rows: Vec<String> = (0..count)
         .map(|i| {
-            let params: Vec<String> = (0..8).map(|k| format!("${}", first + i * 8 + k)).collect();
+            let params: Vec<String> = (0..LINE_PARAMS)
+                .map(|k| format!("${}", first + i * LINE_PARAMS + k))
+                .collect();
             format!("($1, $2, {})", params.join(", "))
         })
         .collect();
@@ -317,7 +328,16 @@ fn insert_lines_sql(count: usize, first: usize) -> String {
     )
 }
 
-/// Binds the eight per-line columns of [`insert_lines_sql`], line after line.
+/// The buttons of a line as stored: a JSON array, or NULL for none.
+fn quick_replies_json(buttons: &[kefu_core::QuickReply]) -> Option<String> {
+    if buttons.is_empty() {
+        None
+    } else {
+        serde_json::to_string(buttons).ok()
+    }
+}
+
+/// Binds the [`LINE_PARAMS`] per-line columns of [`insert_lines_sql`], line after line.
 fn bind_lines<'q, DB: sqlx::Database>(
     mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     lines: &'q [TranscriptLine],
@@ -339,7 +359,8 @@ where
             .bind(line.decision.as_ref().map(enum_text))
             .bind(line.confidence.map(f64::from))
             .bind(line.entry.as_deref())
-            .bind(line.kind.as_ref().map(enum_text));
+            .bind(line.kind.as_ref().map(enum_text))
+            .bind(quick_replies_json(&line.quick_replies));
     }
     query
 }
@@ -383,7 +404,7 @@ async fn commit_sqlite(
     if !turn.outbox.is_empty() {
         sql.push_str(&crate::outbox::insert_sql(
             turn.outbox.len(),
-            13 + 8 * turn.lines.len(),
+            13 + LINE_PARAMS * turn.lines.len(),
             11,
         ));
         sql.push_str("; ");
@@ -528,8 +549,8 @@ mod tests {
             insert_lines_sql(2, 3),
             format!(
                 "INSERT INTO transcript_lines ({LINE_COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), \
-                 ($1, $2, $11, $12, $13, $14, $15, $16, $17, $18)"
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11), \
+                 ($1, $2, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
             )
         );
     }

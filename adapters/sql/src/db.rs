@@ -16,7 +16,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The newest schema version this build knows (the number of its last migration).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Why a database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,10 @@ pub struct Database {
     pub(crate) locks: KeyedLocks,
     /// When this process last dropped attempts older than any window (ms since the epoch).
     pub(crate) attempts_pruned: Arc<std::sync::atomic::AtomicU64>,
+    /// SQLite's signals between this process's listeners, by topic (see [`crate::Signal`]).
+    pub(crate) signals: Arc<
+        std::sync::Mutex<std::collections::HashMap<String, tokio::sync::broadcast::Sender<String>>>,
+    >,
 }
 
 /// Runs the same reading code on either pool: inside, `$pool` is a `&SqlitePool` or a
@@ -355,6 +359,7 @@ impl Database {
                 .then(|| Arc::new(TurnCache::new(options.conversation_cache))),
             locks: KeyedLocks::new(),
             attempts_pruned: Arc::default(),
+            signals: Arc::default(),
         };
         db.migrate().await?;
         Ok(db)
@@ -437,6 +442,7 @@ impl Database {
             turns: None,
             locks: KeyedLocks::new(),
             attempts_pruned: Arc::default(),
+            signals: Arc::default(),
         };
         db.migrate().await?;
         Ok(db)

@@ -55,6 +55,7 @@ mod db;
 mod orders;
 mod outbox;
 mod queue;
+mod signals;
 mod tickets;
 
 pub use attempts::SqlAttempts;
@@ -67,4 +68,5 @@ pub use orders::{
 };
 pub use outbox::SqlOutbox;
 pub use queue::SqlQueue;
+pub use signals::Signal;
 pub use tickets::SqlTickets;

@@ -12,7 +12,6 @@
 //! The recipe, with a worked example, curl commands and the JSON schema, is docs/webhook.md.
 
 pub mod channel;
-pub mod limit;
 pub mod server;
 pub mod signing;
 

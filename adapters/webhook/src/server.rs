@@ -1,6 +1,5 @@
 //! The webhook endpoint: `POST /v1/webhook`, a signed JSON message in, the bot's replies out.
 
-use crate::limit::RateLimiter;
 use crate::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::CHANNEL;
 use axum::body::Bytes;
@@ -10,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use kefu_core::conversation::Speaker;
+use kefu_core::limit::RateLimiter;
 use kefu_core::{ConversationKey, Engine, EngineError, Inbound, Locale, Outbound, QuickReply};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -322,9 +321,12 @@ async fn receive(
     inbound.private = message.private;
     inbound.locale = message.locale.as_deref().and_then(locale);
     let replies = match hook.engine.handle(inbound).await {
-        Ok(replies) if replies.is_empty() => {
-            replies_already_given(&hook.engine, &key, &message.id).await
-        }
+        Ok(replies) if replies.is_empty() => hook
+            .engine
+            .replies_to(&key, &message.id)
+            .await
+            .map(|r| r.iter().map(ReplyOut::from).collect())
+            .unwrap_or_default(),
         Ok(replies) => replies.iter().map(ReplyOut::from).collect(),
         Err(e) => return unavailable(&hook, e),
     };
@@ -383,29 +385,6 @@ fn locale(tag: &str) -> Option<Locale> {
     } else {
         None
     }
-}
-
-/// The bot's replies to a message handled before (a retry of a request whose answer was
-/// lost): what the transcript recorded after it (card keys masked), if anything.
-async fn replies_already_given(
-    engine: &Engine,
-    key: &ConversationKey,
-    message_id: &str,
-) -> Vec<ReplyOut> {
-    let Ok(lines) = engine.transcript(key).await else {
-        return Vec::new();
-    };
-    lines
-        .iter()
-        .skip_while(|l| l.message_id.as_deref() != Some(message_id))
-        .skip(1)
-        .take_while(|l| l.speaker == Speaker::Bot)
-        .map(|l| ReplyOut {
-            text: l.text.clone(),
-            kind: l.kind.unwrap_or(kefu_core::OutboundKind::Answer),
-            quick_replies: Vec::new(),
-        })
-        .collect()
 }
 
 fn unavailable(hook: &Webhook, error: EngineError) -> Response {

@@ -52,6 +52,7 @@ impl Engine {
             confidence: None,
             entry: None,
             kind: Some(kind),
+            quick_replies: buttons.clone(),
         });
         turn.out.push(Outbound {
             conversation: turn.conversation.key.clone(),

@@ -151,6 +151,7 @@ impl Engine {
                 confidence: None,
                 entry: None,
                 kind: None,
+                quick_replies: Vec::new(),
             }],
             private: message.private,
             message_id: message.message_id.clone(),

@@ -69,6 +69,11 @@ pub fn line(speaker: Speaker, text: &str) -> TranscriptLine {
         confidence: (speaker == Speaker::Customer).then_some(0.375),
         entry: (speaker == Speaker::Customer).then(|| "order.card_key_lookup".to_string()),
         kind: (speaker == Speaker::Bot).then_some(OutboundKind::Question),
+        quick_replies: if speaker == Speaker::Bot {
+            vec![crate::QuickReply::new("是 Yes", "yes")]
+        } else {
+            Vec::new()
+        },
     }
 }
 

@@ -1,4 +1,4 @@
-//! Per-key rate limits (GCRA): `per_minute` requests a minute on average, `burst` at once.
+//! Per-key rate limits for channels' endpoints (GCRA): `per_minute` requests a minute on average, `burst` at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
