@@ -18,6 +18,7 @@ macro_rules! out {
 
 mod chat;
 mod commands;
+mod loadtest;
 mod model;
 mod orders;
 mod outbox;
@@ -46,7 +47,7 @@ enum Command {
     Ask(commands::AskArgs),
     /// Chat with the bot in the terminal (or over standard input, for scripts).
     Chat(chat::ChatArgs),
-    /// Run the bot as a service: the webhook, health checks and metrics over HTTP.
+    /// Run the bot as a service: the web chat, the webhook, health checks and metrics over HTTP.
     Serve(serve::ServeArgs),
     /// Work with FAQ files.
     #[command(subcommand)]
@@ -63,6 +64,9 @@ enum Command {
     /// letters, sending them again.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Many customers at once against a running kefu serve on this machine (web chat):
+    /// messages/s, turn latency percentiles, errors.
+    Loadtest(loadtest::LoadtestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
         Command::Outbox(OutboxCommand::Status) => outbox::status(&config),
         Command::Outbox(OutboxCommand::Dead(args)) => outbox::dead(&config, args),
         Command::Outbox(OutboxCommand::Resend(args)) => outbox::resend(&config, args),
+        Command::Loadtest(args) => loadtest::loadtest(args),
     });
     match result {
         Ok(code) => code,

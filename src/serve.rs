@@ -43,6 +43,9 @@ pub fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
             })?;
         let at = listener.local_addr()?;
         println!("kefu is serving on http://{at}");
+        if config.channels.web.enabled {
+            println!("  web chat: open http://{at}/chat in a browser");
+        }
         println!("  health:  http://{at}/healthz  readiness: http://{at}/readyz  metrics: http://{at}/metrics");
         if config.channels.webhook.is_some() {
             println!("  webhook: POST http://{at}/v1/webhook (docs/webhook.md)");

@@ -44,6 +44,11 @@
 //!   listen: 127.0.0.1:8080   # 0.0.0.0:8080 to listen on every interface
 //!   max_body_bytes: 65536    # larger requests get 413
 //! channels:
+//!   web:                     # the customers' web chat at /chat (kefu serve)
+//!     enabled: true
+//!     per_ip_per_minute: 600            # pages, messages and streams from one address; 0: no limit
+//!     per_conversation_per_minute: 20   # messages in one conversation; 0: no limit
+//!     secure_cookie: false              # true when served over HTTPS (behind a proxy)
 //!   webhook:                 # the generic signed webhook (docs/webhook.md); off when absent
 //!     secret_env: KEFU_WEBHOOK_SECRET   # or `secret: ...` in the file, exactly one of the two
 //!     callback_url: https://shop.example.com/kefu/callback  # later messages; https
@@ -118,8 +123,36 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelsConfig {
+    /// The customers' web chat at `/chat`.
+    pub web: WebChatConfig,
     /// The generic signed webhook (docs/webhook.md); off when absent.
     pub webhook: Option<WebhookConfig>,
+}
+
+/// The `channels.web` section: the customers' web chat. Its cookies are signed with a key
+/// kefu makes once and keeps in the database, shared by every process on it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebChatConfig {
+    /// Whether `kefu serve` serves `/chat`.
+    pub enabled: bool,
+    /// Requests a minute from one address — pages, messages and event streams (0: no limit).
+    pub per_ip_per_minute: u32,
+    /// Messages a minute in one conversation (0: no limit).
+    pub per_conversation_per_minute: u32,
+    /// Marks the cookie `Secure`: set it when customers reach the chat over HTTPS.
+    pub secure_cookie: bool,
+}
+
+impl Default for WebChatConfig {
+    fn default() -> Self {
+        WebChatConfig {
+            enabled: true,
+            per_ip_per_minute: 600,
+            per_conversation_per_minute: 20,
+            secure_cookie: false,
+        }
+    }
 }
 
 /// The `channels.webhook` section.

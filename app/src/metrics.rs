@@ -46,6 +46,10 @@ pub struct Gauges {
     pub outbox_dead: u64,
     /// Webhook requests refused, by cause.
     pub webhook_rejections: Vec<(&'static str, u64)>,
+    /// Web chat requests refused, by cause.
+    pub web_rejections: Vec<(&'static str, u64)>,
+    /// Conversations with a web chat page open on this process (none: no web chat).
+    pub web_pages: Option<u64>,
 }
 
 /// A label value as a Prometheus string: quotes, backslashes and newlines escaped.
@@ -246,6 +250,24 @@ impl Metrics {
                 out,
                 "kefu_webhook_rejections_total{{cause=\"{cause}\"}} {n}"
             );
+        }
+        if let Some(pages) = gauges.web_pages {
+            family(
+                &mut out,
+                "kefu_web_pages_open",
+                "gauge",
+                "Conversations with a web chat page open on this process.",
+            );
+            let _ = writeln!(out, "kefu_web_pages_open {pages}");
+            family(
+                &mut out,
+                "kefu_web_rejections_total",
+                "counter",
+                "Web chat requests refused, by cause.",
+            );
+            for (cause, n) in &gauges.web_rejections {
+                let _ = writeln!(out, "kefu_web_rejections_total{{cause=\"{cause}\"}} {n}");
+            }
         }
         out
     }

@@ -1,5 +1,6 @@
-//! `kefu serve`: the bot as a service — the channels' endpoints, `/healthz`, `/readyz` and
-//! `/metrics` on one axum router, the outbox worker beside it, and a graceful shutdown.
+//! `kefu serve`: the bot as a service — the customers' web chat (`/chat`), the signed
+//! webhook, `/healthz`, `/readyz` and `/metrics` on one axum router, the outbox worker beside
+//! it, and a graceful shutdown.
 
 use crate::config::Config;
 use crate::App;
@@ -10,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use kefu_core::ConversationKey;
+use kefu_sql::Signal;
+use kefu_web::cookie::CookieKey;
+use kefu_web::{WebChat, WebChatSettings};
 use kefu_webhook::{Webhook, WebhookChannel, WebhookSettings};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +23,71 @@ use std::sync::Arc;
 struct Shared {
     app: App,
     webhook: Option<Arc<Webhook>>,
+    web: Option<Arc<WebChat>>,
+}
+
+/// The name of the web chat's cookie key in the database's settings.
+const WEB_KEY_SETTING: &str = "web.cookie_key";
+
+/// Builds the web chat of `config` on `app`'s engine, with its cookie key from the database
+/// (made by the first process that needs it); on PostgreSQL, with the other processes told of
+/// every change through the database's signals, and told by them.
+async fn web_chat(app: &App, config: &Config) -> anyhow::Result<Arc<WebChat>> {
+    let section = &config.channels.web;
+    let key = app
+        .db
+        .setting_or_insert(WEB_KEY_SETTING, &kefu_web::cookie::random_hex(32))
+        .await
+        .context("cannot read or make the web chat's cookie key in the database")?;
+    let settings = WebChatSettings {
+        key: CookieKey::new(key.into_bytes()),
+        max_body_bytes: config.server.max_body_bytes,
+        per_ip_per_minute: section.per_ip_per_minute,
+        per_conversation_per_minute: section.per_conversation_per_minute,
+        secure_cookie: section.secure_cookie,
+        default_locale: config.engine_config().default_locale,
+    };
+    if app.db.backend() == kefu_sql::Backend::Sqlite {
+        // One process has the database: nobody else to tell.
+        return Ok(WebChat::new(app.engine.clone(), settings));
+    }
+    let mut heard = app
+        .db
+        .listen(WEB_TOPIC)
+        .await
+        .context("cannot listen for the other kefu processes on the database")?;
+    let chat = WebChat::with_peers(
+        app.engine.clone(),
+        settings,
+        Arc::new(DatabasePeers(app.db.clone())),
+    );
+    let weak = Arc::downgrade(&chat);
+    tokio::spawn(async move {
+        while let Some(signal) = heard.recv().await {
+            let Some(chat) = weak.upgrade() else { return };
+            match signal {
+                Signal::Payload(id) => chat.changed_here(&id),
+                Signal::Everything => chat.everything_changed_here(),
+            }
+        }
+    });
+    Ok(chat)
+}
+
+/// The database topic web-chat changes are announced on.
+const WEB_TOPIC: &str = "web";
+
+/// The other processes on the database, told through its signals.
+struct DatabasePeers(kefu_sql::Database);
+
+#[async_trait::async_trait]
+impl kefu_web::Peers for DatabasePeers {
+    async fn announce(&self, id: &str) {
+        if let Err(e) = self.0.announce(WEB_TOPIC, id).await {
+            // The page on another process sees the change on its next reconnect or change.
+            tracing::warn!(error = %e, "cannot tell the other processes of a web chat change");
+        }
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes: then stops accepting, lets the
@@ -48,6 +117,13 @@ pub async fn run(
             },
         ));
     }
+    let web = if config.channels.web.enabled {
+        let chat = web_chat(&app, config).await?;
+        app = app.with_channel(chat.channel());
+        Some(chat)
+    } else {
+        None
+    };
     let worker = app.outbox_worker();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let worker = tokio::spawn(async move {
@@ -60,6 +136,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         app,
         webhook: webhook.clone(),
+        web: web.clone(),
     });
     let mut router: Router = Router::new()
         .route("/healthz", get(healthz))
@@ -69,6 +146,20 @@ pub async fn run(
     if let Some(webhook) = &webhook {
         router = router.merge(webhook.router());
     }
+    if let Some(web) = &web {
+        router = router
+            .merge(web.router())
+            .route("/", get(|| async { axum::response::Redirect::to("/chat") }));
+    }
+    // Open pages' event streams end when the server stops, so the graceful shutdown is not
+    // held up by them (their browsers reconnect to another process, or on restart).
+    let closing = web.clone();
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(web) = closing {
+            web.close();
+        }
+    };
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -138,6 +229,15 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
             gauges.outbox_dead = counts.dead;
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox"),
+    }
+    if let Some(web) = &shared.web {
+        gauges.web_pages = Some(web.watched() as u64);
+        gauges.web_rejections = web
+            .refusals()
+            .snapshot()
+            .into_iter()
+            .map(|(cause, n)| (cause.as_str(), n))
+            .collect();
     }
     if let Some(webhook) = &shared.webhook {
         gauges.webhook_rejections = webhook
