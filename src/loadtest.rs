@@ -208,10 +208,12 @@ pub fn loadtest(args: LoadtestArgs) -> anyhow::Result<ExitCode> {
                 stop.store(true, Ordering::Relaxed);
             });
         }
-        println!(
-            "{} conversations × {} messages against {base} (web chat)…",
-            args.conversations, args.messages
-        );
+        if args.conversations > 0 {
+            println!(
+                "{} conversations × {} messages against {base} (web chat)…",
+                args.conversations, args.messages
+            );
+        }
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(args.conversations);
         for number in 0..args.conversations {
@@ -234,30 +236,8 @@ pub fn loadtest(args: LoadtestArgs) -> anyhow::Result<ExitCode> {
         }
         let elapsed = started.elapsed();
         latencies.sort();
-        println!(
-            "messages: {} answered, {} errors in {:.1} s — {:.0} messages/s",
-            latencies.len(),
-            errors.len(),
-            elapsed.as_secs_f64(),
-            latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9)
-        );
-        println!(
-            "turn latency: p50 {}  p90 {}  p99 {}  max {}",
-            ms(percentile(&latencies, 50.0)),
-            ms(percentile(&latencies, 90.0)),
-            ms(percentile(&latencies, 99.0)),
-            ms(latencies.last().copied().unwrap_or_default()),
-        );
-        if !errors.is_empty() {
-            errors.sort();
-            errors.dedup();
-            println!("errors (kinds): {}", errors.join("; "));
-            if errors.iter().any(|e| e.contains("429")) {
-                println!(
-                    "hint: the server's rate limits refused messages; run it with \
-                     channels.web.per_ip_per_minute and per_conversation_per_minute set to 0"
-                );
-            }
+        if args.conversations > 0 {
+            report(&latencies, &errors, elapsed);
         }
         if args.open > 0 {
             hold(&base, args.open, args.hold_seconds).await;
@@ -268,6 +248,36 @@ pub fn loadtest(args: LoadtestArgs) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         })
     })
+}
+
+/// Prints what the load measured.
+fn report(latencies: &[Duration], errors: &[String], elapsed: Duration) {
+    println!(
+        "messages: {} answered, {} errors in {:.1} s — {:.0} messages/s",
+        latencies.len(),
+        errors.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "turn latency: p50 {}  p90 {}  p99 {}  max {}",
+        ms(percentile(latencies, 50.0)),
+        ms(percentile(latencies, 90.0)),
+        ms(percentile(latencies, 99.0)),
+        ms(latencies.last().copied().unwrap_or_default()),
+    );
+    if !errors.is_empty() {
+        let mut kinds = errors.to_vec();
+        kinds.sort();
+        kinds.dedup();
+        println!("errors (kinds): {}", kinds.join("; "));
+        if errors.iter().any(|e| e.contains("429")) {
+            println!(
+                "hint: the server's rate limits refused messages; run it with \
+                 channels.web.per_ip_per_minute and per_conversation_per_minute set to 0"
+            );
+        }
+    }
 }
 
 /// Opens `count` conversations, each with its page's event stream, and holds them.

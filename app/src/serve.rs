@@ -323,7 +323,28 @@ mod tests {
         );
         assert!(metrics.contains("kefu_outbox_dead 0"), "{metrics}");
 
+        // A customer's web chat page is open (its event stream): stopping does not wait for it.
+        let page = get("/chat").await.unwrap();
+        assert_eq!(page.status(), 200);
+        let cookie = page.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let mut stream = http
+            .get(format!("{base}/chat/events"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
+        let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("kefu_web_pages_open 1"), "{metrics}");
+        assert_eq!(
+            get("/").await.unwrap().url().path(),
+            "/chat",
+            "/ leads to the chat"
+        );
+
         stop.send(()).unwrap();
+        while let Ok(Some(_)) = stream.chunk().await {}
         server.await.unwrap().unwrap();
         assert!(get("/healthz").await.is_err(), "no longer listening");
     }
