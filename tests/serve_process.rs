@@ -1,10 +1,11 @@
 //! `kefu serve` as an operator runs it: it prints where it listens, answers health checks
 //! and signed webhook messages, and stops cleanly on SIGTERM with what it answered stored.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod running;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One HTTP/1.1 request over a plain socket: the status code and the body.
 fn http(addr: &str, request: &str) -> (u16, String) {
@@ -40,22 +41,11 @@ fn kefu_serve_answers_then_stops_on_sigterm_keeping_what_it_answered() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TEST_WEBHOOK_SECRET", "s3cret")
-        .env_remove("KEFU_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kefu serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("a first line").unwrap();
-    let addr = first
-        .strip_prefix("kefu is serving on http://")
-        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
-        .to_string();
+    let (mut server, addr) = running::serve_with_env(
+        dir.path(),
+        Some(&config),
+        &[("TEST_WEBHOOK_SECRET", "s3cret")],
+    );
 
     let (status, body) = http(
         &addr,
@@ -78,22 +68,8 @@ fn kefu_serve_answers_then_stops_on_sigterm_keeping_what_it_answered() {
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("退款"), "{answer}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kefu serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    server.terminate();
+    let status = server.wait_exit(20);
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(&addr).is_err(), "still listening");
 

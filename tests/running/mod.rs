@@ -47,8 +47,18 @@ impl Running {
 /// `kefu serve --listen 127.0.0.1:0` in `dir`, with `config` if given (else the embedded
 /// defaults: SQLite in `dir/data`); the server and its address (`127.0.0.1:PORT`).
 pub fn serve(dir: &Path, config: Option<&Path>) -> (Running, String) {
+    serve_with_env(dir, config, &[])
+}
+
+/// [`serve`] with environment variables set (secrets named by `secret_env`).
+pub fn serve_with_env(
+    dir: &Path,
+    config: Option<&Path>,
+    env: &[(&str, &str)],
+) -> (Running, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kefu"));
     command.current_dir(dir);
+    command.envs(env.iter().copied());
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }

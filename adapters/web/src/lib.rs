@@ -575,8 +575,13 @@ async fn show(
     response
 }
 
-/// Reads a body within the limit.
-fn body_within(chat: &WebChat, body: Result<Bytes, BytesRejection>) -> Result<Bytes, Refused> {
+/// A post's body, if its address is within its rate and the body within the size limit.
+fn body_within(
+    chat: &WebChat,
+    peer: &SocketAddr,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Refused> {
+    chat.check_ip(peer)?;
     let too_large = || {
         chat.refuse(
             Refusal::TooLarge,
@@ -626,10 +631,7 @@ async fn post_message(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(refused) = chat.check_ip(&peer) {
-        return *refused;
-    }
-    let body = match body_within(&chat, body) {
+    let body = match body_within(&chat, &peer, body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };
@@ -661,10 +663,7 @@ async fn post_form(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(refused) = chat.check_ip(&peer) {
-        return *refused;
-    }
-    let body = match body_within(&chat, body) {
+    let body = match body_within(&chat, &peer, body) {
         Ok(body) => body,
         Err(refused) => return *refused,
     };

@@ -61,6 +61,17 @@ async fn open(http: &reqwest::Client, base: &str) -> (String, String) {
     (csrf(&page.text().await.unwrap()), id)
 }
 
+/// The chat page as `http` sees it.
+async fn page_of(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/chat"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The CSRF token in a page.
 fn csrf(page: &str) -> String {
     let start = page.find("data-csrf=\"").unwrap() + "data-csrf=\"".len();
@@ -130,14 +141,7 @@ async fn a_customer_asks_and_the_page_keeps_the_conversation_across_reloads() {
     assert!(reload.contains(r#"data-next="2""#), "{reload}");
 
     // Another browser has its own conversation.
-    let other = browser()
-        .get(format!("{}/chat", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other = page_of(&browser(), &s.base).await;
     assert!(!other.contains("what are your hours?"));
     assert!(
         other.contains(r#"<html lang="zh-CN">"#),
@@ -149,14 +153,7 @@ async fn a_customer_asks_and_the_page_keeps_the_conversation_across_reloads() {
 async fn buttons_come_with_replies_and_survive_a_reload() {
     let s = server(0).await;
     let http = browser();
-    let page = http
-        .get(format!("{}/chat", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&http, &s.base).await;
     let token = csrf(&page);
     let answer: serde_json::Value = say(&http, &s.base, &token, "m1", "asdfgh qwerty")
         .await
@@ -174,14 +171,7 @@ async fn buttons_come_with_replies_and_survive_a_reload() {
         "a reply the bot is unsure of offers a person: {answer}"
     );
     let label = buttons[0]["label"].as_str().unwrap();
-    let reload = http
-        .get(format!("{}/chat", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let reload = page_of(&http, &s.base).await;
     assert!(
         reload.contains(&format!(">{}</button>", page::escape(label))),
         "{reload}"
@@ -195,24 +185,10 @@ async fn posts_without_the_cookie_or_token_or_within_limits_are_refused() {
     // No cookie yet.
     let refused = say(&http, &s.base, "00", "m1", "hi").await;
     assert_eq!(refused.status(), 403);
-    let page = http
-        .get(format!("{}/chat", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_of(&http, &s.base).await;
     let token = csrf(&page);
     // A wrong token (a page of another conversation, a forged form).
-    let other_page = browser()
-        .get(format!("{}/chat", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other_page = page_of(&browser(), &s.base).await;
     assert_eq!(
         say(&http, &s.base, &csrf(&other_page), "m1", "hi")
             .await
