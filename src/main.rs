@@ -16,6 +16,7 @@ macro_rules! out {
     }};
 }
 
+mod agents;
 mod chat;
 mod commands;
 mod loadtest;
@@ -64,9 +65,26 @@ enum Command {
     /// letters, sending them again.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// The people who answer customers: accounts with a role and a password.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Many customers at once against a running kefu serve on this machine (web chat):
     /// messages/s, turn latency percentiles, errors.
     Loadtest(loadtest::LoadtestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCommand {
+    /// Add an account; its password is read from standard input.
+    Add(agents::AddArgs),
+    /// List the accounts.
+    List,
+    /// Set a new password, read from standard input.
+    Password(agents::NameArgs),
+    /// Disable an account: it cannot log in and its sessions end.
+    Disable(agents::NameArgs),
+    /// Enable a disabled account again.
+    Enable(agents::NameArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +150,11 @@ fn main() -> ExitCode {
         Command::Outbox(OutboxCommand::Dead(args)) => outbox::dead(&config, args),
         Command::Outbox(OutboxCommand::Resend(args)) => outbox::resend(&config, args),
         Command::Loadtest(args) => loadtest::loadtest(args),
+        Command::Agents(AgentsCommand::Add(args)) => agents::add(&config, args),
+        Command::Agents(AgentsCommand::List) => agents::list(&config),
+        Command::Agents(AgentsCommand::Password(args)) => agents::password(&config, args),
+        Command::Agents(AgentsCommand::Disable(args)) => agents::set_disabled(&config, args, true),
+        Command::Agents(AgentsCommand::Enable(args)) => agents::set_disabled(&config, args, false),
     });
     match result {
         Ok(code) => code,

@@ -16,7 +16,7 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The newest schema version this build knows (the number of its last migration).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Why a database could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -556,6 +556,11 @@ impl Database {
     /// write it).
     pub fn outbox(&self) -> crate::SqlOutbox {
         crate::SqlOutbox::new(self.clone())
+    }
+
+    /// The people who answer customers: accounts and console sessions.
+    pub fn accounts(&self) -> crate::SqlAccounts {
+        crate::SqlAccounts::new(self.clone())
     }
 
     /// Limited attempts (ownership proofs, card-key views), counted in this database.

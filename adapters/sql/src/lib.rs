@@ -47,6 +47,7 @@
 //! correctness: the database refuses a duplicate message id by its key and a stale version by
 //! a trigger, and the engine then runs the turn again from the stored state.
 
+mod accounts;
 mod attempts;
 mod audit;
 mod cache;
@@ -58,6 +59,7 @@ mod queue;
 mod signals;
 mod tickets;
 
+pub use accounts::{Account, AccountError, Role, SqlAccounts, MIN_PASSWORD_CHARS};
 pub use attempts::SqlAttempts;
 pub use audit::SqlAudit;
 pub use conversations::SqlConversations;

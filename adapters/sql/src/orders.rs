@@ -112,7 +112,7 @@ pub fn password_params() -> argon2::Params {
     argon2::Params::new(19 * 1024, 2, 1, None).expect("valid Argon2 parameters")
 }
 
-fn argon2() -> argon2::Argon2<'static> {
+pub(crate) fn argon2() -> argon2::Argon2<'static> {
     argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
@@ -131,12 +131,12 @@ fn password_input(order: &str, password: &str) -> Vec<u8> {
 }
 
 /// Spends an Argon2 check's time on nothing.
-fn dummy_check(input: &[u8]) {
+pub(crate) fn dummy_check(input: &[u8]) {
     let mut out = [0u8; 32];
     let _ = argon2().hash_password_into(input, b"kefu-no-such-order", &mut out);
 }
 
-fn rand_salt() -> [u8; 16] {
+pub(crate) fn rand_salt() -> [u8; 16] {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);

@@ -1,0 +1,18 @@
+-- kefu schema version 6 (SQLite): the people who answer customers — their accounts
+-- (kefu agents add) and their log-in sessions for the console.
+
+CREATE TABLE agent_accounts (
+    name          TEXT PRIMARY KEY,           -- what they log in with, and appear as
+    role          TEXT    NOT NULL,           -- agent | admin
+    password_hash TEXT    NOT NULL,           -- Argon2id, PHC string
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE agent_sessions (
+    token_hash TEXT PRIMARY KEY,              -- SHA-256 of the session cookie's token (hex)
+    agent      TEXT    NOT NULL REFERENCES agent_accounts (name),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX agent_sessions_by_agent ON agent_sessions (agent);

@@ -1,0 +1,374 @@
+//! [`SqlAccounts`]: the people who answer customers — accounts with Argon2id password hashes
+//! and roles, and the console's log-in sessions, of which only a SHA-256 of the token is
+//! stored (a copy of the database opens no session).
+
+use crate::db::{millis, on_pool, on_writer, Database};
+use crate::orders::{argon2, dummy_check, rand_salt};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// The longest account name.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Answers customers: the queue, conversations, tickets.
+    Agent,
+    /// An agent who also sees the dashboard and manages the team.
+    Admin,
+}
+
+impl Role {
+    /// Its name in the database and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "agent" => Some(Role::Agent),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An account (never its password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// What they log in with and appear as to colleagues.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// Disabled accounts cannot log in and their sessions are ended.
+    pub disabled: bool,
+    /// When the account was made (ms since the epoch).
+    pub created_at: u64,
+}
+
+/// Why an account could not be made or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The name is empty, too long, or has characters other than letters, digits, `.`, `-`, `_`.
+    #[error(
+        "the name {0:?} is not usable: use 1 to {MAX_NAME_CHARS} letters, digits, '.', '-' or '_'"
+    )]
+    BadName(String),
+    /// The password is too short.
+    #[error("the password is too short: use at least {MIN_PASSWORD_CHARS} characters")]
+    WeakPassword,
+    /// An account of that name exists.
+    #[error("there is already an account named {0:?}")]
+    Exists(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Accounts and sessions in the database.
+#[derive(Clone)]
+pub struct SqlAccounts {
+    db: Database,
+}
+
+fn check_name(name: &str) -> Result<(), AccountError> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_NAME_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::BadName(name.to_string()))
+    }
+}
+
+fn hash_password(password: &str) -> Result<String, AccountError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AccountError::WeakPassword);
+    }
+    let salt = SaltString::encode_b64(&rand_salt()).expect("16 bytes make a valid salt");
+    Ok(argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 hashes any input with valid parameters")
+        .to_string())
+}
+
+fn password_matches(password: &str, stored: Option<&str>) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match stored.map(PasswordHash::new) {
+        Some(Ok(parsed)) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        _ => {
+            // An unknown account costs as much as a wrong password: names are not revealed by
+            // timing.
+            dummy_check(password.as_bytes());
+            false
+        }
+    }
+}
+
+/// The stored form of a session token.
+fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(&rand_salt());
+    bytes[16..].copy_from_slice(&rand_salt());
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SqlAccounts {
+    pub(crate) fn new(db: Database) -> Self {
+        SqlAccounts { db }
+    }
+
+    /// Makes an account.
+    pub async fn add(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+        now: u64,
+    ) -> Result<Account, AccountError> {
+        check_name(name)?;
+        let hash = hash_password(password)?;
+        let inserted = on_writer!(self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO agent_accounts (name, role, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(role.as_str())
+            .bind(&hash)
+            .bind(millis(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 0 {
+            return Err(AccountError::Exists(name.to_string()));
+        }
+        Ok(Account {
+            name: name.to_string(),
+            role,
+            disabled: false,
+            created_at: now,
+        })
+    }
+
+    /// Every account, by name.
+    pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
+        let rows = on_pool!(self.db, |pool| {
+            sqlx::query(
+                "SELECT name, role, CASE WHEN disabled THEN 1 ELSE 0 END AS off, created_at \
+                 FROM agent_accounts ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| {
+                Ok::<_, sqlx::Error>((
+                    row.try_get::<String, _>(0)?,
+                    row.try_get::<String, _>(1)?,
+                    row.try_get::<i32, _>(2)?,
+                    row.try_get::<i64, _>(3)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(name, role, off, at)| Account {
+                name,
+                // An unknown role (written by hand) is the least powerful one.
+                role: Role::parse(&role).unwrap_or(Role::Agent),
+                disabled: off != 0,
+                created_at: at.max(0) as u64,
+            })
+            .collect())
+    }
+
+    /// The account `name`, if there is one.
+    pub async fn get(&self, name: &str) -> Result<Option<Account>, AccountError> {
+        Ok(self.list().await?.into_iter().find(|a| a.name == name))
+    }
+
+    /// Sets a new password. False when there is no such account.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<bool, AccountError> {
+        let hash = hash_password(password)?;
+        let changed = on_writer!(self.db, |pool| {
+            sqlx::query("UPDATE agent_accounts SET password_hash = $1 WHERE name = $2")
+                .bind(&hash)
+                .bind(name)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    /// Disables or enables an account; disabling ends its sessions. False when there is no
+    /// such account.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, AccountError> {
+        let changed = on_writer!(self.db, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query("UPDATE agent_accounts SET disabled = $1 WHERE name = $2")
+                .bind(disabled)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if disabled {
+                sqlx::query("DELETE FROM agent_sessions WHERE agent = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            changed
+        });
+        Ok(changed > 0)
+    }
+
+    /// Checks a log-in: with the right password for an enabled account, a new session of
+    /// `ttl_ms` — its token (for the cookie; only its hash is stored) and the account.
+    /// `None` otherwise, after as long as a wrong password takes.
+    pub async fn log_in(
+        &self,
+        name: &str,
+        password: &str,
+        now: u64,
+        ttl_ms: u64,
+    ) -> Result<Option<(String, Account)>, AccountError> {
+        let stored = on_pool!(self.db, |pool| {
+            sqlx::query(
+                "SELECT password_hash, role FROM agent_accounts WHERE name = $1 AND NOT disabled",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| {
+                Ok::<_, sqlx::Error>((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?))
+            })
+            .transpose()?
+        });
+        let password = password.to_string();
+        let hash = stored.as_ref().map(|(h, _)| h.clone());
+        // Argon2 takes tens of milliseconds of CPU: off the async threads.
+        let matches =
+            tokio::task::spawn_blocking(move || password_matches(&password, hash.as_deref()))
+                .await
+                .unwrap_or(false);
+        let Some((_, role)) = stored.filter(|_| matches) else {
+            return Ok(None);
+        };
+        let token = new_token();
+        on_writer!(self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO agent_sessions (token_hash, agent, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash(&token))
+            .bind(name)
+            .bind(millis(now))
+            .bind(millis(now.saturating_add(ttl_ms)))
+            .execute(pool)
+            .await?;
+        });
+        Ok(Some((
+            token,
+            Account {
+                name: name.to_string(),
+                role: Role::parse(&role).unwrap_or(Role::Agent),
+                disabled: false,
+                created_at: 0,
+            },
+        )))
+    }
+
+    /// The account of a session token, if the session is live and the account enabled.
+    pub async fn session(&self, token: &str, now: u64) -> Result<Option<Account>, AccountError> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let name = on_pool!(self.db, |pool| {
+            sqlx::query(
+                "SELECT s.agent FROM agent_sessions s JOIN agent_accounts a ON a.name = s.agent \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT a.disabled",
+            )
+            .bind(token_hash(token))
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get::<String, _>(0))
+            .transpose()?
+        });
+        match name {
+            Some(name) => self.get(&name).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Ends a session (logging out). False when there was none.
+    pub async fn log_out(&self, token: &str) -> Result<bool, AccountError> {
+        let ended = on_writer!(self.db, |pool| {
+            sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
+                .bind(token_hash(token))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(ended > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_passwords_are_checked() {
+        assert!(check_name("alice").is_ok());
+        assert!(check_name("小王").is_ok());
+        assert!(check_name("a.b-c_d").is_ok());
+        for bad in ["", "a b", "a/b", "<x>", &"x".repeat(MAX_NAME_CHARS + 1)] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(matches!(
+            hash_password("short"),
+            Err(AccountError::WeakPassword)
+        ));
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(password_matches("correct horse battery", Some(&hash)));
+        assert!(!password_matches("correct horse battery!", Some(&hash)));
+        assert!(!password_matches("anything", None));
+        assert!(!password_matches("anything", Some("not a hash")));
+    }
+
+    #[test]
+    fn session_tokens_are_stored_as_sha256() {
+        // printf %s abc | sha256sum
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let (a, b) = (new_token(), new_token());
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,132 @@
+//! `kefu agents`: the people who answer customers — adding them (with a role and a password,
+//! stored as an Argon2id hash), listing them, changing a password, disabling and enabling.
+//! Passwords are read from standard input, never from the command line (where `ps` and the
+//! shell's history would keep them).
+
+use crate::config::Config;
+use anyhow::Context;
+use clap::Args;
+use kefu_sql::{Role, SqlAccounts};
+use std::io::BufRead;
+use std::process::ExitCode;
+
+/// Arguments of `kefu agents add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The name they log in with and appear as (letters, digits, '.', '-', '_').
+    name: String,
+    /// `agent` (the queue, conversations, tickets) or `admin` (also the dashboard and team).
+    #[arg(long, default_value = "agent", value_parser = ["agent", "admin"])]
+    role: String,
+}
+
+/// Arguments naming one account.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The account's name.
+    name: String,
+}
+
+fn open<T>(
+    config: &Config,
+    work: impl AsyncFnOnce(&SqlAccounts) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let db = config.storage.open().await?;
+        let result = work(&db.accounts()).await;
+        db.close().await;
+        result
+    })
+}
+
+/// The password: the first line of standard input (a prompt first on a terminal).
+fn read_password(name: &str) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "password for {name} (at least {} characters), then Enter:",
+            kefu_sql::MIN_PASSWORD_CHARS
+        );
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        anyhow::bail!(
+            "no password on standard input: printf '%s\\n' \"$PASSWORD\" | kefu agents add {name}"
+        );
+    }
+    Ok(password)
+}
+
+fn now() -> u64 {
+    kefu_core::conversation::now_millis()
+}
+
+/// `kefu agents add NAME [--role agent|admin]`.
+pub fn add(config: &Config, args: AddArgs) -> anyhow::Result<ExitCode> {
+    let role = Role::parse(&args.role).unwrap_or(Role::Agent);
+    let password = read_password(&args.name)?;
+    let account = open(config, async |accounts| {
+        Ok(accounts.add(&args.name, role, &password, now()).await?)
+    })?;
+    out!("added {} ({})", account.name, account.role.as_str());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kefu agents list`.
+pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
+    let accounts = open(config, async |accounts| Ok(accounts.list().await?))?;
+    if accounts.is_empty() {
+        out!("no accounts yet: kefu agents add NAME --role admin");
+    }
+    for account in accounts {
+        out!(
+            "{}\t{}{}",
+            account.name,
+            account.role.as_str(),
+            if account.disabled { "\tdisabled" } else { "" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kefu agents password NAME`: a new password from standard input.
+pub fn password(config: &Config, args: NameArgs) -> anyhow::Result<ExitCode> {
+    let password = read_password(&args.name)?;
+    let changed = open(config, async |accounts| {
+        Ok(accounts.set_password(&args.name, &password).await?)
+    })?;
+    done(changed, &args.name, "password changed")
+}
+
+/// `kefu agents disable NAME` / `enable NAME`.
+pub fn set_disabled(config: &Config, args: NameArgs, disabled: bool) -> anyhow::Result<ExitCode> {
+    let changed = open(config, async |accounts| {
+        Ok(accounts.set_disabled(&args.name, disabled).await?)
+    })?;
+    done(
+        changed,
+        &args.name,
+        if disabled {
+            "disabled (its sessions ended)"
+        } else {
+            "enabled"
+        },
+    )
+}
+
+fn done(changed: bool, name: &str, what: &str) -> anyhow::Result<ExitCode> {
+    if !changed {
+        anyhow::bail!("there is no account named {name:?} (kefu agents list)");
+    }
+    out!("{name}: {what}");
+    Ok(ExitCode::SUCCESS)
+}
