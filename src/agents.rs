@@ -31,16 +31,7 @@ fn open<T>(
     config: &Config,
     work: impl AsyncFnOnce(&SqlAccounts) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let db = config.storage.open().await?;
-        let result = work(&db.accounts()).await;
-        db.close().await;
-        result
-    })
+    crate::with_database(config, async |db| work(&db.accounts()).await)
 }
 
 /// The password: the first line of standard input (a prompt first on a terminal).

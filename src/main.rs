@@ -165,6 +165,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `work` on the configured database (opened, and closed after), on a small runtime:
+/// what the operator commands that only read or change the database share.
+fn with_database<T>(
+    config: &config::Config,
+    work: impl AsyncFnOnce(&kefu_sql::Database) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let db = config.storage.open().await?;
+        let result = work(&db).await;
+        db.close().await;
+        result
+    })
+}
+
 /// An error and its causes, each said once: a cause whose words the message already holds
 /// (an I/O error wrapped with its path) is not repeated.
 fn report(e: &anyhow::Error) -> String {

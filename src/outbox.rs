@@ -3,7 +3,6 @@
 //! again once the cause is fixed.
 
 use crate::config::Config;
-use anyhow::Context;
 use clap::Args;
 use kefu_core::{Outbox, OutboxItem, OutboxState};
 use std::process::ExitCode;
@@ -40,17 +39,7 @@ fn open<T>(
     config: &Config,
     work: impl AsyncFnOnce(&dyn Outbox) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let db = config.storage.open().await?;
-        let outbox = db.outbox();
-        let result = work(&outbox).await;
-        db.close().await;
-        result
-    })
+    crate::with_database(config, async |db| work(&db.outbox()).await)
 }
 
 /// `kefu outbox status`: how many messages are in each state.
