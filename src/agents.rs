@@ -1,7 +1,7 @@
 //! `kefu agents`: the people who answer customers — adding them (with a role and a password,
 //! stored as an Argon2id hash), listing them, changing a password, disabling and enabling.
-//! Passwords are read from standard input, never from the command line (where `ps` and the
-//! shell's history would keep them).
+//! Passwords are typed without echo at a terminal or read from standard input, never taken
+//! from the command line (where `ps` and the shell's history would keep them).
 
 use crate::config::Config;
 use anyhow::Context;
@@ -34,21 +34,30 @@ fn open<T>(
     crate::with_database(config, async |db| work(&db.accounts()).await)
 }
 
-/// The password: the first line of standard input (a prompt first on a terminal).
+/// The password: typed at a terminal without echo (twice, to catch typos), or else the first
+/// line of standard input.
 fn read_password(name: &str) -> anyhow::Result<String> {
     use std::io::IsTerminal;
-    if std::io::stdin().is_terminal() {
-        eprintln!(
-            "password for {name} (at least {} characters), then Enter:",
+    let password = if std::io::stdin().is_terminal() {
+        let prompt = format!(
+            "password for {name} (at least {} characters): ",
             kefu_sql::MIN_PASSWORD_CHARS
         );
-    }
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_string();
+        let first = rpassword::prompt_password(prompt).context("cannot read the password")?;
+        let again = rpassword::prompt_password("the same password again: ")
+            .context("cannot read the password")?;
+        if first != again {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
     if password.is_empty() {
         anyhow::bail!(
             "no password on standard input: printf '%s\\n' \"$PASSWORD\" | kefu agents add {name}"
