@@ -232,20 +232,10 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
     if let Some(web) = &shared.web {
         gauges.web_pages = Some(web.watched() as u64);
-        gauges.web_rejections = web
-            .refusals()
-            .snapshot()
-            .into_iter()
-            .map(|(cause, n)| (cause.as_str(), n))
-            .collect();
+        gauges.web_rejections = web.refusals().by_name();
     }
     if let Some(webhook) = &shared.webhook {
-        gauges.webhook_rejections = webhook
-            .rejections()
-            .snapshot()
-            .into_iter()
-            .map(|(cause, n)| (cause.as_str(), n))
-            .collect();
+        gauges.webhook_rejections = webhook.rejections().by_name();
     }
     (
         [("content-type", "text/plain; version=0.0.4")],

@@ -1,8 +1,63 @@
-//! Per-key rate limits for channels' endpoints (GCRA): `per_minute` requests a minute on average, `burst` at once.
+//! What channels' endpoints share to keep one client from hurting everyone: per-key rate
+//! limits (GCRA: `per_minute` requests a minute on average, `burst` at once), and counts of
+//! the requests they refused, by cause.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// A closed set of reasons an endpoint refuses requests, each with its name in metrics and
+/// error bodies.
+pub trait RefusalCause: Copy + Eq + 'static {
+    /// Every cause, in the order they are reported.
+    const ALL: &'static [Self];
+
+    /// Its name in metrics and error bodies.
+    fn as_str(self) -> &'static str;
+}
+
+/// Requests refused, counted by cause (for `/metrics`).
+#[derive(Debug)]
+pub struct RefusalCounts<C: RefusalCause> {
+    counts: Vec<AtomicU64>,
+    cause: std::marker::PhantomData<C>,
+}
+
+impl<C: RefusalCause> Default for RefusalCounts<C> {
+    fn default() -> Self {
+        RefusalCounts {
+            counts: C::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            cause: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<C: RefusalCause> RefusalCounts<C> {
+    /// Counts one refusal.
+    pub fn count(&self, cause: C) {
+        if let Some(i) = C::ALL.iter().position(|c| *c == cause) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Requests refused so far, by cause (every cause, zeros included).
+    pub fn snapshot(&self) -> Vec<(C, u64)> {
+        C::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// [`RefusalCounts::snapshot`] by the causes' names.
+    pub fn by_name(&self) -> Vec<(&'static str, u64)> {
+        self.snapshot()
+            .into_iter()
+            .map(|(c, n)| (c.as_str(), n))
+            .collect()
+    }
+}
 
 /// Keys remembered before idle ones are forgotten.
 const PRUNE_AT: usize = 10_000;
@@ -67,5 +122,30 @@ mod tests {
         assert_eq!(limit.check("a", t0 + Duration::from_secs(1)), Ok(()));
         assert!(limit.check("a", t0 + Duration::from_secs(1)).is_err());
         assert_eq!(RateLimiter::new(0, 1).check("a", t0), Ok(()));
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Why {
+        Big,
+        Fast,
+    }
+
+    impl RefusalCause for Why {
+        const ALL: &'static [Why] = &[Why::Big, Why::Fast];
+        fn as_str(self) -> &'static str {
+            match self {
+                Why::Big => "big",
+                Why::Fast => "fast",
+            }
+        }
+    }
+
+    #[test]
+    fn refusals_are_counted_by_cause() {
+        let counts = RefusalCounts::<Why>::default();
+        counts.count(Why::Fast);
+        counts.count(Why::Fast);
+        assert_eq!(counts.snapshot(), [(Why::Big, 0), (Why::Fast, 2)]);
+        assert_eq!(counts.by_name(), [("big", 0), ("fast", 2)]);
     }
 }

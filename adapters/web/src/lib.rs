@@ -35,14 +35,13 @@ use axum::{Json, Router};
 use cookie::CookieKey;
 use hub::Hub;
 use kefu_core::conversation::Speaker;
-use kefu_core::limit::RateLimiter;
+use kefu_core::limit::{RateLimiter, RefusalCause, RefusalCounts};
 use kefu_core::{
     Channel, ConversationKey, Engine, EngineError, Inbound, Locale, Outbound, OutboundKind,
     QuickReply, SendError,
 };
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -85,11 +84,8 @@ pub trait Peers: Send + Sync {
     async fn announce(&self, id: &str);
 }
 
-/// Why requests were refused, counted for `/metrics`.
-#[derive(Debug, Default)]
-pub struct Refusals {
-    counts: [AtomicU64; Refusal::ALL.len()],
-}
+/// Why requests were refused, counted (for `/metrics`).
+pub type Refusals = RefusalCounts<Refusal>;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +106,8 @@ pub enum Refusal {
     Unavailable,
 }
 
-impl Refusal {
-    /// Every cause.
-    pub const ALL: [Refusal; 7] = [
+impl RefusalCause for Refusal {
+    const ALL: &'static [Refusal] = &[
         Refusal::TooLarge,
         Refusal::Malformed,
         Refusal::NoConversation,
@@ -122,8 +117,7 @@ impl Refusal {
         Refusal::Unavailable,
     ];
 
-    /// Its name in metrics and error bodies.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Refusal::TooLarge => "too_large",
             Refusal::Malformed => "malformed",
@@ -133,20 +127,6 @@ impl Refusal {
             Refusal::RateLimitedConversation => "rate_limited_conversation",
             Refusal::Unavailable => "unavailable",
         }
-    }
-
-    fn index(self) -> usize {
-        Refusal::ALL.iter().position(|c| *c == self).unwrap_or(0)
-    }
-}
-
-impl Refusals {
-    /// Requests refused so far, by cause.
-    pub fn snapshot(&self) -> Vec<(Refusal, u64)> {
-        Refusal::ALL
-            .iter()
-            .map(|c| (*c, self.counts[c.index()].load(Ordering::Relaxed)))
-            .collect()
     }
 }
 
@@ -252,7 +232,7 @@ impl WebChat {
     }
 
     fn refuse(&self, refusal: Refusal, status: StatusCode, message: &str) -> Response {
-        self.refusals.counts[refusal.index()].fetch_add(1, Ordering::Relaxed);
+        self.refusals.count(refusal);
         tracing::info!(
             cause = refusal.as_str(),
             "web chat request refused: {message}"

@@ -9,11 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use kefu_core::limit::RateLimiter;
+use kefu_core::limit::{RateLimiter, RefusalCause, RefusalCounts};
 use kefu_core::{ConversationKey, Engine, EngineError, Inbound, Locale, Outbound, QuickReply};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,10 +49,7 @@ impl std::fmt::Debug for WebhookSettings {
 }
 
 /// Why requests were refused, counted (for `/metrics`).
-#[derive(Debug, Default)]
-pub struct Rejections {
-    counts: [AtomicU64; Cause::ALL.len()],
-}
+pub type Rejections = RefusalCounts<Cause>;
 
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +74,8 @@ pub enum Cause {
     Unavailable,
 }
 
-impl Cause {
-    /// Every cause.
-    pub const ALL: [Cause; 9] = [
+impl RefusalCause for Cause {
+    const ALL: &'static [Cause] = &[
         Cause::TooLarge,
         Cause::Malformed,
         Cause::SignatureMissing,
@@ -92,8 +87,7 @@ impl Cause {
         Cause::Unavailable,
     ];
 
-    /// Its name in metrics and error bodies.
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Cause::TooLarge => "too_large",
             Cause::Malformed => "malformed",
@@ -105,24 +99,6 @@ impl Cause {
             Cause::RateLimitedConversation => "rate_limited_conversation",
             Cause::Unavailable => "unavailable",
         }
-    }
-
-    fn index(self) -> usize {
-        Cause::ALL.iter().position(|c| *c == self).unwrap_or(0)
-    }
-}
-
-impl Rejections {
-    fn count(&self, cause: Cause) {
-        self.counts[cause.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Requests refused so far, by cause.
-    pub fn snapshot(&self) -> Vec<(Cause, u64)> {
-        Cause::ALL
-            .iter()
-            .map(|c| (*c, self.counts[c.index()].load(Ordering::Relaxed)))
-            .collect()
     }
 }
 

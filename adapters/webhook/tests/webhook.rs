@@ -109,9 +109,9 @@ impl Server {
     fn rejected(&self, cause: &str) -> u64 {
         self.hook
             .rejections()
-            .snapshot()
+            .by_name()
             .into_iter()
-            .find(|(c, _)| c.as_str() == cause)
+            .find(|(c, _)| *c == cause)
             .map_or(0, |(_, n)| n)
     }
 }
