@@ -131,6 +131,33 @@ fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The columns [`account_from`] reads, of `agent_accounts` as `a`.
+const ACCOUNT_COLUMNS: &str = "a.name, a.role, CASE WHEN a.disabled THEN 1 ELSE 0 END AS off, \
+     a.created_at, a.password_hash";
+
+/// An account and its password hash from a row of [`ACCOUNT_COLUMNS`].
+fn account_from<R: Row>(row: &R) -> Result<(Account, String), sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let role: String = row.try_get(1)?;
+    let off: i32 = row.try_get(2)?;
+    let at: i64 = row.try_get(3)?;
+    Ok((
+        Account {
+            name: row.try_get(0)?,
+            // An unknown role (written by hand) is the least powerful one.
+            role: Role::parse(&role).unwrap_or(Role::Agent),
+            disabled: off != 0,
+            created_at: at.max(0) as u64,
+        },
+        row.try_get(4)?,
+    ))
+}
+
 impl SqlAccounts {
     pub(crate) fn new(db: Database) -> Self {
         SqlAccounts { db }
@@ -173,38 +200,37 @@ impl SqlAccounts {
     /// Every account, by name.
     pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
         let rows = on_pool!(self.db, |pool| {
-            sqlx::query(
-                "SELECT name, role, CASE WHEN disabled THEN 1 ELSE 0 END AS off, created_at \
-                 FROM agent_accounts ORDER BY name",
-            )
+            sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM agent_accounts a ORDER BY a.name"
+            ))
             .fetch_all(pool)
             .await?
-            .into_iter()
-            .map(|row| {
-                Ok::<_, sqlx::Error>((
-                    row.try_get::<String, _>(0)?,
-                    row.try_get::<String, _>(1)?,
-                    row.try_get::<i32, _>(2)?,
-                    row.try_get::<i64, _>(3)?,
-                ))
-            })
+            .iter()
+            .map(account_from)
             .collect::<Result<Vec<_>, _>>()?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(name, role, off, at)| Account {
-                name,
-                // An unknown role (written by hand) is the least powerful one.
-                role: Role::parse(&role).unwrap_or(Role::Agent),
-                disabled: off != 0,
-                created_at: at.max(0) as u64,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|(account, _)| account).collect())
     }
 
     /// The account `name`, if there is one.
     pub async fn get(&self, name: &str) -> Result<Option<Account>, AccountError> {
-        Ok(self.list().await?.into_iter().find(|a| a.name == name))
+        Ok(self.with_hash(name).await?.map(|(account, _)| account))
+    }
+
+    /// The account `name` and its password hash.
+    async fn with_hash(&self, name: &str) -> Result<Option<(Account, String)>, AccountError> {
+        let found = on_pool!(self.db, |pool| {
+            sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM agent_accounts a WHERE a.name = $1"
+            ))
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .as_ref()
+            .map(account_from)
+            .transpose()?
+        });
+        Ok(found)
     }
 
     /// Sets a new password. False when there is no such account.
@@ -254,26 +280,18 @@ impl SqlAccounts {
         now: u64,
         ttl_ms: u64,
     ) -> Result<Option<(String, Account)>, AccountError> {
-        let stored = on_pool!(self.db, |pool| {
-            sqlx::query(
-                "SELECT password_hash, role FROM agent_accounts WHERE name = $1 AND NOT disabled",
-            )
-            .bind(name)
-            .fetch_optional(pool)
+        let stored = self
+            .with_hash(name)
             .await?
-            .map(|row| {
-                Ok::<_, sqlx::Error>((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?))
-            })
-            .transpose()?
-        });
+            .filter(|(account, _)| !account.disabled);
         let password = password.to_string();
-        let hash = stored.as_ref().map(|(h, _)| h.clone());
+        let hash = stored.as_ref().map(|(_, h)| h.clone());
         // Argon2 takes tens of milliseconds of CPU: off the async threads.
         let matches =
             tokio::task::spawn_blocking(move || password_matches(&password, hash.as_deref()))
                 .await
                 .unwrap_or(false);
-        let Some((_, role)) = stored.filter(|_| matches) else {
+        let Some((account, _)) = stored.filter(|_| matches) else {
             return Ok(None);
         };
         let token = new_token();
@@ -289,15 +307,7 @@ impl SqlAccounts {
             .execute(pool)
             .await?;
         });
-        Ok(Some((
-            token,
-            Account {
-                name: name.to_string(),
-                role: Role::parse(&role).unwrap_or(Role::Agent),
-                disabled: false,
-                created_at: 0,
-            },
-        )))
+        Ok(Some((token, account)))
     }
 
     /// The account of a session token, if the session is live and the account enabled.
@@ -305,22 +315,21 @@ impl SqlAccounts {
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
-        let name = on_pool!(self.db, |pool| {
-            sqlx::query(
-                "SELECT s.agent FROM agent_sessions s JOIN agent_accounts a ON a.name = s.agent \
-                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT a.disabled",
-            )
+        let found = on_pool!(self.db, |pool| {
+            sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM agent_sessions s \
+                 JOIN agent_accounts a ON a.name = s.agent \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND NOT a.disabled"
+            ))
             .bind(token_hash(token))
             .bind(millis(now))
             .fetch_optional(pool)
             .await?
-            .map(|row| row.try_get::<String, _>(0))
+            .as_ref()
+            .map(account_from)
             .transpose()?
         });
-        match name {
-            Some(name) => self.get(&name).await,
-            None => Ok(None),
-        }
+        Ok(found.map(|(account, _)| account))
     }
 
     /// Ends a session (logging out). False when there was none.
