@@ -12,8 +12,8 @@ use sqlx::Row;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How many signals a slow listener may fall behind before the oldest are dropped (it is
-/// then told to catch up on everything, see [`Signal::Everything`]).
+/// How many signals may wait for a slow listener: beyond it the database connection (or, on
+/// SQLite, the topic's broadcast, which then says [`Signal::Everything`]) holds the rest.
 const BACKLOG: usize = 4096;
 
 /// One signal heard by [`Database::listen`].
@@ -90,7 +90,7 @@ impl Database {
                                 Signal::Everything
                             }
                         };
-                        if !forward(&tx, signal) {
+                        if tx.send(signal).await.is_err() {
                             return;
                         }
                     }
@@ -107,7 +107,7 @@ impl Database {
                             }
                             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         };
-                        if !forward(&tx, signal) {
+                        if tx.send(signal).await.is_err() {
                             return;
                         }
                     }
@@ -142,23 +142,6 @@ impl LocalTopic {
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.0.subscribe()
-    }
-}
-
-/// Passes `signal` on; false once the receiver is gone. A full receiver gets
-/// [`Signal::Everything`] as soon as it has room instead of the signals it missed.
-fn forward(tx: &mpsc::Sender<Signal>, signal: Signal) -> bool {
-    match tx.try_send(signal) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            // Dropped; the receiver will be told to look at everything once it catches up.
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let _ = tx.send(Signal::Everything).await;
-            });
-            true
-        }
     }
 }
 
