@@ -285,9 +285,10 @@ async fn hold(base: &str, count: usize, seconds: u64) {
     println!("opening {count} conversations with a page each…");
     let mut streams = Vec::with_capacity(count);
     let mut failed = 0usize;
-    for chunk in (0..count).collect::<Vec<_>>().chunks(200) {
+    // 200 at a time, so the server's accept queue is not flooded.
+    for start in (0..count).step_by(200) {
         let mut opening = Vec::new();
-        for _ in chunk {
+        for _ in start..(start + 200).min(count) {
             let base = base.to_string();
             opening.push(tokio::spawn(async move {
                 let http = reqwest::Client::builder().cookie_store(true).build().ok()?;
