@@ -31,12 +31,20 @@
 //!   refund_auto_approve_cents: 5000 # refund undelivered orders up to ¥50 at once; 0: never
 //!   refund_skill_group: refunds     # the team that reviews the other refunds
 //!   ticket_sla_hours: 24            # when a ticket the bot opens is due
+//!   ticket_due_hours: { card_key: 2, delivery: 2 }   # by ticket kind, instead of the above
 //!   utc_offset_minutes: 480         # the shop's time zone for times shown (UTC+8)
 //! handoff:
 //!   support_hours: "09:00-24:00"  # or "mon-fri 09:00-18:00" (self_service.utc_offset_minutes);
 //!                                 # outside them a hand-off opens a ticket; omit: always staffed
 //!   answer_while_waiting: true    # a customer waiting for a person still gets FAQ answers
 //!   survey_on_close: true         # closing a conversation asks the customer for a 1-5 rating
+//!   pickup_target_seconds: 30     # waiting longer escalates (priority up, flagged in the console)
+//!   groups:                       # a skill group's own hours and target
+//!     refunds: { support_hours: "mon-fri 09:00-18:00", pickup_target_seconds: 120 }
+//!   vip:                          # the VIP lane: at least high priority, served first, marked
+//!     customers: ["telegram:12345", "alice"]   # user or channel:user
+//!     min_paid_orders: 5          # repeat buyers (orders in the order tables)
+//!   auto_assign: false            # give waiting conversations to the least-loaded available agent
 //! limits:
 //!   max_message_chars: 4000  # longer messages get "please send it shorter" and are not read
 //!   turn_lock_wait_ms: 30000 # a message waits this long for its conversation's lock
@@ -259,11 +267,56 @@ pub struct HandoffConfig {
     /// Whether an agent closing a conversation asks the customer to rate the help (1-5 and
     /// an optional comment).
     pub survey_on_close: bool,
+    /// Seconds a conversation may wait for a person before it is escalated (raised in
+    /// priority and flagged in the console).
+    pub pickup_target_seconds: u64,
+    /// Skill groups' own support hours and pick-up targets.
+    pub groups: BTreeMap<String, GroupConfig>,
+    /// Who is served in the VIP lane.
+    pub vip: VipConfig,
+    /// Whether waiting conversations are given to the least-loaded available agent of their
+    /// group (otherwise agents claim them).
+    pub auto_assign: bool,
+}
+
+/// A skill group's own settings in `handoff.groups`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    /// The group's support hours (else `handoff.support_hours`).
+    pub support_hours: Option<HoursSetting>,
+    /// The group's pick-up target in seconds (else `handoff.pickup_target_seconds`).
+    pub pickup_target_seconds: Option<u64>,
+}
+
+/// `handoff.vip`: the VIP lane, served first.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct VipConfig {
+    /// Customers by `user` or `channel:user`.
+    pub customers: BTreeSet<String>,
+    /// Customers with at least this many paid orders (in the order tables).
+    pub min_paid_orders: Option<usize>,
+}
+
+impl HandoffConfig {
+    /// The pick-up target of `skill_group`, in ms.
+    pub fn pickup_target_ms(&self, skill_group: &str) -> u64 {
+        self.groups
+            .get(skill_group)
+            .and_then(|g| g.pickup_target_seconds)
+            .unwrap_or(self.pickup_target_seconds)
+            .saturating_mul(1000)
+    }
 }
 
 impl Default for HandoffConfig {
     fn default() -> Self {
         HandoffConfig {
+            pickup_target_seconds: 30,
+            groups: BTreeMap::new(),
+            vip: VipConfig::default(),
+            auto_assign: false,
             support_hours: None,
             answer_while_waiting: EngineConfig::default().answer_while_queued,
             survey_on_close: EngineConfig::default().survey_on_close,
@@ -323,6 +376,9 @@ pub struct SelfServiceConfig {
     pub refund_skill_group: String,
     /// Hours the team has for a ticket the bot opens.
     pub ticket_sla_hours: u64,
+    /// Hours the team has for tickets of a kind (`card_key`, `delivery`, `refund`, ...),
+    /// instead of `ticket_sla_hours`; card-key problems are 2 hours by default.
+    pub ticket_due_hours: BTreeMap<String, u64>,
     /// The shop's time zone in minutes from UTC (480: China), for times shown to customers.
     pub utc_offset_minutes: i32,
 }
@@ -336,6 +392,11 @@ impl Default for SelfServiceConfig {
             refund_auto_approve_cents: engine.refund_auto_approve_cents,
             refund_skill_group: engine.refund_skill_group,
             ticket_sla_hours: engine.ticket_sla_ms / 3_600_000,
+            ticket_due_hours: engine
+                .ticket_sla_by_kind
+                .iter()
+                .map(|(kind, ms)| (kind.clone(), ms / 3_600_000))
+                .collect(),
             utc_offset_minutes: engine.utc_offset_minutes,
         }
     }
@@ -805,6 +866,35 @@ impl Config {
                 at(&["self_service", "refund_auto_approve_cents"])
             );
         }
+        for group in config.handoff.groups.keys() {
+            if !config.skill_groups.contains(group) {
+                anyhow::bail!(
+                    "{}: handoff.groups has `{group}`, which is not one of the skill_groups ({}); add it there or fix the name",
+                    at(&["handoff", "groups", group]),
+                    config.skill_groups.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+        let targets = config
+            .handoff
+            .groups
+            .values()
+            .filter_map(|g| g.pickup_target_seconds)
+            .chain([config.handoff.pickup_target_seconds]);
+        for target in targets {
+            if target == 0 {
+                anyhow::bail!(
+                    "{}: pickup_target_seconds must be more than 0",
+                    at(&["handoff"])
+                );
+            }
+        }
+        if service.ticket_due_hours.values().any(|h| *h == 0) {
+            anyhow::bail!(
+                "{}: self_service.ticket_due_hours must be more than 0 for every kind",
+                at(&["self_service", "ticket_due_hours"])
+            );
+        }
         if service.ticket_sla_hours == 0 {
             anyhow::bail!(
                 "{}: self_service.ticket_sla_hours must be more than 0",
@@ -838,6 +928,25 @@ impl Config {
             ticket_sla_ms: self.self_service.ticket_sla_hours.saturating_mul(3_600_000),
             utc_offset_minutes: self.self_service.utc_offset_minutes,
             support_hours: self.handoff.support_hours.map(|h| h.0),
+            group_hours: self
+                .handoff
+                .groups
+                .iter()
+                .filter_map(|(group, g)| g.support_hours.map(|h| (group.clone(), h.0)))
+                .collect(),
+            vip_customers: self.handoff.vip.customers.clone(),
+            vip_min_paid_orders: self.handoff.vip.min_paid_orders,
+            ticket_sla_by_kind: {
+                // Kinds set in the file replace their default; the others keep it.
+                let mut by_kind = EngineConfig::default().ticket_sla_by_kind;
+                by_kind.extend(
+                    self.self_service
+                        .ticket_due_hours
+                        .iter()
+                        .map(|(kind, hours)| (kind.clone(), hours.saturating_mul(3_600_000))),
+                );
+                by_kind
+            },
             answer_while_queued: self.handoff.answer_while_waiting,
             survey_on_close: self.handoff.survey_on_close,
             max_message_chars: self.limits.max_message_chars.max(1),
@@ -1210,6 +1319,48 @@ mod tests {
         .to_string();
         assert!(err.starts_with("k.yaml:3:"), "{err}");
         assert!(err.contains("09:00-24:00"), "{err}");
+    }
+
+    #[test]
+    fn handoff_groups_vip_and_ticket_due_hours_are_read_and_checked() {
+        let c = Config::parse(
+            Path::new("k.yaml"),
+            "handoff:\n  pickup_target_seconds: 45\n  groups:\n    refunds: { support_hours: \"mon-fri 09:00-18:00\", pickup_target_seconds: 120 }\n  vip:\n    customers: [\"telegram:1\", alice]\n    min_paid_orders: 5\n  auto_assign: true\nself_service:\n  ticket_due_hours: { refund: 8 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.handoff.pickup_target_ms("refunds"), 120_000);
+        assert_eq!(c.handoff.pickup_target_ms("general"), 45_000);
+        assert!(c.handoff.auto_assign);
+        let engine = c.engine_config();
+        assert!(engine.group_hours.contains_key("refunds"));
+        assert!(engine.vip_customers.contains("alice"));
+        assert_eq!(engine.vip_min_paid_orders, Some(5));
+        assert_eq!(engine.ticket_sla("refund"), 8 * 3_600_000);
+        assert_eq!(engine.ticket_sla("card_key"), 2 * 3_600_000, "default kept");
+        assert_eq!(engine.ticket_sla("other"), 24 * 3_600_000);
+        assert_eq!(Config::default().handoff.pickup_target_ms("x"), 30_000);
+
+        let err = Config::parse(Path::new("k.yaml"), "handoff:\n  groups:\n    nobody: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("k.yaml:3:") && err.contains("skill_groups"),
+            "{err}"
+        );
+        let err = Config::parse(
+            Path::new("k.yaml"),
+            "handoff:\n  groups:\n    refunds: { pickup_target: 3 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("pickup_target"), "{err}");
+        let err = Config::parse(
+            Path::new("k.yaml"),
+            "handoff:\n  pickup_target_seconds: 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("more than 0"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::conversation::{Speaker, TranscriptLine};
 use crate::engine::{Engine, EngineError, KEYS_REVEALED};
 use crate::events::{AgentAction, AgentEvent, EngineEvent};
 use crate::flows;
-use crate::handoff::QueuePosition;
+use crate::handoff::{QueuePosition, Take};
 use crate::locale::Locale;
 use crate::message::{ConversationKey, Outbound, OutboundKind, QuickReply};
 use crate::orders::OrdersError;
@@ -24,6 +24,9 @@ use crate::tickets::{Ticket, TicketUpdate, Tickets};
 use crate::Priority;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// How many waiting customers are told their new place when the queue moves.
+pub const MOVED_NOTICES: usize = 10;
 
 /// A ticket after [`Agents::update_ticket`], with the notice queued for the customer when
 /// there is one.
@@ -41,6 +44,15 @@ impl Engine {
     pub fn agents(self: &Arc<Self>) -> Agents {
         Agents::new(Arc::clone(self))
     }
+}
+
+/// Where [`Agents::transfer_to`] passes a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferTo {
+    /// The queue of a skill group.
+    Group(String),
+    /// One agent, who owns it at once.
+    Agent(String),
 }
 
 /// What human agents do with conversations and tickets.
@@ -98,18 +110,81 @@ impl Agents {
         let Some(request) = self.engine.queue.claim(skill_group, agent).await? else {
             return Ok(None);
         };
-        self.take(&request.conversation, agent, AgentAction::Claimed)
+        self.take_over(&request.conversation, agent, AgentAction::Claimed)
             .await?;
+        self.tell_queue_moved(skill_group).await;
         Ok(Some(request))
+    }
+
+    /// `agent` takes one queued conversation, atomically: not when another agent holds it or
+    /// `agent` already holds `capacity` open conversations. When it is newly theirs, the
+    /// customer is told a person has joined, and the customers still waiting in its group
+    /// where they stand now.
+    pub async fn take(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        capacity: usize,
+    ) -> Result<Take, EngineError> {
+        if self.engine.queue.claimed_by(key).await?.as_deref() == Some(agent) {
+            if let Some(held) = self
+                .engine
+                .queue
+                .held(Some(agent))
+                .await?
+                .into_iter()
+                .find(|h| &h.request.conversation == key)
+            {
+                return Ok(Take::Taken(held.request));
+            }
+        }
+        let taken = self.engine.queue.take(key, agent, capacity).await?;
+        if let Take::Taken(request) = &taken {
+            self.take_over(key, agent, AgentAction::Claimed).await?;
+            self.tell_queue_moved(&request.skill_group).await;
+        }
+        Ok(taken)
+    }
+
+    /// Tells the customers waiting in `skill_group` where they stand now (the first
+    /// [`MOVED_NOTICES`] of them), with the estimated wait. A failure is logged: the queue
+    /// itself has moved either way.
+    async fn tell_queue_moved(&self, skill_group: &str) {
+        let waiting = match self.engine.queue.waiting(Some(skill_group)).await {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell waiting customers the queue moved");
+                return;
+            }
+        };
+        for (i, request) in waiting.iter().take(MOVED_NOTICES).enumerate() {
+            let wait = self
+                .engine
+                .wait_estimate(skill_group, request.locale)
+                .await
+                .unwrap_or_default();
+            let values = |_| {
+                BTreeMap::from([
+                    ("position".to_string(), (i + 1).to_string()),
+                    ("wait".to_string(), wait.clone()),
+                ])
+            };
+            if let Err(e) = self
+                .notice(&request.conversation, None, Reply::QueueMoved, values)
+                .await
+            {
+                tracing::warn!(error = %e, conversation = %request.conversation, "cannot tell a waiting customer the queue moved");
+            }
+        }
     }
 
     /// `agent` takes a conversation directly (one they claimed before, or one outside the
     /// queue); the customer is told a person has joined.
     pub async fn join(&self, key: &ConversationKey, agent: &str) -> Result<(), EngineError> {
-        self.take(key, agent, AgentAction::Joined).await
+        self.take_over(key, agent, AgentAction::Joined).await
     }
 
-    async fn take(
+    async fn take_over(
         &self,
         key: &ConversationKey,
         agent: &str,
@@ -127,6 +202,10 @@ impl Agents {
     /// customer's channel in one commit (the outbox worker sends it). Returns the queued
     /// message. Whoever sends a message holds the conversation. A message without text is
     /// refused ([`EngineError::EmptyMessage`]): no platform would deliver it.
+    ///
+    /// The first agent who answers a handed-off conversation owns it until it is closed or
+    /// transferred: a waiting conversation is taken by the agent who answers it, and another
+    /// agent's message to one somebody owns is refused ([`EngineError::HeldBy`]).
     pub async fn message(
         &self,
         key: &ConversationKey,
@@ -136,6 +215,17 @@ impl Agents {
         if text.trim().is_empty() {
             return Err(EngineError::EmptyMessage);
         }
+        match self.engine.queue.claimed_by(key).await? {
+            Some(owner) if owner != agent => return Err(EngineError::HeldBy(owner)),
+            Some(_) => {}
+            None => {
+                if self.engine.queue.position(key).await?.is_some() {
+                    if let Take::HeldBy(owner) = self.take(key, agent, usize::MAX).await? {
+                        return Err(EngineError::HeldBy(owner));
+                    }
+                }
+            }
+        }
         let holder = Holder::Agent(agent.to_string());
         let mut sent = self
             .say_later(key, |conversation| {
@@ -143,6 +233,7 @@ impl Agents {
                 vec![(text.to_string(), OutboundKind::AgentMessage, Vec::new())]
             })
             .await?;
+        self.engine.queue.replied(key, now_millis()).await?;
         self.emit(agent, Some(key), AgentAction::Message);
         Ok(sent.remove(0))
     }
@@ -155,42 +246,100 @@ impl Agents {
         agent: &str,
         skill_group: &str,
     ) -> Result<QueuePosition, EngineError> {
+        self.transfer_to(key, agent, &TransferTo::Group(skill_group.to_string()), "")
+            .await
+            .map(|position| position.unwrap_or(QueuePosition { position: 1 }))
+    }
+
+    /// Passes the conversation to a skill group's queue, or straight to another agent (who
+    /// owns it then), with its whole context and `note` for whoever takes it (not shown to
+    /// the customer). The hand-off so far stays in the queue's history. The customer is told
+    /// (with their place in the queue, returned, for a group).
+    pub async fn transfer_to(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        to: &TransferTo,
+        note: &str,
+    ) -> Result<Option<QueuePosition>, EngineError> {
         let Some(conversation) = self.engine.conversation(key).await? else {
             return Err(EngineError::NoConversation(key.clone()));
+        };
+        let queue = &self.engine.queue;
+        let before = queue
+            .held(None)
+            .await?
+            .into_iter()
+            .map(|h| h.request)
+            .chain(queue.waiting(None).await?)
+            .find(|r| &r.conversation == key);
+        let group = match (to, &before) {
+            (TransferTo::Group(group), _) => group.clone(),
+            (TransferTo::Agent(_), Some(before)) => before.skill_group.clone(),
+            (TransferTo::Agent(_), None) => self.engine.config.default_skill_group.clone(),
         };
         let transcript = self.engine.transcript(key).await?;
         let skip = transcript
             .len()
             .saturating_sub(self.engine.config.handoff_context);
-        self.engine.queue.close(key).await?;
-        let position = self
-            .engine
-            .queue
-            .enqueue(HandoffRequest {
-                conversation: key.clone(),
-                user: conversation.user.clone(),
-                skill_group: skill_group.to_string(),
-                priority: Priority::Normal,
-                reason: HandoffReason::Transferred,
-                entry: None,
-                locale: conversation.locale,
-                entities: conversation.entities.clone(),
-                transcript: transcript.into_iter().skip(skip).collect(),
-                enqueued_at: now_millis(),
-            })
-            .await?;
-        let values = |_| BTreeMap::from([("position".to_string(), position.position.to_string())]);
-        self.notice(key, Some(Holder::Queue), Reply::Transferred, values)
-            .await?;
-        tracing::info!(conversation = %key, agent, skill_group, "transferred");
+        let note = note.trim();
+        let from = format!("from {agent}");
+        let request = HandoffRequest {
+            conversation: key.clone(),
+            user: conversation.user.clone(),
+            skill_group: group.clone(),
+            priority: before.as_ref().map_or(Priority::Normal, |b| b.priority),
+            reason: HandoffReason::Transferred,
+            entry: before.as_ref().and_then(|b| b.entry.clone()),
+            locale: conversation.locale,
+            entities: conversation.entities.clone(),
+            transcript: transcript.into_iter().skip(skip).collect(),
+            enqueued_at: now_millis(),
+            vip: before.as_ref().is_some_and(|b| b.vip),
+            escalated_at: None,
+            note: Some(if note.is_empty() {
+                from
+            } else {
+                format!("{from}: {note}")
+            }),
+        };
+        let request = self.engine.vip_lane(request).await;
+        queue.close(key).await?;
+        let position = queue.enqueue(request).await?;
+        let told = match to {
+            TransferTo::Group(_) => {
+                let values =
+                    |_| BTreeMap::from([("position".to_string(), position.position.to_string())]);
+                self.notice(key, Some(Holder::Queue), Reply::Transferred, values)
+                    .await?;
+                Some(position)
+            }
+            TransferTo::Agent(colleague) => {
+                if let Take::HeldBy(other) = queue.take(key, colleague, usize::MAX).await? {
+                    return Err(EngineError::HeldBy(other));
+                }
+                self.notice(
+                    key,
+                    Some(Holder::Agent(colleague.clone())),
+                    Reply::TransferredToAgent,
+                    |_| BTreeMap::new(),
+                )
+                .await?;
+                None
+            }
+        };
+        tracing::info!(conversation = %key, agent, ?to, "transferred");
         self.emit(
             agent,
             Some(key),
             AgentAction::Transferred {
-                skill_group: skill_group.to_string(),
+                skill_group: match to {
+                    TransferTo::Group(group) => group.clone(),
+                    TransferTo::Agent(colleague) => format!("{group}/{colleague}"),
+                },
             },
         );
-        Ok(position)
+        Ok(told)
     }
 
     /// Gives the conversation back to the bot without closing the matter (the customer can

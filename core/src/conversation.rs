@@ -203,4 +203,14 @@ pub struct HandoffRequest {
     pub transcript: Vec<TranscriptLine>,
     /// When it was queued (ms since the epoch).
     pub enqueued_at: u64,
+    /// A VIP customer (repeat buyer or on the shop's list): served first, shown as such.
+    #[serde(default)]
+    pub vip: bool,
+    /// When nobody had picked it up within the group's target and it was escalated.
+    #[serde(default)]
+    pub escalated_at: Option<u64>,
+    /// The note an agent left with a transfer, for whoever takes it next (never shown to
+    /// the customer).
+    #[serde(default)]
+    pub note: Option<String>,
 }

@@ -120,6 +120,10 @@ pub enum EngineError {
     /// An agent's message had no text; nothing was sent.
     #[error("the message is empty; write something to send")]
     EmptyMessage,
+    /// Another agent owns the conversation (they answered it first, or it was transferred
+    /// to them); nothing was done.
+    #[error("{0} is looking after this conversation; ask them, or an admin, to transfer it")]
+    HeldBy(String),
     /// An agent's action named a conversation that does not exist; nothing was done.
     #[error("there is no conversation {0}; check its channel and id")]
     NoConversation(ConversationKey),

@@ -36,6 +36,35 @@ pub struct QueuePosition {
     pub position: usize,
 }
 
+/// What came of [`HandoffQueue::take`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Take {
+    /// The agent holds it now (or held it already): its request.
+    Taken(HandoffRequest),
+    /// Another agent holds it.
+    HeldBy(String),
+    /// The agent already holds as many open conversations as their capacity allows.
+    AtCapacity,
+    /// The conversation is not in the queue (never handed off, or closed).
+    NotQueued,
+}
+
+/// A conversation an agent holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// Who holds it.
+    pub agent: String,
+    /// Since when (ms since the epoch).
+    pub claimed_at: u64,
+    /// When they first wrote to the customer, if they did.
+    pub first_reply_at: Option<u64>,
+    /// Its request.
+    pub request: HandoffRequest,
+}
+
+/// How many recent pick-ups [`HandoffQueue::recent_wait`] looks at.
+pub const RECENT_PICKUPS: usize = 20;
+
 /// The queue of conversations waiting for, or held by, people.
 #[async_trait]
 pub trait HandoffQueue: Send + Sync {
@@ -69,13 +98,79 @@ pub trait HandoffQueue: Send + Sync {
 
     /// Who holds a claimed conversation that is still open.
     async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError>;
+
+    /// Gives one queued conversation to `agent`, in one atomic step: it is taken only when
+    /// nobody holds it and `agent` holds fewer than `capacity` open conversations, so two
+    /// agents (on two processes) taking the same conversation get one [`Take::Taken`] and
+    /// one [`Take::HeldBy`].
+    async fn take(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        capacity: usize,
+    ) -> Result<Take, QueueError>;
+
+    /// The open conversations people hold (`agent`'s only, when given), longest held first.
+    async fn held(&self, agent: Option<&str>) -> Result<Vec<Held>, QueueError>;
+
+    /// Records that `agent` wrote to the customer at `at`; the first such time of the
+    /// hand-off is kept (time to first human reply).
+    async fn replied(&self, key: &ConversationKey, at: u64) -> Result<(), QueueError>;
+
+    /// Escalates the conversations of `skill_group` waiting, unclaimed and not yet escalated,
+    /// since `queued_before` or earlier: each is raised one priority step (up to urgent) and
+    /// marked escalated at `now`. Returns them.
+    async fn escalate(
+        &self,
+        skill_group: &str,
+        queued_before: u64,
+        now: u64,
+    ) -> Result<Vec<HandoffRequest>, QueueError>;
+
+    /// The median time (ms) the group's last [`RECENT_PICKUPS`] picked-up conversations, queued
+    /// since `since`, waited for a person; `None` without any.
+    async fn recent_wait(&self, skill_group: &str, since: u64) -> Result<Option<u64>, QueueError>;
+}
+
+/// The median of `waits` (the upper one of an even count); `None` when empty.
+pub fn median(mut waits: Vec<u64>) -> Option<u64> {
+    waits.sort_unstable();
+    waits.get(waits.len() / 2).copied()
 }
 
 #[derive(Default)]
 struct QueueInner {
     waiting: Vec<HandoffRequest>,
-    claimed: HashMap<ConversationKey, (String, HandoffRequest)>,
+    claimed: HashMap<ConversationKey, Claimed>,
     relayed: HashMap<ConversationKey, Vec<Relayed>>,
+    /// Every pick-up: group, queued at, claimed at.
+    pickups: Vec<(String, u64, u64)>,
+}
+
+struct Claimed {
+    agent: String,
+    at: u64,
+    first_reply_at: Option<u64>,
+    request: HandoffRequest,
+}
+
+impl QueueInner {
+    fn claim_at(&mut self, i: usize, agent: &str) -> HandoffRequest {
+        let request = self.waiting.remove(i);
+        let at = crate::conversation::now_millis();
+        self.pickups
+            .push((request.skill_group.clone(), request.enqueued_at, at));
+        self.claimed.insert(
+            request.conversation.clone(),
+            Claimed {
+                agent: agent.to_string(),
+                at,
+                first_reply_at: None,
+                request: request.clone(),
+            },
+        );
+        request
+    }
 }
 
 /// A [`HandoffQueue`] in memory.
@@ -101,7 +196,7 @@ impl MemoryQueue {
 
     /// Who holds a claimed conversation.
     pub fn claimed_by(&self, key: &ConversationKey) -> Option<String> {
-        self.lock().claimed.get(key).map(|(agent, _)| agent.clone())
+        self.lock().claimed.get(key).map(|c| c.agent.clone())
     }
 }
 
@@ -119,11 +214,13 @@ impl HandoffQueue for MemoryQueue {
         let mut inner = self.lock();
         let key = request.conversation.clone();
         let group = request.skill_group.clone();
+        inner.claimed.remove(&key);
         match inner.waiting.iter_mut().find(|r| r.conversation == key) {
             Some(existing) => {
-                let enqueued_at = existing.enqueued_at;
+                let (enqueued_at, escalated_at) = (existing.enqueued_at, existing.escalated_at);
                 *existing = request;
                 existing.enqueued_at = enqueued_at;
+                existing.escalated_at = existing.escalated_at.or(escalated_at);
             }
             None => inner.waiting.push(request),
         }
@@ -164,12 +261,7 @@ impl HandoffQueue for MemoryQueue {
         else {
             return Ok(None);
         };
-        let request = inner.waiting.remove(i);
-        inner.claimed.insert(
-            request.conversation.clone(),
-            (agent.to_string(), request.clone()),
-        );
-        Ok(Some(request))
+        Ok(Some(inner.claim_at(i, agent)))
     }
 
     async fn relay(&self, message: &Inbound) -> Result<(), QueueError> {
@@ -212,5 +304,87 @@ impl HandoffQueue for MemoryQueue {
 
     async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError> {
         Ok(MemoryQueue::claimed_by(self, key))
+    }
+
+    async fn take(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        capacity: usize,
+    ) -> Result<Take, QueueError> {
+        let mut inner = self.lock();
+        if let Some(claimed) = inner.claimed.get(key) {
+            return Ok(if claimed.agent == agent {
+                Take::Taken(claimed.request.clone())
+            } else {
+                Take::HeldBy(claimed.agent.clone())
+            });
+        }
+        let Some(i) = inner.waiting.iter().position(|r| &r.conversation == key) else {
+            return Ok(Take::NotQueued);
+        };
+        let load = inner.claimed.values().filter(|c| c.agent == agent).count();
+        if load >= capacity {
+            return Ok(Take::AtCapacity);
+        }
+        Ok(Take::Taken(inner.claim_at(i, agent)))
+    }
+
+    async fn held(&self, agent: Option<&str>) -> Result<Vec<Held>, QueueError> {
+        let inner = self.lock();
+        let mut held: Vec<Held> = inner
+            .claimed
+            .values()
+            .filter(|c| agent.is_none_or(|a| c.agent == a))
+            .map(|c| Held {
+                agent: c.agent.clone(),
+                claimed_at: c.at,
+                first_reply_at: c.first_reply_at,
+                request: c.request.clone(),
+            })
+            .collect();
+        held.sort_by_key(|h| h.claimed_at);
+        Ok(held)
+    }
+
+    async fn replied(&self, key: &ConversationKey, at: u64) -> Result<(), QueueError> {
+        if let Some(claimed) = self.lock().claimed.get_mut(key) {
+            claimed.first_reply_at.get_or_insert(at);
+        }
+        Ok(())
+    }
+
+    async fn escalate(
+        &self,
+        skill_group: &str,
+        queued_before: u64,
+        now: u64,
+    ) -> Result<Vec<HandoffRequest>, QueueError> {
+        let mut inner = self.lock();
+        let mut escalated = Vec::new();
+        for request in inner.waiting.iter_mut().filter(|r| {
+            r.skill_group == skill_group
+                && r.escalated_at.is_none()
+                && r.enqueued_at <= queued_before
+        }) {
+            request.priority = request.priority.raised();
+            request.escalated_at = Some(now);
+            escalated.push(request.clone());
+        }
+        sort_waiting(&mut inner.waiting);
+        Ok(escalated)
+    }
+
+    async fn recent_wait(&self, skill_group: &str, since: u64) -> Result<Option<u64>, QueueError> {
+        let inner = self.lock();
+        let waits: Vec<u64> = inner
+            .pickups
+            .iter()
+            .rev()
+            .filter(|(group, queued, _)| group == skill_group && *queued >= since)
+            .take(RECENT_PICKUPS)
+            .map(|(_, queued, claimed)| claimed.saturating_sub(*queued))
+            .collect();
+        Ok(median(waits))
     }
 }

@@ -31,6 +31,23 @@ impl fmt::Display for HoursError {
 
 impl std::error::Error for HoursError {}
 
+impl fmt::Display for SupportHours {
+    /// As configured: `09:00-18:00` (every day) or `mon,tue,wed 09:00-18:00`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.days != [true; 7] {
+            let days: Vec<&str> = DAYS
+                .iter()
+                .zip(self.days)
+                .filter(|(_, on)| *on)
+                .map(|(d, _)| *d)
+                .collect();
+            write!(f, "{} ", days.join(","))?;
+        }
+        let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        write!(f, "{}-{}", hm(self.open), hm(self.close))
+    }
+}
+
 impl SupportHours {
     /// Every day, all day.
     pub const ALWAYS: SupportHours = SupportHours {
@@ -155,6 +172,23 @@ mod tests {
     /// 2026-12-02 (a Wednesday) at `hh:mm` UTC, in ms.
     fn wed(hh: u64, mm: u64) -> u64 {
         1_796_169_600_000 + (hh * 60 + mm) * 60_000
+    }
+
+    #[test]
+    fn hours_are_shown_as_configured() {
+        for spec in [
+            "09:00-24:00",
+            "mon,tue,wed,thu,fri 09:00-18:00",
+            "sat,sun 20:00-02:00",
+        ] {
+            assert_eq!(SupportHours::parse(spec).unwrap().to_string(), spec);
+        }
+        assert_eq!(
+            SupportHours::parse("mon-fri 09:00-18:00")
+                .unwrap()
+                .to_string(),
+            "mon,tue,wed,thu,fri 09:00-18:00"
+        );
     }
 
     #[test]

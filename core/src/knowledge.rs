@@ -80,6 +80,15 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// One step more urgent (urgent stays urgent).
+    pub fn raised(self) -> Priority {
+        match self {
+            Priority::Low => Priority::Normal,
+            Priority::Normal => Priority::High,
+            Priority::High | Priority::Urgent => Priority::Urgent,
+        }
+    }
+
     /// Every priority, lowest first, in the spelling FAQ files use.
     pub const ALL: [Priority; 4] = [
         Priority::Low,

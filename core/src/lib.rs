@@ -113,7 +113,7 @@ pub mod template;
 pub mod testing;
 pub mod tickets;
 
-pub use agents::{Agents, TicketChange};
+pub use agents::{Agents, TicketChange, TransferTo};
 pub use attempts::{Attempts, Counter, Limit, MemoryAttempts, Space, Taken};
 pub use audit::{AuditEvent, AuditLog, MemoryAudit};
 pub use channel::{Channel, Channels, SendError};
@@ -122,7 +122,7 @@ pub use conversation::{
 };
 pub use engine::{Engine, EngineBuilder, EngineConfig, EngineError};
 pub use events::{AgentAction, AgentEvent, EngineEvent, EngineEvents, RecordedEvents, TurnEvent};
-pub use handoff::{HandoffQueue, MemoryQueue, QueueError};
+pub use handoff::{HandoffQueue, Held, MemoryQueue, QueueError, Take};
 pub use knowledge::{
     Action, Answers, Candidate, Decision, FaqEntry, Knowledge, Priority, Ranking, Thresholds,
     Titles,

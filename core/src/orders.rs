@@ -187,6 +187,14 @@ pub trait Orders: Send + Sync {
     /// The order's card keys, in order. Call only for a verified buyer.
     async fn card_keys(&self, number: &str) -> Result<Vec<String>, OrdersError>;
 
+    /// The orders bought from a chat identity (recorded with the order, or linked to it),
+    /// newest first: for agents' context and the VIP lane, never shown to anyone else. The
+    /// default answers [`OrdersError::Unsupported`].
+    async fn for_customer(&self, channel: &str, user: &str) -> Result<Vec<Order>, OrdersError> {
+        let _ = (channel, user);
+        Err(OrdersError::Unsupported("listing a customer's orders"))
+    }
+
     /// Links a chat identity to the order, so that writing from it proves the order from
     /// then on ("the customer links it once"): done only if no identity is linked yet. True
     /// when `(channel, user)` is now the order's linked identity. The engine calls it after
@@ -396,6 +404,22 @@ impl Orders for MemoryOrders {
             .get(number)
             .map(|e| e.keys.clone())
             .unwrap_or_default())
+    }
+
+    async fn for_customer(&self, channel: &str, user: &str) -> Result<Vec<Order>, OrdersError> {
+        self.check()?;
+        let mut bought: Vec<Order> = self
+            .lock()
+            .values()
+            .filter(|e| e.identities.iter().any(|(c, u)| c == channel && u == user))
+            .filter_map(|e| e.order.clone())
+            .collect();
+        bought.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.number.cmp(&a.number))
+        });
+        Ok(bought)
     }
 
     async fn link(&self, number: &str, channel: &str, user: &str) -> Result<bool, OrdersError> {

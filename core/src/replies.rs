@@ -173,6 +173,13 @@ pub enum Reply {
     ReleasedToBot,
     /// An agent closed the conversation.
     Closed,
+    /// An agent passed the conversation to a colleague.
+    TransferredToAgent,
+    /// Added to a hand-off or transfer when the group's recent waits are known (`{minutes}`).
+    EstimatedWait,
+    /// The queue moved: where the waiting customer stands now (`{position}`, `{wait}`: an
+    /// [`Reply::EstimatedWait`] or nothing).
+    QueueMoved,
 }
 
 impl Reply {
@@ -333,6 +340,12 @@ impl Reply {
             (ContinueTicket, En) => "Continue with my ticket",
             (AgentJoined, Zh) => "人工客服已接入，正在查看您之前的对话，请稍候。",
             (AgentJoined, En) => "A member of our support team has joined and is reading this conversation; one moment, please.",
+            (TransferredToAgent, Zh) => "已为您转给另一位同事继续处理，之前的对话记录会一并转过去，无需重复说明。",
+            (TransferredToAgent, En) => "I've passed you to a colleague who will take it from here. They can see this whole conversation, so there's no need to repeat anything.",
+            (EstimatedWait, Zh) => "预计等待约 {minutes} 分钟。",
+            (EstimatedWait, En) => "Estimated wait: about {minutes} min.",
+            (QueueMoved, Zh) => "排队更新：您现在排在第 {position} 位。{wait}",
+            (QueueMoved, En) => "Queue update: you are now number {position} in line. {wait}",
             (Transferred, Zh) => "已为您转给负责这类问题的同事，您目前排在第 {position} 位。之前的对话记录会一并转过去，无需重复说明。",
             (Transferred, En) => "I've passed you to the team that handles this; you are number {position} in line. They can see this whole conversation, so there's no need to repeat anything.",
             (ReleasedToBot, Zh) => "人工客服已结束本次接待，接下来由我（机器人）为您服务；需要人工时随时回复“人工”。",

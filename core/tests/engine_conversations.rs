@@ -1233,3 +1233,175 @@ async fn an_agent_action_on_an_unknown_conversation_is_refused_and_creates_nothi
     assert_eq!(bot.engine.conversation(&typo).await.unwrap(), None);
     assert!(outbox_texts(&bot).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_vip_lane_serves_listed_and_repeat_customers_first_and_marks_them() {
+    use kefu_core::orders::{MemoryOrder, MemoryOrders, Order, OrderStatus};
+    let orders = Arc::new(MemoryOrders::new());
+    for n in 0..3 {
+        orders.insert(MemoryOrder {
+            order: Some(Order {
+                number: format!("DD{n}"),
+                product: "月卡".into(),
+                status: OrderStatus::Delivered,
+                amount_cents: 3000,
+                currency: "CNY".into(),
+                quantity: 1,
+                created_at: Some(n),
+                paid_at: (n < 2).then_some(n),
+                delivered_at: None,
+                delivery_due_at: None,
+                redeem: None,
+            }),
+            identities: vec![("test".into(), "buyer".into())],
+            ..MemoryOrder::default()
+        });
+    }
+    let queue = Arc::new(MemoryQueue::new());
+    let engine = Engine::builder(Arc::new(knowledge()))
+        .queue(queue.clone())
+        .orders(orders)
+        .config(EngineConfig {
+            vip_customers: ["test:listed".to_string()].into(),
+            vip_min_paid_orders: Some(2),
+            ..EngineConfig::default()
+        })
+        .build();
+    let ask = |user: &str| {
+        Inbound::new(
+            ConversationKey::new("test", format!("chat-{user}")),
+            user,
+            "m1",
+            "人工",
+        )
+    };
+    for user in ["plain", "buyer", "listed"] {
+        engine.handle(ask(user)).await.unwrap();
+    }
+    let waiting = queue.waiting();
+    let lane: Vec<_> = waiting.iter().map(|r| (r.user.as_str(), r.vip)).collect();
+    assert_eq!(
+        lane,
+        [("buyer", true), ("listed", true), ("plain", false)],
+        "VIPs first, in arrival order; two paid orders are enough, one unpaid does not count"
+    );
+    assert!(waiting[..2].iter().all(|r| r.priority >= Priority::High));
+    assert_eq!(waiting[2].priority, Priority::Normal);
+}
+
+#[tokio::test]
+async fn a_group_outside_its_own_hours_opens_a_ticket_while_others_queue() {
+    let tickets = Arc::new(kefu_core::MemoryTickets::new());
+    let queue = Arc::new(MemoryQueue::new());
+    let engine = Engine::builder(Arc::new(knowledge()))
+        .queue(queue.clone())
+        .tickets(tickets.clone())
+        .config(EngineConfig {
+            group_hours: [("risk".to_string(), closed_now())].into(),
+            ..EngineConfig::default()
+        })
+        .build();
+    let say =
+        |chat: &str, text: &str| Inbound::new(ConversationKey::new("test", chat), "u1", "m1", text);
+    let out = engine.handle(say("a", "我的账号被盗了！")).await.unwrap();
+    let told: Vec<_> = out.iter().map(|o| o.text.as_str()).collect();
+    assert!(told.iter().any(|t| t.contains("非工作时间")), "{told:?}");
+    assert!(queue.waiting().is_empty(), "the risk team is not in");
+    use kefu_core::Tickets;
+    assert_eq!(tickets.for_customer("test", "u1").await.unwrap().len(), 1);
+    // The general team is in: an ordinary hand-off queues.
+    engine.handle(say("b", "人工")).await.unwrap();
+    assert_eq!(queue.waiting().len(), 1);
+    assert_eq!(queue.waiting()[0].skill_group, "general");
+}
+
+#[tokio::test]
+async fn the_first_agent_who_answers_owns_the_case() {
+    let mut bot = Bot::new();
+    bot.say("人工").await;
+    let agents = bot.engine.agents();
+    // Answering a waiting conversation takes it.
+    agents
+        .message(&bot.chat, "alice", "我来帮您")
+        .await
+        .unwrap();
+    assert_eq!(bot.queue.claimed_by(&bot.chat).as_deref(), Some("alice"));
+    assert_eq!(bot.holder().await, Holder::Agent("alice".into()));
+    let refused = agents
+        .message(&bot.chat, "bob", "我也来")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, kefu_core::EngineError::HeldBy(owner) if owner == "alice"),
+        "{refused:?}"
+    );
+    let texts = outbox_texts(&bot).await;
+    assert!(!texts.iter().any(|t| t == "我也来"), "{texts:?}");
+    // Transferred to bob with a note, bob owns it and alice may no longer answer.
+    let told = agents
+        .transfer_to(
+            &bot.chat,
+            "alice",
+            &kefu_core::TransferTo::Agent("bob".into()),
+            "退款已批，等财务",
+        )
+        .await
+        .unwrap();
+    assert_eq!(told, None);
+    assert_eq!(bot.queue.claimed_by(&bot.chat).as_deref(), Some("bob"));
+    let held = bot.queue.held(Some("bob")).await.unwrap();
+    assert_eq!(held.len(), 1);
+    let note = held[0].request.note.as_deref().unwrap();
+    assert!(note.contains("alice") && note.contains("等财务"), "{note}");
+    assert!(
+        held[0]
+            .request
+            .transcript
+            .iter()
+            .any(|l| l.text == "我来帮您"),
+        "the history goes along"
+    );
+    assert!(agents.message(&bot.chat, "alice", "还在").await.is_err());
+    agents
+        .message(&bot.chat, "bob", "财务已处理")
+        .await
+        .unwrap();
+    let texts = outbox_texts(&bot).await;
+    assert!(texts.iter().any(|t| t.contains("另一位同事")), "{texts:?}");
+    assert_eq!(texts.last().unwrap(), "财务已处理");
+}
+
+#[tokio::test]
+async fn after_pick_ups_a_hand_off_tells_the_estimated_wait() {
+    let mut bot = Bot::new();
+    let out = bot.say("人工").await;
+    assert!(
+        !out[0].text.contains("预计等待"),
+        "no pick-ups yet: {}",
+        out[0].text
+    );
+    bot.engine
+        .agents()
+        .claim("general", "alice")
+        .await
+        .unwrap()
+        .expect("waiting");
+    let other = ConversationKey::new("test", "chat-2");
+    let out = bot
+        .engine
+        .handle(Inbound::new(other.clone(), "u2", "m1", "人工"))
+        .await
+        .unwrap();
+    assert!(out[0].text.contains("预计等待约 1 分钟"), "{}", out[0].text);
+    let out = bot
+        .engine
+        .handle(Inbound::new(
+            ConversationKey::new("test", "chat-3"),
+            "u3",
+            "m1",
+            "talk to a person",
+        ))
+        .await
+        .unwrap();
+    assert!(out[0].text.contains("about 1 min"), "{}", out[0].text);
+}

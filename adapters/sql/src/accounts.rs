@@ -40,6 +40,38 @@ impl Role {
     }
 }
 
+/// Whether an agent takes conversations now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Status {
+    /// Takes conversations (and is given them, with automatic assignment).
+    Available,
+    /// Not taking conversations.
+    #[default]
+    Away,
+}
+
+impl Status {
+    /// Its name in the database and the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Available => "available",
+            Status::Away => "away",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Status> {
+        match name {
+            "available" => Some(Status::Available),
+            "away" => Some(Status::Away),
+            _ => None,
+        }
+    }
+}
+
+/// The capacity of a new account: open conversations an agent holds at once.
+pub const DEFAULT_CAPACITY: u32 = 3;
+
 /// An account (never its password).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -51,6 +83,21 @@ pub struct Account {
     pub disabled: bool,
     /// When the account was made (ms since the epoch).
     pub created_at: u64,
+    /// Whether they take conversations now.
+    pub status: Status,
+    /// How many open conversations they hold at most.
+    pub capacity: u32,
+    /// The skill groups they answer; empty: every group.
+    pub groups: Vec<String>,
+    /// When a console of theirs last showed a sign of life (ms since the epoch).
+    pub seen_at: Option<u64>,
+}
+
+impl Account {
+    /// Whether they answer `skill_group`.
+    pub fn answers(&self, skill_group: &str) -> bool {
+        self.groups.is_empty() || self.groups.iter().any(|g| g == skill_group)
+    }
 }
 
 /// Why an account could not be made or changed.
@@ -76,6 +123,15 @@ pub enum AccountError {
 #[derive(Clone)]
 pub struct SqlAccounts {
     db: Database,
+}
+
+fn split_groups(groups: &str) -> Vec<String> {
+    groups
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn check_name(name: &str) -> Result<(), AccountError> {
@@ -133,7 +189,7 @@ fn new_token() -> String {
 
 /// The columns [`account_from`] reads, of `agent_accounts` as `a`.
 const ACCOUNT_COLUMNS: &str = "a.name, a.role, CASE WHEN a.disabled THEN 1 ELSE 0 END AS off, \
-     a.created_at, a.password_hash";
+     a.created_at, a.password_hash, a.status, CAST(a.capacity AS BIGINT), a.groups, a.seen_at";
 
 /// An account and its password hash from a row of [`ACCOUNT_COLUMNS`].
 fn account_from<R: Row>(row: &R) -> Result<(Account, String), sqlx::Error>
@@ -142,10 +198,15 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let role: String = row.try_get(1)?;
     let off: i32 = row.try_get(2)?;
     let at: i64 = row.try_get(3)?;
+    let status: String = row.try_get(5)?;
+    let capacity: i64 = row.try_get(6)?;
+    let groups: String = row.try_get(7)?;
+    let seen_at: Option<i64> = row.try_get(8)?;
     Ok((
         Account {
             name: row.try_get(0)?,
@@ -153,6 +214,10 @@ where
             role: Role::parse(&role).unwrap_or(Role::Agent),
             disabled: off != 0,
             created_at: at.max(0) as u64,
+            status: Status::parse(&status).unwrap_or_default(),
+            capacity: u32::try_from(capacity.max(0)).unwrap_or(u32::MAX),
+            groups: split_groups(&groups),
+            seen_at: seen_at.map(|t| t.max(0) as u64),
         },
         row.try_get(4)?,
     ))
@@ -194,7 +259,74 @@ impl SqlAccounts {
             role,
             disabled: false,
             created_at: now,
+            status: Status::Away,
+            capacity: DEFAULT_CAPACITY,
+            groups: Vec::new(),
+            seen_at: None,
         })
+    }
+
+    /// Sets whether `name` takes conversations now. False when there is no such account.
+    pub async fn set_status(&self, name: &str, status: Status) -> Result<bool, AccountError> {
+        self.set_column(name, "status", status.as_str().to_string())
+            .await
+    }
+
+    /// Sets the skill groups `name` answers (none: every group). False when there is no such
+    /// account.
+    pub async fn set_groups(&self, name: &str, groups: &[String]) -> Result<bool, AccountError> {
+        let joined = groups
+            .iter()
+            .map(|g| g.trim())
+            .filter(|g| !g.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+        self.set_column(name, "groups", joined).await
+    }
+
+    async fn set_column(
+        &self,
+        name: &str,
+        column: &'static str,
+        value: String,
+    ) -> Result<bool, AccountError> {
+        let changed = on_writer!(self.db, |pool| {
+            sqlx::query(&format!(
+                "UPDATE agent_accounts SET {column} = $1 WHERE name = $2"
+            ))
+            .bind(&value)
+            .bind(name)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    /// Sets how many open conversations `name` holds at most (at least 1). False when there
+    /// is no such account.
+    pub async fn set_capacity(&self, name: &str, capacity: u32) -> Result<bool, AccountError> {
+        let changed = on_writer!(self.db, |pool| {
+            sqlx::query("UPDATE agent_accounts SET capacity = $1 WHERE name = $2")
+                .bind(i64::from(capacity.max(1)))
+                .bind(name)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed > 0)
+    }
+
+    /// Records a sign of life from `name`'s console at `now`.
+    pub async fn seen(&self, name: &str, now: u64) -> Result<(), AccountError> {
+        on_writer!(self.db, |pool| {
+            sqlx::query("UPDATE agent_accounts SET seen_at = $1 WHERE name = $2")
+                .bind(millis(now))
+                .bind(name)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Every account, by name.

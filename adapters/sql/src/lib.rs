@@ -59,7 +59,9 @@ mod queue;
 mod signals;
 mod tickets;
 
-pub use accounts::{Account, AccountError, Role, SqlAccounts, MIN_PASSWORD_CHARS};
+pub use accounts::{
+    Account, AccountError, Role, SqlAccounts, Status, DEFAULT_CAPACITY, MIN_PASSWORD_CHARS,
+};
 pub use attempts::SqlAttempts;
 pub use audit::SqlAudit;
 pub use conversations::SqlConversations;

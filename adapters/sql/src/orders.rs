@@ -465,6 +465,21 @@ impl Orders for SqlOrders {
             .map_err(unavailable_orders)
     }
 
+    async fn for_customer(&self, channel: &str, user: &str) -> Result<Vec<Order>, OrdersError> {
+        let numbers = self
+            .for_buyer(channel, user)
+            .await
+            .map_err(unavailable_orders)?;
+        let mut orders = Vec::with_capacity(numbers.len());
+        // A customer with very many orders is shown (and counted) by their newest 100.
+        for number in numbers.iter().take(100) {
+            if let Some(stored) = self.get(number).await.map_err(unavailable_orders)? {
+                orders.push(stored.order);
+            }
+        }
+        Ok(orders)
+    }
+
     async fn link(&self, number: &str, channel: &str, user: &str) -> Result<bool, OrdersError> {
         self.link_identity(number, channel, user)
             .await

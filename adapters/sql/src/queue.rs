@@ -3,7 +3,7 @@
 use crate::db::{enum_from, enum_text, millis, on_pool, on_writer, BeginWrite, Database};
 use async_trait::async_trait;
 use kefu_core::conversation::now_millis;
-use kefu_core::handoff::{QueuePosition, Relayed};
+use kefu_core::handoff::{median, Held, QueuePosition, Relayed, Take, RECENT_PICKUPS};
 use kefu_core::{ConversationKey, HandoffQueue, HandoffRequest, Inbound, Priority, QueueError};
 use sqlx::Row;
 
@@ -14,7 +14,7 @@ pub struct SqlQueue {
 }
 
 const REQUEST_COLUMNS: &str = "channel, conversation_id, customer, skill_group, priority, reason, \
-     entry, locale, entities, transcript, enqueued_at";
+     entry, locale, entities, transcript, enqueued_at, vip, escalated_at, note";
 
 fn fail(what: &'static str) -> impl Fn(sqlx::Error) -> QueueError {
     move |e| QueueError::Unavailable(format!("{what}: {e}"))
@@ -46,6 +46,8 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let bad = fail("cannot read a queued request");
     let text = |column: &str| row.try_get::<String, _>(column).map_err(&bad);
@@ -68,6 +70,12 @@ where
         transcript: serde_json::from_value(json("transcript")?)
             .map_err(|e| QueueError::Unavailable(format!("queued transcript unreadable: {e}")))?,
         enqueued_at: row.try_get::<i64, _>("enqueued_at").map_err(&bad)?.max(0) as u64,
+        vip: row.try_get("vip").map_err(&bad)?,
+        escalated_at: row
+            .try_get::<Option<i64>, _>("escalated_at")
+            .map_err(&bad)?
+            .map(|t| t.max(0) as u64),
+        note: row.try_get("note").map_err(&bad)?,
     })
 }
 
@@ -150,12 +158,14 @@ impl HandoffQueue for SqlQueue {
             // but gets the new request's details, and waits again if it was claimed.
             sqlx::query(&format!(
                 "INSERT INTO handoff_queue ({REQUEST_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (channel, conversation_id) WHERE closed_at IS NULL DO UPDATE SET \
                  customer = excluded.customer, skill_group = excluded.skill_group, \
                  priority = excluded.priority, reason = excluded.reason, entry = excluded.entry, \
                  locale = excluded.locale, entities = excluded.entities, \
-                 transcript = excluded.transcript, claimed_by = NULL, claimed_at = NULL"
+                 transcript = excluded.transcript, claimed_by = NULL, claimed_at = NULL, \
+                 vip = excluded.vip, note = excluded.note, \
+                 escalated_at = COALESCE(handoff_queue.escalated_at, excluded.escalated_at)"
             ))
             .bind(&key.channel)
             .bind(&key.id)
@@ -168,6 +178,9 @@ impl HandoffQueue for SqlQueue {
             .bind(&entities)
             .bind(&transcript)
             .bind(millis(request.enqueued_at))
+            .bind(request.vip)
+            .bind(request.escalated_at.map(millis))
+            .bind(request.note.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(&bad)?;
@@ -260,6 +273,167 @@ impl HandoffQueue for SqlQueue {
             .await
             .map_err(fail("cannot close the hand-off"))?;
             Ok(())
+        })
+    }
+
+    async fn take(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        capacity: usize,
+    ) -> Result<Take, QueueError> {
+        let bad = fail("cannot take the conversation");
+        let capacity = i64::try_from(capacity).unwrap_or(i64::MAX);
+        let now = millis(now_millis());
+        let postgres = self.db.backend() == crate::Backend::Postgres;
+        let take = format!(
+            "UPDATE handoff_queue SET claimed_by = $3, claimed_at = $4 \
+             WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL \
+               AND claimed_by IS NULL \
+               AND (SELECT COUNT(*) FROM handoff_queue h \
+                    WHERE h.claimed_by = $3 AND h.closed_at IS NULL) < $5 \
+             RETURNING {REQUEST_COLUMNS}"
+        );
+        let holder = format!(
+            "SELECT claimed_by, {REQUEST_COLUMNS} FROM handoff_queue \
+             WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL"
+        );
+        on_writer!(self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(&bad)?;
+            if postgres {
+                // One agent's takes on every process, one at a time: the capacity check and
+                // the take are then one step (SQLite has one writer anyway).
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('kefu.agent.' || $1))")
+                    .bind(agent)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(&bad)?;
+            }
+            let taken = sqlx::query(&take)
+                .bind(&key.channel)
+                .bind(&key.id)
+                .bind(agent)
+                .bind(now)
+                .bind(capacity)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(&bad)?;
+            let outcome = match taken {
+                Some(row) => Take::Taken(request_from(&row)?),
+                None => {
+                    let row = sqlx::query(&holder)
+                        .bind(&key.channel)
+                        .bind(&key.id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(&bad)?;
+                    match row {
+                        None => Take::NotQueued,
+                        Some(row) => match row
+                            .try_get::<Option<String>, _>("claimed_by")
+                            .map_err(&bad)?
+                        {
+                            Some(by) if by == agent => Take::Taken(request_from(&row)?),
+                            Some(by) => Take::HeldBy(by),
+                            None => Take::AtCapacity,
+                        },
+                    }
+                }
+            };
+            tx.commit().await.map_err(&bad)?;
+            Ok(outcome)
+        })
+    }
+
+    async fn held(&self, agent: Option<&str>) -> Result<Vec<Held>, QueueError> {
+        let bad = fail("cannot list the held conversations");
+        on_pool!(self.db, |pool| {
+            let rows = sqlx::query(&format!(
+                "SELECT claimed_by, claimed_at, first_reply_at, {REQUEST_COLUMNS} FROM handoff_queue \
+                 WHERE claimed_by IS NOT NULL AND closed_at IS NULL AND ($1 IS NULL OR claimed_by = $1) \
+                 ORDER BY claimed_at, id"
+            ))
+            .bind(agent)
+            .fetch_all(pool)
+            .await
+            .map_err(&bad)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Held {
+                        agent: row.try_get("claimed_by").map_err(&bad)?,
+                        claimed_at: row
+                            .try_get::<Option<i64>, _>("claimed_at")
+                            .map_err(&bad)?
+                            .unwrap_or(0)
+                            .max(0) as u64,
+                        first_reply_at: row
+                            .try_get::<Option<i64>, _>("first_reply_at")
+                            .map_err(&bad)?
+                            .map(|t| t.max(0) as u64),
+                        request: request_from(row)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn replied(&self, key: &ConversationKey, at: u64) -> Result<(), QueueError> {
+        on_writer!(self.db, |pool| {
+            sqlx::query(
+                "UPDATE handoff_queue SET first_reply_at = $3 \
+                 WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL \
+                   AND claimed_by IS NOT NULL AND first_reply_at IS NULL",
+            )
+            .bind(&key.channel)
+            .bind(&key.id)
+            .bind(millis(at))
+            .execute(pool)
+            .await
+            .map_err(fail("cannot record the reply"))?;
+            Ok(())
+        })
+    }
+
+    async fn escalate(
+        &self,
+        skill_group: &str,
+        queued_before: u64,
+        now: u64,
+    ) -> Result<Vec<HandoffRequest>, QueueError> {
+        let top = Priority::ALL.len() as i64 - 1;
+        on_writer!(self.db, |pool| {
+            let rows = sqlx::query(&format!(
+                "UPDATE handoff_queue SET escalated_at = $3, \
+                   priority = CASE WHEN priority < $4 THEN priority + 1 ELSE priority END \
+                 WHERE skill_group = $1 AND enqueued_at <= $2 AND claimed_by IS NULL \
+                   AND closed_at IS NULL AND escalated_at IS NULL \
+                 RETURNING {REQUEST_COLUMNS}"
+            ))
+            .bind(skill_group)
+            .bind(millis(queued_before))
+            .bind(millis(now))
+            .bind(top)
+            .fetch_all(pool)
+            .await
+            .map_err(fail("cannot escalate waiting conversations"))?;
+            rows.iter().map(request_from).collect()
+        })
+    }
+
+    async fn recent_wait(&self, skill_group: &str, since: u64) -> Result<Option<u64>, QueueError> {
+        on_pool!(self.db, |pool| {
+            let waits: Vec<i64> = sqlx::query_scalar(
+                "SELECT claimed_at - enqueued_at FROM handoff_queue \
+                 WHERE skill_group = $1 AND claimed_at IS NOT NULL AND enqueued_at >= $2 \
+                 ORDER BY claimed_at DESC LIMIT $3",
+            )
+            .bind(skill_group)
+            .bind(millis(since))
+            .bind(RECENT_PICKUPS as i64)
+            .fetch_all(pool)
+            .await
+            .map_err(fail("cannot read recent waits"))?;
+            Ok(median(waits.into_iter().map(|w| w.max(0) as u64).collect()))
         })
     }
 }

@@ -102,6 +102,44 @@ async fn the_queue_serves_the_most_urgent_longest_waiting_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_agents_taking_one_conversation_on_two_processes_one_wins() {
+    on_both(async |t: &TestDb| {
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::two_agents_taking_one_conversation_on_two_processes_one_wins(&one, &two, t.name)
+            .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_at_capacity_gets_no_more_even_racing_on_two_processes() {
+    on_both(async |t: &TestDb| {
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::an_agent_at_capacity_gets_no_more_even_racing_on_two_processes(&one, &two, t.name)
+            .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_past_the_target_escalates_once_and_moves_up() {
+    on_both(async |t: &TestDb| {
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::waiting_past_the_target_escalates_once_and_moves_up(&one, &two, t.name).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pick_up_times_and_first_replies_are_recorded() {
+    on_both(async |t: &TestDb| {
+        let (one, two) = (stores(t).await, stores(t).await);
+        suite::pick_up_times_and_first_replies_are_recorded(&one, &two, t.name).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relaying_a_message_twice_keeps_one_copy() {
     on_both(async |t: &TestDb| {
         let (one, two) = (stores(t).await, stores(t).await);

@@ -45,14 +45,25 @@ pub struct EngineConfig {
     pub refund_auto_approve_cents: i64,
     /// The skill group of refund tickets.
     pub refund_skill_group: String,
-    /// How long a team has for a ticket the bot opens (ms).
+    /// How long a team has for a ticket the bot opens (ms), unless its kind has its own
+    /// time in [`Self::ticket_sla_by_kind`].
     pub ticket_sla_ms: u64,
+    /// How long a team has for tickets of a kind (ms): by default card-key problems
+    /// (`card_key`, `delivery`) are due in 2 hours.
+    pub ticket_sla_by_kind: BTreeMap<String, u64>,
     /// The shop's time zone, as minutes from UTC (480 for China), for times shown to
     /// customers.
     pub utc_offset_minutes: i32,
     /// When people answer hand-offs, in the shop's time zone ([`Self::utc_offset_minutes`]);
     /// outside them a hand-off opens a ticket and says when people are back. `None`: always.
     pub support_hours: Option<SupportHours>,
+    /// Support hours of single skill groups (others follow [`Self::support_hours`]).
+    pub group_hours: BTreeMap<String, SupportHours>,
+    /// Customers served in the VIP lane: `user` or `channel:user`.
+    pub vip_customers: std::collections::BTreeSet<String>,
+    /// Customers with at least this many paid orders are served in the VIP lane (needs an
+    /// order system that lists a customer's orders). `None`: not by orders.
+    pub vip_min_paid_orders: Option<usize>,
     /// Whether a customer waiting for a person still gets the bot's answer to a clear FAQ
     /// question (their message goes to the person either way).
     pub answer_while_queued: bool,
@@ -66,6 +77,24 @@ pub struct EngineConfig {
     /// [`EngineError::Busy`], so a stuck conversation cannot stall the messages queued
     /// behind it for ever.
     pub turn_lock_wait_ms: u64,
+}
+
+impl EngineConfig {
+    /// How long a team has for a ticket of `kind` (ms).
+    pub fn ticket_sla(&self, kind: &str) -> u64 {
+        self.ticket_sla_by_kind
+            .get(kind)
+            .copied()
+            .unwrap_or(self.ticket_sla_ms)
+    }
+
+    /// The support hours of `skill_group` (its own, or the shop's).
+    pub fn hours_of(&self, skill_group: &str) -> Option<SupportHours> {
+        self.group_hours
+            .get(skill_group)
+            .copied()
+            .or(self.support_hours)
+    }
 }
 
 impl Default for EngineConfig {
@@ -89,6 +118,13 @@ impl Default for EngineConfig {
             refund_auto_approve_cents: 0,
             refund_skill_group: "refunds".to_string(),
             ticket_sla_ms: 24 * 60 * 60 * 1000,
+            ticket_sla_by_kind: BTreeMap::from([
+                ("card_key".to_string(), 2 * 60 * 60 * 1000),
+                ("delivery".to_string(), 2 * 60 * 60 * 1000),
+            ]),
+            group_hours: BTreeMap::new(),
+            vip_customers: Default::default(),
+            vip_min_paid_orders: None,
             utc_offset_minutes: 480,
             max_message_chars: 4000,
             turn_lock_wait_ms: 30_000,

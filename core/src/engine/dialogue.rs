@@ -244,10 +244,10 @@ impl Engine {
         Ok(false)
     }
 
-    /// Whether hand-offs now go to a ticket because nobody is in.
-    pub(super) fn off_hours(&self) -> bool {
+    /// Whether hand-offs to `skill_group` now go to a ticket because nobody is in.
+    pub(super) fn off_hours(&self, skill_group: &str) -> bool {
         self.config
-            .support_hours
+            .hours_of(skill_group)
             .is_some_and(|h| !h.is_open(now_millis(), self.config.utc_offset_minutes))
     }
 
@@ -292,11 +292,15 @@ impl Engine {
                     .await?
             }
         };
-        let back = self.config.support_hours.map_or_else(now_millis, |h| {
+        let hours = self.config.hours_of(&ticket.skill_group);
+        let back = hours.map_or_else(now_millis, |h| {
             h.next_open(now_millis(), self.config.utc_offset_minutes)
         });
         let mut values = self.ticket_values(turn.locale(), &ticket);
         values.insert("back".to_string(), self.when(back, turn.locale()));
+        if let Some(hours) = self.config.group_hours.get(&ticket.skill_group) {
+            values.insert("support_hours".to_string(), hours.to_string());
+        }
         tracing::info!(conversation = %key, ?reason, ticket = %ticket.number, "hand-off outside support hours became a ticket");
         turn.conversation.flow = None;
         turn.conversation.offered.clear();

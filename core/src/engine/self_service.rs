@@ -284,7 +284,7 @@ impl Engine {
                 customer: turn.conversation.user.clone(),
                 description,
                 skill_group,
-                sla_millis: self.config.ticket_sla_ms,
+                sla_millis: self.config.ticket_sla(kind),
                 by: "bot".to_string(),
                 idempotency_key: Some(
                     turn.effect_key("ticket", &format!("{kind}\u{1f}{}", order.unwrap_or(""))),

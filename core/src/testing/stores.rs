@@ -724,6 +724,9 @@ pub fn request(id: &str, group: &str, priority: Priority, at: u64) -> HandoffReq
         entities: BTreeMap::from([("order_no".to_string(), "DD1".to_string())]),
         transcript: vec![line(Speaker::Customer, "转人工")],
         enqueued_at: at,
+        vip: false,
+        escalated_at: None,
+        note: None,
     }
 }
 
@@ -864,6 +867,255 @@ pub async fn twenty_concurrent_claimers_share_500_requests_without_a_double_clai
 }
 
 /// A message relayed to the person holding a conversation, delivered twice, is kept once.
+/// The behaviour the name says: two agents on two processes take the same conversation at
+/// once, over and over; each time exactly one gets it and the other hears who did.
+pub async fn two_agents_taking_one_conversation_on_two_processes_one_wins(
+    s: &Stores,
+    other: &Stores,
+    n: &str,
+) {
+    use crate::handoff::Take;
+    for i in 0..20 {
+        let id = format!("race{i}");
+        s.queue
+            .enqueue(request(&id, "general", Priority::Normal, 1_000 + i))
+            .await
+            .unwrap();
+        let conversation = key(&id);
+        let (a, b) = tokio::join!(
+            s.queue.take(&conversation, "amy", 100),
+            other.queue.take(&conversation, "bob", 100)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let won: Vec<&str> = [(&a, "amy"), (&b, "bob")]
+            .iter()
+            .filter(|(t, _)| matches!(t, Take::Taken(_)))
+            .map(|(_, who)| *who)
+            .collect();
+        assert_eq!(won.len(), 1, "{n}: {a:?} / {b:?}");
+        let loser = if won[0] == "amy" { &b } else { &a };
+        assert_eq!(loser, &Take::HeldBy(won[0].to_string()), "{n}");
+        assert_eq!(
+            s.queue.claimed_by(&key(&id)).await.unwrap().as_deref(),
+            Some(won[0]),
+            "{n}"
+        );
+        // Taking it again is harmless for its holder.
+        assert!(matches!(
+            other.queue.take(&key(&id), won[0], 100).await.unwrap(),
+            Take::Taken(_)
+        ));
+    }
+    assert_eq!(
+        s.queue.take(&key("nobody"), "amy", 100).await.unwrap(),
+        Take::NotQueued,
+        "{n}"
+    );
+}
+
+/// The behaviour the name says.
+pub async fn an_agent_at_capacity_gets_no_more_even_racing_on_two_processes(
+    s: &Stores,
+    other: &Stores,
+    n: &str,
+) {
+    use crate::handoff::Take;
+    for i in 0..6 {
+        s.queue
+            .enqueue(request(
+                &format!("cap{i}"),
+                "general",
+                Priority::Normal,
+                1_000 + i,
+            ))
+            .await
+            .unwrap();
+    }
+    // Six takes at once for one agent with room for two: two succeed.
+    let queues = [s.queue.clone(), other.queue.clone()];
+    let takes: Vec<_> = (0..6)
+        .map(|i| {
+            let queue = queues[i % 2].clone();
+            tokio::spawn(async move { queue.take(&key(&format!("cap{i}")), "amy", 2).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for take in takes {
+        outcomes.push(take.await.unwrap().unwrap());
+    }
+    let taken = outcomes
+        .iter()
+        .filter(|t| matches!(t, Take::Taken(_)))
+        .count();
+    assert_eq!(taken, 2, "{n}: {outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|t| matches!(t, Take::Taken(_) | Take::AtCapacity)));
+    let held = s.queue.held(Some("amy")).await.unwrap();
+    assert_eq!(held.len(), 2, "{n}");
+    assert_eq!(s.queue.waiting(None).await.unwrap().len(), 4, "{n}");
+    // Closing one makes room for one more.
+    s.queue.close(&held[0].request.conversation).await.unwrap();
+    let waiting = s.queue.waiting(None).await.unwrap();
+    let next = &waiting[0].conversation;
+    assert!(matches!(
+        other.queue.take(next, "amy", 2).await.unwrap(),
+        Take::Taken(_)
+    ));
+    assert_eq!(
+        other
+            .queue
+            .take(&waiting[1].conversation, "amy", 2)
+            .await
+            .unwrap(),
+        Take::AtCapacity,
+        "{n}"
+    );
+    // Another agent is not limited by amy's load.
+    assert!(matches!(
+        s.queue
+            .take(&waiting[1].conversation, "bob", 2)
+            .await
+            .unwrap(),
+        Take::Taken(_)
+    ));
+}
+
+/// The behaviour the name says: the escalation is driven by the time the caller gives, so
+/// 30 seconds pass without waiting for them.
+pub async fn waiting_past_the_target_escalates_once_and_moves_up(
+    s: &Stores,
+    other: &Stores,
+    n: &str,
+) {
+    let t0 = 1_000_000;
+    s.queue
+        .enqueue(request("old", "general", Priority::Normal, t0))
+        .await
+        .unwrap();
+    s.queue
+        .enqueue(request("high", "general", Priority::High, t0 + 1_000))
+        .await
+        .unwrap();
+    s.queue
+        .enqueue(request("new", "general", Priority::Normal, t0 + 20_000))
+        .await
+        .unwrap();
+    s.queue
+        .enqueue(request("elsewhere", "refunds", Priority::Normal, t0))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.queue
+            .position(&key("old"))
+            .await
+            .unwrap()
+            .unwrap()
+            .position,
+        2
+    );
+    // 29 s in: nothing is due.
+    let target = 30_000;
+    let now = t0 + 29_000;
+    assert!(s
+        .queue
+        .escalate("general", now - target, now)
+        .await
+        .unwrap()
+        .is_empty());
+    // 31 s in: the two oldest of the group are escalated, once.
+    let now = t0 + 31_000;
+    let escalated = other
+        .queue
+        .escalate("general", now - target, now)
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = escalated
+        .iter()
+        .map(|r| r.conversation.id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["high", "old"], "{n}");
+    assert!(escalated.iter().all(|r| r.escalated_at == Some(now)));
+    let old = escalated
+        .iter()
+        .find(|r| r.conversation.id == "old")
+        .unwrap();
+    assert_eq!(old.priority, Priority::High, "{n}");
+    let high = escalated
+        .iter()
+        .find(|r| r.conversation.id == "high")
+        .unwrap();
+    assert_eq!(high.priority, Priority::Urgent, "{n}");
+    assert!(
+        s.queue
+            .escalate("general", now - target, now + 60_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{n}: escalated once"
+    );
+    let waiting = s.queue.waiting(Some("general")).await.unwrap();
+    assert_eq!(waiting[0].conversation.id, "high");
+    assert_eq!(waiting[1].conversation.id, "old");
+    assert_eq!(waiting[1].escalated_at, Some(now));
+    assert_eq!(waiting[2].escalated_at, None);
+    // Queued again (the customer asks again), it stays escalated.
+    s.queue
+        .enqueue(request("old", "general", Priority::Normal, t0 + 40_000))
+        .await
+        .unwrap();
+    let again = s.queue.waiting(Some("general")).await.unwrap();
+    let old = again.iter().find(|r| r.conversation.id == "old").unwrap();
+    assert_eq!(old.escalated_at, Some(now), "{n}");
+}
+
+/// The behaviour the name says.
+pub async fn pick_up_times_and_first_replies_are_recorded(s: &Stores, other: &Stores, n: &str) {
+    let now = crate::conversation::now_millis();
+    assert_eq!(
+        s.queue.recent_wait("general", 0).await.unwrap(),
+        None,
+        "{n}"
+    );
+    for (i, waited) in [10_000u64, 20_000, 90_000].iter().enumerate() {
+        let id = format!("w{i}");
+        s.queue
+            .enqueue(request(&id, "general", Priority::Normal, now - waited))
+            .await
+            .unwrap();
+        other.queue.take(&key(&id), "amy", 10).await.unwrap();
+    }
+    let median = s.queue.recent_wait("general", 0).await.unwrap().unwrap();
+    assert!((20_000..25_000).contains(&median), "{n}: {median}");
+    assert_eq!(s.queue.recent_wait("refunds", 0).await.unwrap(), None);
+    assert_eq!(
+        s.queue.recent_wait("general", now).await.unwrap(),
+        None,
+        "only since"
+    );
+
+    let held = s.queue.held(Some("amy")).await.unwrap();
+    assert_eq!(held.len(), 3, "{n}");
+    assert!(held
+        .iter()
+        .all(|h| h.first_reply_at.is_none() && h.agent == "amy"));
+    s.queue.replied(&key("w0"), now + 5).await.unwrap();
+    other.queue.replied(&key("w0"), now + 9).await.unwrap();
+    let held = other.queue.held(None).await.unwrap();
+    let w0 = held
+        .iter()
+        .find(|h| h.request.conversation.id == "w0")
+        .unwrap();
+    assert_eq!(
+        w0.first_reply_at,
+        Some(now + 5),
+        "{n}: the first reply is kept"
+    );
+    assert!(s.queue.held(Some("bob")).await.unwrap().is_empty());
+}
+
+/// The behaviour the name says.
 pub async fn relaying_a_message_twice_keeps_one_copy(s: &Stores, other: &Stores, n: &str) {
     let queue = &s.queue;
     let m = Inbound::new(key("r"), "eve", "m9", "还在吗");
@@ -958,6 +1210,10 @@ mod tests {
         the_queue_serves_the_most_urgent_longest_waiting_first,
         twenty_concurrent_claimers_share_500_requests_without_a_double_claim,
         relaying_a_message_twice_keeps_one_copy,
+        two_agents_taking_one_conversation_on_two_processes_one_wins,
+        an_agent_at_capacity_gets_no_more_even_racing_on_two_processes,
+        waiting_past_the_target_escalates_once_and_moves_up,
+        pick_up_times_and_first_replies_are_recorded,
         overdue_tickets_are_the_unresolved_ones_past_their_due_time,
     );
 }
