@@ -23,6 +23,7 @@ mod loadtest;
 mod model;
 mod orders;
 mod outbox;
+mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -68,6 +69,10 @@ enum Command {
     /// The people who answer customers: accounts with a role and a password.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// The service report of a period: conversations and containment, hand-offs, first human
+    /// reply, queue wait, resolution, first-contact resolution, satisfaction and tickets —
+    /// overall, by skill group and by agent.
+    Report(report::ReportArgs),
     /// Many customers at once against a running kefu serve on this machine (web chat):
     /// messages/s, turn latency percentiles, errors.
     Loadtest(loadtest::LoadtestArgs),
@@ -150,6 +155,7 @@ fn main() -> ExitCode {
         Command::Outbox(OutboxCommand::Dead(args)) => outbox::dead(&config, args),
         Command::Outbox(OutboxCommand::Resend(args)) => outbox::resend(&config, args),
         Command::Loadtest(args) => loadtest::loadtest(args),
+        Command::Report(args) => report::report(&config, args),
         Command::Agents(AgentsCommand::Add(args)) => agents::add(&config, args),
         Command::Agents(AgentsCommand::List) => agents::list(&config),
         Command::Agents(AgentsCommand::Password(args)) => agents::password(&config, args),

@@ -46,6 +46,9 @@ pub fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
         if config.channels.web.enabled {
             println!("  web chat: open http://{at}/chat in a browser");
         }
+        if config.console.enabled {
+            println!("  agents' console: http://{at}/console (accounts: kefu agents add NAME --role admin)");
+        }
         println!("  health:  http://{at}/healthz  readiness: http://{at}/readyz  metrics: http://{at}/metrics");
         if config.channels.webhook.is_some() {
             println!("  webhook: POST http://{at}/v1/webhook (docs/webhook.md)");

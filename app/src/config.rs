@@ -62,6 +62,13 @@
 //!     callback_url: https://shop.example.com/kefu/callback  # later messages; https
 //!     per_ip_per_minute: 1200           # 0: no limit
 //!     per_conversation_per_minute: 30   # 0: no limit
+//! console:                   # the agents' console at /console (kefu serve; docs/console.md)
+//!   enabled: true
+//!   canned_replies: canned.yaml   # agents' canned replies; omit: the built-in ones
+//!   session_hours: 12        # a log-in lasts this long
+//!   secure_cookie: false     # true when served over HTTPS (behind a proxy)
+//!   failed_logins_per_account: 5   # then that account's log-ins wait 15 minutes
+//!   failed_logins_per_address: 20  # the same for one address
 //! ```
 //!
 //! The environment variable `KEFU_DATABASE_URL` overrides `storage.url`.
@@ -106,6 +113,40 @@ pub struct Config {
     pub server: ServerConfig,
     /// The channels customers reach the bot through (besides `kefu chat`).
     pub channels: ChannelsConfig,
+    /// The agents' console served by `kefu serve`.
+    pub console: ConsoleConfig,
+}
+
+/// The `console` section: the agents' console at `/console`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Whether `kefu serve` serves `/console`.
+    pub enabled: bool,
+    /// The canned replies file (YAML); the built-in ones when absent.
+    pub canned_replies: Option<PathBuf>,
+    /// How long a log-in lasts, in hours.
+    pub session_hours: u64,
+    /// Marks the session cookie `Secure`: set it when agents reach the console over HTTPS.
+    pub secure_cookie: bool,
+    /// Failed log-ins to one account within 15 minutes before its log-ins are refused for
+    /// the rest of them.
+    pub failed_logins_per_account: usize,
+    /// The same for one address.
+    pub failed_logins_per_address: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            canned_replies: None,
+            session_hours: 12,
+            secure_cookie: false,
+            failed_logins_per_account: 5,
+            failed_logins_per_address: 20,
+        }
+    }
 }
 
 /// The `server` section: `kefu serve`.
@@ -721,6 +762,7 @@ impl Default for Config {
             handoff: HandoffConfig::default(),
             server: ServerConfig::default(),
             channels: ChannelsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -18,9 +18,11 @@
 //! ```
 
 pub mod config;
+pub mod console;
 pub mod knowledge;
 pub mod metrics;
 pub mod serve;
+pub mod supervisor;
 
 use anyhow::Context;
 use config::Config;

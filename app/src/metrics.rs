@@ -33,6 +33,10 @@ struct Counts {
     ratings: [u64; 5],
     /// Customers locked out of order look-ups.
     lockouts: u64,
+    /// Waiting conversations escalated, by skill group.
+    escalations: BTreeMap<String, u64>,
+    /// Tickets flagged overdue.
+    overdue_tickets: u64,
 }
 
 /// Values read when the metrics are scraped.
@@ -130,6 +134,18 @@ impl EngineEvents for Metrics {
 }
 
 impl Metrics {
+    /// Counts what a supervisor round escalated and flagged.
+    pub fn supervised(&self, tick: &crate::supervisor::Tick) {
+        let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for request in &tick.escalated {
+            *counts
+                .escalations
+                .entry(request.skill_group.clone())
+                .or_default() += 1;
+        }
+        counts.overdue_tickets += tick.overdue.len() as u64;
+    }
+
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self, gauges: &Gauges) -> String {
         let counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -190,6 +206,26 @@ impl Metrics {
             "Customers locked out of order look-ups after failed proofs.",
         );
         let _ = writeln!(out, "kefu_lockouts_total {}", counts.lockouts);
+        family(
+            &mut out,
+            "kefu_queue_escalations_total",
+            "counter",
+            "Waiting conversations nobody took within their group's target, escalated.",
+        );
+        for (group, n) in &counts.escalations {
+            let _ = writeln!(
+                out,
+                "kefu_queue_escalations_total{{skill_group=\"{}\"}} {n}",
+                label(group)
+            );
+        }
+        family(
+            &mut out,
+            "kefu_tickets_overdue_total",
+            "counter",
+            "Tickets flagged overdue (past their due time, unresolved).",
+        );
+        let _ = writeln!(out, "kefu_tickets_overdue_total {}", counts.overdue_tickets);
         family(
             &mut out,
             "kefu_agent_actions_total",

@@ -1,8 +1,10 @@
-//! `kefu serve`: the bot as a service — the customers' web chat (`/chat`), the signed
-//! webhook, `/healthz`, `/readyz` and `/metrics` on one axum router, the outbox worker beside
-//! it, and a graceful shutdown.
+//! `kefu serve`: the bot as a service — the customers' web chat (`/chat`), the agents'
+//! console (`/console`), the signed webhook, `/healthz`, `/readyz` and `/metrics` on one axum
+//! router, the outbox worker and the SLA [supervisor](crate::supervisor) beside it, and a
+//! graceful shutdown.
 
 use crate::config::Config;
+use crate::console::{load_canned, Console, ConsoleSettings};
 use crate::App;
 use anyhow::Context;
 use axum::extract::State;
@@ -24,6 +26,73 @@ struct Shared {
     app: App,
     webhook: Option<Arc<Webhook>>,
     web: Option<Arc<WebChat>>,
+    console: Option<Arc<Console>>,
+}
+
+/// The name of the console's CSRF key in the database's settings.
+const CONSOLE_KEY_SETTING: &str = "console.csrf_key";
+
+/// How often the SLA supervisor looks at the queue and the tickets.
+pub const SUPERVISOR_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Builds the agents' console of `config` on `app`.
+async fn console(app: &App, config: &Config) -> anyhow::Result<Arc<Console>> {
+    let section = &config.console;
+    let canned = load_canned(section.canned_replies.as_deref())?;
+    let key = app
+        .db
+        .setting_or_insert(CONSOLE_KEY_SETTING, &kefu_web::cookie::random_hex(32))
+        .await
+        .context("cannot read or make the console's key in the database")?;
+    let console = Console::new(
+        app.clone(),
+        ConsoleSettings {
+            key: CookieKey::new(key.into_bytes()),
+            session_ms: section.session_hours.max(1).saturating_mul(3_600_000),
+            secure_cookie: section.secure_cookie,
+            failed_per_account: section.failed_logins_per_account,
+            failed_per_address: section.failed_logins_per_address,
+            canned,
+            config: config.clone(),
+            max_body_bytes: config.server.max_body_bytes,
+        },
+    );
+    console.start().await?;
+    Ok(console)
+}
+
+/// Runs the SLA supervisor every [`SUPERVISOR_EVERY`] until `stopped`.
+fn supervise(
+    app: App,
+    config: Config,
+    console: Option<Arc<Console>>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SUPERVISOR_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+            match crate::supervisor::tick(&app, &config, kefu_core::conversation::now_millis())
+                .await
+            {
+                Ok(tick) => {
+                    app.metrics.supervised(&tick);
+                    if !tick.is_empty() {
+                        if let Some(console) = &console {
+                            console.changed(crate::console::EVERYTHING).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the SLA supervisor could not look at the queue")
+                }
+            }
+        }
+    })
 }
 
 /// The name of the web chat's cookie key in the database's settings.
@@ -124,8 +193,19 @@ pub async fn run(
     } else {
         None
     };
+    let console = if config.console.enabled {
+        Some(console(&app, config).await?)
+    } else {
+        None
+    };
     let worker = app.outbox_worker();
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let supervisor = supervise(
+        app.clone(),
+        config.clone(),
+        console.clone(),
+        stopped.clone(),
+    );
     let worker = tokio::spawn(async move {
         worker
             .run(async move {
@@ -137,6 +217,7 @@ pub async fn run(
         app,
         webhook: webhook.clone(),
         web: web.clone(),
+        console: console.clone(),
     });
     let mut router: Router = Router::new()
         .route("/healthz", get(healthz))
@@ -146,6 +227,9 @@ pub async fn run(
     if let Some(webhook) = &webhook {
         router = router.merge(webhook.router());
     }
+    if let Some(console) = &console {
+        router = router.merge(console.router());
+    }
     if let Some(web) = &web {
         router = router
             .merge(web.router())
@@ -154,10 +238,14 @@ pub async fn run(
     // Open pages' event streams end when the server stops, so the graceful shutdown is not
     // held up by them (their browsers reconnect to another process, or on restart).
     let closing = web.clone();
+    let closing_console = console.clone();
     let shutdown = async move {
         shutdown.await;
         if let Some(web) = closing {
             web.close();
+        }
+        if let Some(console) = closing_console {
+            console.close();
         }
     };
     let served = axum::serve(
@@ -168,6 +256,9 @@ pub async fn run(
     .await
     .context("the server stopped with an error");
     let _ = stop.send(true);
+    if let Err(e) = supervisor.await {
+        tracing::warn!(error = %e, "the SLA supervisor ended abnormally");
+    }
     if let Err(e) = worker.await {
         tracing::warn!(error = %e, "the outbox worker ended abnormally");
     }
@@ -212,6 +303,9 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
+/// The period `/metrics` reports the service figures over.
+pub const REPORT_WINDOW_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
 /// The Prometheus metrics.
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut gauges = crate::metrics::Gauges::default();
@@ -237,11 +331,26 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     if let Some(webhook) = &shared.webhook {
         gauges.webhook_rejections = webhook.rejections().by_name();
     }
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        shared.app.metrics.render(&gauges),
-    )
-        .into_response()
+    let mut text = shared.app.metrics.render(&gauges);
+    if let Some(console) = &shared.console {
+        text.push_str(&format!(
+            "# HELP kefu_console_pages_open Console pages following live changes on this process.\n\
+             # TYPE kefu_console_pages_open gauge\nkefu_console_pages_open {}\n",
+            console.watching()
+        ));
+    }
+    // The service report over the last 7 days (the dashboard's default period).
+    let until = kefu_core::conversation::now_millis();
+    match shared
+        .app
+        .db
+        .report(until.saturating_sub(REPORT_WINDOW_MS), until)
+        .await
+    {
+        Ok(report) => text.push_str(&report.prometheus()),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot compute the service report"),
+    }
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[cfg(test)]

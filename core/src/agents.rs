@@ -479,6 +479,104 @@ impl Agents {
         Ok(keys)
     }
 
+    /// The orders a customer bought from this chat identity, newest first (card keys are
+    /// not part of them). Empty when the order system cannot list a customer's orders.
+    pub async fn customer_orders(
+        &self,
+        channel: &str,
+        user: &str,
+    ) -> Result<Vec<crate::orders::Order>, EngineError> {
+        let Some(orders) = &self.engine.orders else {
+            return Ok(Vec::new());
+        };
+        match orders.for_customer(channel, user).await {
+            Ok(found) => Ok(found),
+            Err(OrdersError::Unsupported(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// An order's card keys, masked (`ABCD****WXYZ`): what an agent sees without revealing
+    /// them ([`Agents::reveal_card_keys`]).
+    pub async fn masked_card_keys(&self, order: &str) -> Result<Vec<String>, EngineError> {
+        let Some(orders) = &self.engine.orders else {
+            return Ok(Vec::new());
+        };
+        Ok(orders
+            .card_keys(order)
+            .await?
+            .iter()
+            .map(|k| flows::card_key_lookup::mask(k))
+            .collect())
+    }
+
+    /// `agent` opens a ticket from the conversation (for the conversation's customer and its
+    /// skill group, due by the kind's target); the customer is told its number and due time
+    /// through the outbox. `idempotency_key` names the opening (a form sent twice opens one).
+    pub async fn open_ticket(
+        &self,
+        key: &ConversationKey,
+        agent: &str,
+        kind: &str,
+        order: Option<&str>,
+        description: &str,
+        idempotency_key: &str,
+    ) -> Result<TicketChange, EngineError> {
+        let Some(conversation) = self.engine.conversation(key).await? else {
+            return Err(EngineError::NoConversation(key.clone()));
+        };
+        let queue = &self.engine.queue;
+        let group = queue
+            .held(None)
+            .await?
+            .into_iter()
+            .map(|h| h.request)
+            .chain(queue.waiting(None).await?)
+            .find(|r| &r.conversation == key)
+            .map_or_else(
+                || self.engine.config.default_skill_group.clone(),
+                |r| r.skill_group,
+            );
+        let kind = if kind.trim().is_empty() {
+            "general"
+        } else {
+            kind.trim()
+        };
+        let ticket = self
+            .engine
+            .tickets
+            .open(crate::tickets::NewTicket {
+                kind: kind.to_string(),
+                order: order
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string),
+                conversation: Some(key.clone()),
+                customer: conversation.user.clone(),
+                description: description.trim().to_string(),
+                skill_group: group,
+                sla_millis: self.engine.config.ticket_sla(kind),
+                by: agent.to_string(),
+                idempotency_key: Some(format!("agent\u{1f}{agent}\u{1f}{idempotency_key}")),
+            })
+            .await?;
+        let values = |locale| self.engine.ticket_values(locale, &ticket);
+        let notice = self.notice(key, None, Reply::TicketOpened, values).await?;
+        tracing::info!(conversation = %key, agent, ticket = %ticket.number, "ticket opened by an agent");
+        self.emit(
+            agent,
+            Some(key),
+            AgentAction::TicketUpdated {
+                number: ticket.number.clone(),
+                status: ticket.status.as_str().to_string(),
+            },
+        );
+        Ok(TicketChange {
+            ticket,
+            notice: Some(notice),
+        })
+    }
+
     /// Says `reply` to the customer in the conversation's language, filled with `values`
     /// for that language, and makes `holder` (when given) hold the conversation.
     async fn notice(

@@ -29,6 +29,8 @@ pub enum Space {
     OrderProofs,
     /// Times an order's card keys were shown to its buyer.
     KeyViews,
+    /// Failed log-ins to the agents' console, by account name or by address.
+    ConsoleLogIns,
 }
 
 impl Space {
@@ -38,6 +40,7 @@ impl Space {
             Space::CustomerProofs => "customer_proofs",
             Space::OrderProofs => "order_proofs",
             Space::KeyViews => "key_views",
+            Space::ConsoleLogIns => "console_logins",
         }
     }
 }

@@ -101,6 +101,58 @@ impl RemoteLock for PgTurnLock {
     }
 }
 
+/// A conversation in a customer's history (the agents' context panel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationSummary {
+    /// The conversation.
+    pub key: ConversationKey,
+    /// `bot`, `queue` or `agent`.
+    pub holder: String,
+    /// The agent holding it, if one does.
+    pub agent: Option<String>,
+    /// When it started (ms since the epoch).
+    pub started_at: u64,
+    /// When it last changed.
+    pub updated_at: u64,
+}
+
+impl SqlConversations {
+    /// The customer's conversations on every channel (the same customer id), newest first,
+    /// at most `limit`.
+    pub async fn of_customer(
+        &self,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let bad = |e: sqlx::Error| unavailable("cannot list the customer's conversations", e);
+        on_pool!(self.db, |pool| {
+            let rows = sqlx::query(
+                "SELECT channel, conversation_id, holder, agent, started_at, updated_at \
+                 FROM conversations WHERE customer = $1 ORDER BY updated_at DESC LIMIT $2",
+            )
+            .bind(customer)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await
+            .map_err(bad)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ConversationSummary {
+                        key: ConversationKey::new(
+                            row.try_get::<String, _>(0).map_err(bad)?,
+                            row.try_get::<String, _>(1).map_err(bad)?,
+                        ),
+                        holder: row.try_get(2).map_err(bad)?,
+                        agent: row.try_get(3).map_err(bad)?,
+                        started_at: row.try_get::<i64, _>(4).map_err(bad)?.max(0) as u64,
+                        updated_at: row.try_get::<i64, _>(5).map_err(bad)?.max(0) as u64,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
 #[async_trait]
 impl ConversationStore for SqlConversations {
     async fn lock(&self, key: &ConversationKey) -> Result<TurnLock, StoreError> {

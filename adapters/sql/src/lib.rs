@@ -15,6 +15,8 @@
 //! | [`Outbox`](kefu_core::Outbox) | [`SqlOutbox`] | written in the commit of the change that causes a message; claims skip rows other processes hold (`FOR UPDATE SKIP LOCKED`) |
 //! | [`Attempts`](kefu_core::Attempts) | [`SqlAttempts`] | a limit checked and an attempt recorded in one transaction (advisory transaction locks on PostgreSQL) |
 //!
+//! [`Database::report`] reads the [service report](report) of a period from the stored history.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), kefu_sql::DbError> {
 //! use kefu_sql::{Database, DbOptions};
@@ -56,6 +58,7 @@ mod db;
 mod orders;
 mod outbox;
 mod queue;
+pub mod report;
 mod signals;
 mod tickets;
 
@@ -64,13 +67,14 @@ pub use accounts::{
 };
 pub use attempts::SqlAttempts;
 pub use audit::SqlAudit;
-pub use conversations::SqlConversations;
+pub use conversations::{ConversationSummary, SqlConversations};
 pub use db::{check_url, redact, Backend, Database, DbError, DbOptions, SCHEMA_VERSION};
 pub use orders::{
     check_query_password, legacy_hash, password_params, query_password_hash, ImportSummary,
     PasswordCheck, SqlOrders, StoredOrder,
 };
 pub use outbox::SqlOutbox;
-pub use queue::SqlQueue;
+pub use queue::{HandoffRecord, SqlQueue};
+pub use report::{Report, Slice, Spread};
 pub use signals::Signal;
 pub use tickets::SqlTickets;

@@ -79,9 +79,61 @@ where
     })
 }
 
+/// One hand-off of a conversation, as the queue's history keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRecord {
+    /// What was handed off, with its reason, group, priority and note.
+    pub request: HandoffRequest,
+    /// The agent who took it.
+    pub claimed_by: Option<String>,
+    /// When it was taken (ms since the epoch).
+    pub claimed_at: Option<u64>,
+    /// When the first agent's reply went out.
+    pub first_reply_at: Option<u64>,
+    /// When it ended (closed, handed back, transferred); `None` while open.
+    pub closed_at: Option<u64>,
+}
+
 impl SqlQueue {
     pub(crate) fn new(db: Database) -> Self {
         SqlQueue { db }
+    }
+
+    /// Every hand-off of a conversation, oldest first (the last `limit`): transfers, notes
+    /// and who took each, for the agents' context panel.
+    pub async fn history(
+        &self,
+        key: &ConversationKey,
+        limit: usize,
+    ) -> Result<Vec<HandoffRecord>, QueueError> {
+        let bad = fail("cannot read the conversation's hand-offs");
+        let time = |t: Option<i64>| t.map(|t| t.max(0) as u64);
+        let mut records: Vec<HandoffRecord> = on_pool!(self.db, |pool| {
+            let rows = sqlx::query(&format!(
+                "SELECT claimed_by, claimed_at, first_reply_at, closed_at, {REQUEST_COLUMNS} \
+                 FROM handoff_queue WHERE channel = $1 AND conversation_id = $2 \
+                 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(&key.channel)
+            .bind(&key.id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await
+            .map_err(&bad)?;
+            rows.iter()
+                .map(|row| {
+                    Ok(HandoffRecord {
+                        claimed_by: row.try_get("claimed_by").map_err(&bad)?,
+                        claimed_at: time(row.try_get("claimed_at").map_err(&bad)?),
+                        first_reply_at: time(row.try_get("first_reply_at").map_err(&bad)?),
+                        closed_at: time(row.try_get("closed_at").map_err(&bad)?),
+                        request: request_from(row)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, QueueError>>()?
+        });
+        records.reverse();
+        Ok(records)
     }
 }
 
