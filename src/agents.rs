@@ -20,6 +20,19 @@ pub struct AddArgs {
     role: String,
 }
 
+/// Arguments of `kefu agents set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The account's name.
+    name: String,
+    /// How many open conversations they hold at most (at least 1).
+    #[arg(long)]
+    capacity: Option<u32>,
+    /// The skill groups they answer, comma-separated (`refunds,orders`); empty: every group.
+    #[arg(long)]
+    groups: Option<String>,
+}
+
 /// Arguments naming one account.
 #[derive(Debug, Args)]
 pub struct NameArgs {
@@ -89,13 +102,62 @@ pub fn list(config: &Config) -> anyhow::Result<ExitCode> {
     }
     for account in accounts {
         out!(
-            "{}\t{}{}",
+            "{}\t{}\tcapacity {}\t{}{}",
             account.name,
             account.role.as_str(),
+            account.capacity,
+            if account.groups.is_empty() {
+                "all groups".to_string()
+            } else {
+                account.groups.join(",")
+            },
             if account.disabled { "\tdisabled" } else { "" }
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kefu agents set NAME [--capacity N] [--groups a,b]`.
+pub fn set(config: &Config, args: SetArgs) -> anyhow::Result<ExitCode> {
+    if args.capacity.is_none() && args.groups.is_none() {
+        anyhow::bail!("nothing to set: give --capacity N and/or --groups a,b");
+    }
+    if args.capacity == Some(0) {
+        anyhow::bail!("--capacity must be at least 1");
+    }
+    let groups: Option<Vec<String>> = args.groups.as_ref().map(|g| {
+        g.split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect()
+    });
+    if let Some(unknown) = groups
+        .iter()
+        .flatten()
+        .find(|g| !config.skill_groups.contains(*g))
+    {
+        anyhow::bail!(
+            "`{unknown}` is not one of the skill_groups ({}); fix the name or add it to kefu.yaml",
+            config
+                .skill_groups
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let changed = open(config, async |accounts| {
+        let mut changed = true;
+        if let Some(capacity) = args.capacity {
+            changed &= accounts.set_capacity(&args.name, capacity).await?;
+        }
+        if let Some(groups) = &groups {
+            changed &= accounts.set_groups(&args.name, groups).await?;
+        }
+        Ok(changed)
+    })?;
+    done(changed, &args.name, "updated")
 }
 
 /// `kefu agents password NAME`: a new password from standard input.

@@ -84,6 +84,8 @@ enum AgentsCommand {
     Add(agents::AddArgs),
     /// List the accounts.
     List,
+    /// Set how many conversations an agent holds at once and which skill groups they answer.
+    Set(agents::SetArgs),
     /// Set a new password, read from standard input.
     Password(agents::NameArgs),
     /// Disable an account: it cannot log in and its sessions end.
@@ -158,6 +160,7 @@ fn main() -> ExitCode {
         Command::Report(args) => report::report(&config, args),
         Command::Agents(AgentsCommand::Add(args)) => agents::add(&config, args),
         Command::Agents(AgentsCommand::List) => agents::list(&config),
+        Command::Agents(AgentsCommand::Set(args)) => agents::set(&config, args),
         Command::Agents(AgentsCommand::Password(args)) => agents::password(&config, args),
         Command::Agents(AgentsCommand::Disable(args)) => agents::set_disabled(&config, args, true),
         Command::Agents(AgentsCommand::Enable(args)) => agents::set_disabled(&config, args, false),

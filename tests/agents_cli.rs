@@ -83,6 +83,17 @@ fn a_shop_owner_adds_agents_and_they_can_log_in() {
             "",
             "no account named \"nobody\"",
         ),
+        (
+            &["agents", "set", "bob", "--groups", "refunds,nope"][..],
+            "",
+            "`nope` is not one of the skill_groups",
+        ),
+        (
+            &["agents", "set", "bob", "--capacity", "0"][..],
+            "",
+            "at least 1",
+        ),
+        (&["agents", "set", "bob"][..], "", "nothing to set"),
     ] {
         let refused = kefu(&config, args, stdin);
         assert!(!refused.status.success(), "{args:?}");
@@ -93,12 +104,26 @@ fn a_shop_owner_adds_agents_and_they_can_log_in() {
         );
     }
 
+    let set = kefu(
+        &config,
+        &[
+            "agents",
+            "set",
+            "bob",
+            "--capacity",
+            "5",
+            "--groups",
+            "refunds, orders",
+        ],
+        "",
+    );
+    assert!(set.status.success(), "{}", text(&set));
     let disabled = kefu(&config, &["agents", "disable", "bob"], "");
     assert!(disabled.status.success(), "{}", text(&disabled));
     let list = kefu(&config, &["agents", "list"], "");
     assert_eq!(
         String::from_utf8_lossy(&list.stdout),
-        "alice\tadmin\nbob\tagent\tdisabled\n"
+        "alice\tadmin\tcapacity 3\tall groups\nbob\tagent\tcapacity 5\trefunds,orders\tdisabled\n"
     );
 
     // The accounts as the console will check them.

@@ -26,7 +26,11 @@ impl Server {
             "storage:\n  url: sqlite://{}/kefu.db\n{extra}",
             dir.display()
         );
-        let config = Config::parse(Path::new("kefu.yaml"), &yaml).unwrap();
+        Server::with_yaml(&yaml).await
+    }
+
+    async fn with_yaml(yaml: &str) -> Server {
+        let config = Config::parse(Path::new("kefu.yaml"), yaml).unwrap();
         let app = App::from_config(&config).await.unwrap();
         let other = App::from_config(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -374,6 +378,28 @@ async fn an_agent_works_a_conversation_from_the_queue_to_the_rating() {
     let transcript = server.other.agents.transcript(&customer).await.unwrap();
     assert!(transcript.last().unwrap().text.contains(&tickets[0].number));
 
+    // The ticket moves on from the console; the customer hears of it.
+    let update = act(
+        "ticket_update",
+        vec![
+            ("ticket", tickets[0].number.clone()),
+            ("status", "resolved".to_string()),
+            ("note", "已补发卡密".to_string()),
+        ],
+    );
+    assert_eq!(send(alice.clone(), update).await.0, 303);
+    let transcript = server.other.agents.transcript(&customer).await.unwrap();
+    assert!(transcript.last().unwrap().text.contains("已补发卡密"));
+    let mut forged = act(
+        "ticket_update",
+        vec![
+            ("ticket", "T19990101000001".to_string()),
+            ("status", "closed".to_string()),
+        ],
+    );
+    forged[0].1 = token.clone();
+    assert_eq!(send(alice.clone(), forged).await.0, 404);
+
     // Closing sends the survey; the customer rates 5.
     assert_eq!(send(alice.clone(), act("close", vec![])).await.0, 303);
     engine.handle(say("m3", "5")).await.unwrap();
@@ -410,5 +436,231 @@ async fn an_agent_works_a_conversation_from_the_queue_to_the_rating() {
         .await
         .unwrap()
         .is_empty());
+    server.stop().await;
+}
+
+/// Reads the console's event stream until a change naming `id`.
+async fn heard(stream: &mut reqwest::Response, buffer: &mut String, id: &str) {
+    loop {
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            if line.trim_end() == format!("data: {id}") {
+                return;
+            }
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(15), stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no change for {id} within 15 s"))
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_postgresql_share_the_live_queue_and_one_agent_wins_a_race() {
+    let url = std::env::var("KEFU_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("kefu_console_{}_{nanos}", std::process::id());
+    let yaml = format!("storage:\n  url: {url}\n  schema: {schema}\n");
+    let a = Server::with_yaml(&yaml).await;
+    let b = Server::with_yaml(&yaml).await;
+    a.add("alice", Role::Agent).await;
+    a.add("bob", Role::Agent).await;
+
+    // alice's console page is on A; its live stream too. Her session works on B as well.
+    let alice = session_cookie(&log_in(&a.base, "alice", PASSWORD).await);
+    let mut stream = client()
+        .get(format!("{}/console/events", a.base))
+        .header("cookie", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let (status, page) = get(&b.base, "/console", &alice).await;
+    assert_eq!(status, 200, "a session made on A is valid on B");
+    let alice_token = csrf(&page);
+
+    // A customer hands off in B's web chat: A's console hears of it (B announces it on the
+    // database, A listens).
+    let customer_http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let chat = customer_http
+        .get(format!("{}/chat", b.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = chat.find("data-csrf=\"").unwrap() + "data-csrf=\"".len();
+    let chat_token = &chat[at..at + 32];
+    let sent = customer_http
+        .post(format!("{}/chat/messages", b.base))
+        .header("x-kefu-csrf", chat_token)
+        .json(&serde_json::json!({"id": "m1", "text": "转人工"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let waiting = a.other.db.queue().waiting(None).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    let customer = waiting[0].conversation.clone();
+    let mut buffer = String::new();
+    heard(
+        &mut stream,
+        &mut buffer,
+        &kefu_app::console::change_id(&customer),
+    )
+    .await;
+    let (_, queue) = get(&a.base, "/console/queue", &alice).await;
+    assert!(queue.contains(&customer.id), "{queue}");
+
+    // alice on A and bob on B take it at the same moment: one wins, the other is told who.
+    let bob = session_cookie(&log_in(&b.base, "bob", PASSWORD).await);
+    let (_, page) = get(&b.base, "/console", &bob).await;
+    let bob_token = csrf(&page);
+    let (c, id) = (customer.channel.clone(), customer.id.clone());
+    let take = |base: String, cookie: String, token: String| {
+        let (c, id) = (c.clone(), id.clone());
+        async move {
+            let response = client()
+                .post(format!("{base}/console/act"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("op", "take"),
+                    ("c", c.as_str()),
+                    ("id", id.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let (one, two) = tokio::join!(
+        take(a.base.clone(), alice.clone(), alice_token),
+        take(b.base.clone(), bob.clone(), bob_token)
+    );
+    let mut statuses = [one.0, two.0];
+    statuses.sort();
+    assert_eq!(statuses, [303, 409], "{one:?} {two:?}");
+    let loser = if one.0 == 409 { &one.1 } else { &two.1 };
+    assert!(loser.contains("is handling this conversation"), "{loser}");
+    let owner = a.other.db.queue().claimed_by(&customer).await.unwrap();
+    assert!(
+        matches!(owner.as_deref(), Some("alice" | "bob")),
+        "{owner:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_keys_are_masked_in_the_console_and_revealing_one_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    // The order tables are the order system (they are still empty when the server starts).
+    let server = Server::start(dir.path(), "orders:\n  backend: tables\n").await;
+    server.add("alice", Role::Agent).await;
+    server.add("bob", Role::Agent).await;
+    let csv = "order_no,product,status,amount,buyer_channel,buyer_user,paid_at,card_keys\n\
+               DD20261203000001,Steam 100,delivered,100,test,keybuyer,2026-12-01 10:00,ABCD-EFGH-IJKL-MNOP\n";
+    let records = kefu_orders_file::parse_orders(
+        Path::new("orders.csv"),
+        csv,
+        &kefu_orders_file::ImportOptions::default(),
+    )
+    .unwrap();
+    server.other.db.orders().import(&records).await.unwrap();
+    let base = server.base.clone();
+    let customer = ConversationKey::new("test", "keybuyer");
+    server
+        .other
+        .engine
+        .handle(Inbound::new(customer.clone(), "keybuyer", "m1", "人工"))
+        .await
+        .unwrap();
+    let alice = session_cookie(&log_in(&base, "alice", PASSWORD).await);
+    let query = kefu_app::console::conversation_query(&customer);
+    let (_, page) = get(&base, &format!("/console/conversation?{query}"), &alice).await;
+    assert!(
+        page.contains("DD20261203000001"),
+        "the order is in the context panel"
+    );
+    assert!(!page.contains("ABCD-EFGH-IJKL-MNOP"), "never the whole key");
+    assert!(page.contains("****"), "masked: {page}");
+    let token = csrf(&page);
+    let reveal = |cookie: String, token: String, order: &'static str, reason: &'static str| {
+        let base = base.clone();
+        async move {
+            let response = client()
+                .post(format!("{base}/console/act"))
+                .header("cookie", cookie)
+                .form(&[
+                    ("csrf", token.as_str()),
+                    ("op", "reveal"),
+                    ("c", "test"),
+                    ("id", "keybuyer"),
+                    ("order", order),
+                    ("reason", reason),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    // No reason, or an order that is not this customer's: refused, nothing recorded.
+    assert_eq!(
+        reveal(alice.clone(), token.clone(), "DD20261203000001", "")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        reveal(alice.clone(), token.clone(), "DD1", "查看").await.0,
+        403
+    );
+    // alice takes the case; bob may not see its keys.
+    server
+        .other
+        .agents
+        .take(&customer, "alice", 3)
+        .await
+        .unwrap();
+    let bob = session_cookie(&log_in(&base, "bob", PASSWORD).await);
+    let (_, bob_page) = get(&base, "/console", &bob).await;
+    let (status, _) = reveal(bob, csrf(&bob_page), "DD20261203000001", "好奇").await;
+    assert_eq!(status, 409);
+    let (status, shown) = reveal(alice, token, "DD20261203000001", "客户说卡密页面打不开").await;
+    assert_eq!(status, 200);
+    assert!(
+        shown.contains("ABCD-EFGH-IJKL-MNOP"),
+        "shown once, on this response"
+    );
+    use kefu_core::AuditLog;
+    let audit = server
+        .other
+        .db
+        .audit()
+        .for_subject("DD20261203000001")
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "agent:alice");
+    assert!(audit[0].detail.contains("客户说卡密页面打不开"));
+    assert!(
+        !audit[0].detail.contains("ABCD-EFGH-IJKL-MNOP"),
+        "the log keeps it masked"
+    );
     server.stop().await;
 }

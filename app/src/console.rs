@@ -789,13 +789,14 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, body: Byte
         );
     };
     let back = format!("/console/conversation?{}", conversation_query(&key));
-    // Somebody else's case: only its owner (or an admin) may hand it on or end it.
+    // Somebody else's case: only its owner (or an admin) may hand it on, end it or see its
+    // card keys.
     let owner = match console.app.db.queue().claimed_by(&key).await {
         Ok(owner) => owner,
         Err(e) => return failed("read the queue", e),
     };
     let foreign = owner.as_deref().is_some_and(|o| o != me) && account.role != Role::Admin;
-    if foreign && matches!(op, "transfer" | "release" | "close") {
+    if foreign && matches!(op, "transfer" | "release" | "close" | "reveal") {
         return engine_refusal(EngineError::HeldBy(owner.unwrap_or_default()));
     }
     let done = match op {
@@ -847,6 +848,36 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, body: Byte
             }
             agents
                 .open_ticket(&key, me, field("kind"), order, description, field("form"))
+                .await
+                .map(|_| ())
+        }
+        "ticket_update" => {
+            let number = field("ticket");
+            let Ok(status) = field("status").parse::<kefu_core::tickets::TicketStatus>() else {
+                return refuse(StatusCode::BAD_REQUEST, "Pick the ticket's new status.");
+            };
+            // Only this customer's tickets are changed from their conversation.
+            let theirs = match agents.tickets().get(number).await {
+                Ok(Some(ticket)) => ticket.conversation.as_ref() == Some(&key),
+                Ok(None) => false,
+                Err(e) => return failed("read the ticket", e),
+            };
+            if !theirs {
+                return refuse(
+                    StatusCode::NOT_FOUND,
+                    "This conversation has no such ticket.",
+                );
+            }
+            agents
+                .update_ticket(
+                    number,
+                    kefu_core::tickets::TicketUpdate {
+                        status: Some(status),
+                        owner: Some(me.to_string()),
+                        by: me.to_string(),
+                        note: field("note").to_string(),
+                    },
+                )
                 .await
                 .map(|_| ())
         }

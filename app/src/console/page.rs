@@ -646,9 +646,28 @@ fn context(view: &ConversationView, csrf: &str) -> String {
         out.push_str("<ul class=\"tickets\">");
         for t in &view.tickets {
             let late = !t.status.is_final() && t.due_at < view.now;
+            let options: String = kefu_core::tickets::TicketStatus::ALL
+                .iter()
+                .map(|st| {
+                    format!(
+                        "<option value=\"{0}\"{1}>{0}</option>",
+                        st.as_str(),
+                        if *st == t.status { " selected" } else { "" }
+                    )
+                })
+                .collect();
+            let update = format!(
+                "<form method=\"post\" action=\"/console/act\" class=\"ticket-update\">{h}\
+                 <input type=\"hidden\" name=\"ticket\" value=\"{n}\">\
+                 <select name=\"status\">{options}</select>\
+                 <input name=\"note\" placeholder=\"note for the customer\" maxlength=\"500\">\
+                 <button>Update</button></form>",
+                h = hidden(csrf, &c.key, "ticket_update"),
+                n = escape(&t.number),
+            );
             let _ = write!(
                 out,
-                "<li><b>{n}</b> {kind} · {status} · due {due}{late}<div>{desc}</div></li>",
+                "<li><b>{n}</b> {kind} · {status} · due {due}{late}<div>{desc}</div>{update}</li>",
                 n = escape(&t.number),
                 kind = escape(&t.kind),
                 status = t.status.as_str(),
