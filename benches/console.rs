@@ -3,8 +3,9 @@
 //! # What is measured
 //!
 //! `kefu serve`'s router runs in this process on loopback (SQLite in a temporary directory by
-//! default; PostgreSQL with `KEFU_BENCH_DATABASE_URL=postgres://...`, in a schema of its own,
-//! where changes travel through LISTEN/NOTIFY as between several instances). An agent is
+//! default; PostgreSQL with `KEFU_BENCH_DATABASE_URL=postgres://...`, in a schema of its own
+//! (dropped afterwards), where changes travel through LISTEN/NOTIFY as
+//! between several instances). An agent is
 //! logged in with the console's live stream (`/console/events`) open, as a queue page keeps it.
 //! Then 200 customers each ask for a person through the signed webhook, one after another.
 //! For each, the time from sending the customer's message to
@@ -46,8 +47,14 @@ async fn run() {
     let dir = tempfile::tempdir().unwrap();
     let url = std::env::var("KEFU_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/kefu.db", dir.path().display()));
+    // PostgreSQL: a schema of this run's own.
+    let schema = if url.starts_with("postgres") {
+        format!("  schema: kefu_bench_console_{}\n", std::process::id())
+    } else {
+        String::new()
+    };
     let yaml = format!(
-        "storage:\n  url: {url}\nchannels:\n  webhook:\n    secret: bench-secret\n    per_ip_per_minute: 0\n    per_conversation_per_minute: 0\n"
+        "storage:\n  url: {url}\n{schema}channels:\n  webhook:\n    secret: bench-secret\n    per_ip_per_minute: 0\n    per_conversation_per_minute: 0\n"
     );
     let config = Config::parse(Path::new("kefu.yaml"), &yaml).unwrap();
     let app = App::from_config(&config).await.unwrap();
@@ -174,4 +181,14 @@ async fn run() {
     );
     let _ = stop.send(());
     let _ = served.await;
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS kefu_bench_console_{} CASCADE",
+            std::process::id()
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
 }

@@ -122,23 +122,10 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// `2026-11-01 08:30 UTC`.
 fn utc(ms: u64) -> String {
     let days = (ms / DAY_MS) as i64;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = kefu_core::tickets::civil_from_days(days);
     let minutes = (ms % DAY_MS) / MINUTE_MS;
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
@@ -352,7 +339,7 @@ mod tests {
     #[test]
     fn dates_round_trip() {
         for days in [-1, 0, 59, 365, 20_393, 20_758, 100_000] {
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = kefu_core::tickets::civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
         }
         assert_eq!(

@@ -962,26 +962,27 @@ async fn dashboard(
     }
 }
 
-async fn script() -> Response {
+/// A static file of the console, revalidated on every load (so a new version shows at once).
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
-        [
-            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (CACHE_CONTROL, "no-cache"),
-        ],
-        include_str!("../assets/console.js"),
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "no-cache")],
+        body,
     )
         .into_response()
 }
 
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/console.js"),
+    )
+}
+
 async fn style() -> Response {
-    (
-        [
-            (CONTENT_TYPE, "text/css; charset=utf-8"),
-            (CACHE_CONTROL, "no-cache"),
-        ],
+    asset(
+        "text/css; charset=utf-8",
         include_str!("../assets/console.css"),
     )
-        .into_response()
 }
 
 #[cfg(test)]

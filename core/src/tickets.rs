@@ -185,8 +185,8 @@ pub fn local_time(at_millis: u64, utc_offset_minutes: i32) -> String {
     format!("{m:02}-{d:02} {:02}:{:02}", of_day / 60, of_day % 60)
 }
 
-/// The proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -19,6 +19,8 @@ pub mod cookie;
 pub mod hub;
 mod page;
 
+pub use page::escape;
+
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

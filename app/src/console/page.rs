@@ -12,21 +12,7 @@ use kefu_sql::{Report, Slice, Spread};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use kefu_web::escape;
 
 /// A value's serde name (`requested`, `high`).
 fn name_of(value: &impl serde::Serialize) -> String {
@@ -38,19 +24,7 @@ fn name_of(value: &impl serde::Serialize) -> String {
 
 /// `MM-DD HH:MM` in the shop's time zone.
 fn when(ms: u64, offset_minutes: i32) -> String {
-    let minutes = (ms / 60_000) as i64 + i64::from(offset_minutes);
-    let days = minutes.div_euclid(1440);
-    let of_day = minutes.rem_euclid(1440);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{month:02}-{day:02} {:02}:{:02}", of_day / 60, of_day % 60)
+    kefu_core::tickets::local_time(ms, offset_minutes)
 }
 
 /// A duration the way people read it: `45 s`, `3 min`, `2 h 5 min`.
