@@ -30,6 +30,10 @@ pub fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(webhook) = &config.channels.webhook {
         webhook.secret(&config.orders.file)?;
     }
+    // So are mistakes in the console's canned replies.
+    if config.console.enabled {
+        kefu_app::console::load_canned(config.console.canned_replies.as_deref())?;
+    }
     runtime.block_on(async move {
         eprintln!("loading the knowledge base…");
         let app = kefu_app::App::from_config(&config).await?;

@@ -538,6 +538,44 @@ fn a_bad_config_file_is_reported_with_its_line() {
 }
 
 #[test]
+fn a_mistake_in_the_canned_replies_stops_kefu_serve_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let canned = write_lines(
+        dir.path(),
+        "canned.yaml",
+        &[
+            "replies:",
+            "  - id: a",
+            "    title: A",
+            "    zh: x",
+            "    tittle: y",
+        ],
+    );
+    let config = write_lines(
+        dir.path(),
+        "kefu.yaml",
+        &[
+            "storage:",
+            &format!("  url: sqlite://{}/kefu.db", dir.path().display()),
+            "console:",
+            &format!("  canned_replies: {}", canned.display()),
+        ],
+    );
+    let out = kefu(&[
+        "--config",
+        &config.display().to_string(),
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("canned.yaml:5:5: "), "{err}");
+    assert!(err.contains("tittle") && !err.contains("at line"), "{err}");
+    assert!(!stdout(&out).contains("serving"), "nothing was served");
+}
+
+#[test]
 fn a_missing_knowledge_base_directory_is_a_clear_error() {
     let out = kefu(&["ask", "--kb", "/nonexistent/faq", "hello"]);
     assert_eq!(out.status.code(), Some(1));

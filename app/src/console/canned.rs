@@ -46,7 +46,13 @@ struct File {
 /// Reads canned replies from YAML text; `name` is what errors call the file.
 pub fn parse_canned(name: &str, text: &str) -> anyhow::Result<Vec<CannedReply>> {
     let file: File = serde_yaml::from_str(text).map_err(|e| match e.location() {
-        Some(at) => anyhow::anyhow!("{name}:{}:{}: {e}", at.line(), at.column()),
+        Some(at) => {
+            // The position leads the message; serde_yaml's own copy of it is dropped.
+            let message = e.to_string();
+            let tail = format!(" at line {} column {}", at.line(), at.column());
+            let message = message.strip_suffix(&tail).unwrap_or(&message);
+            anyhow::anyhow!("{name}:{}:{}: {message}", at.line(), at.column())
+        }
         None => anyhow::anyhow!("{name}: {e}"),
     })?;
     let mut seen = std::collections::BTreeSet::new();
@@ -145,6 +151,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("c.yaml:5:"), "{err}");
+        assert!(
+            err.contains("unknown field `typo`") && !err.contains("at line"),
+            "{err}"
+        );
         let err = parse_canned("c.yaml", "replies:\n  - id: a\n    title: A\n")
             .unwrap_err()
             .to_string();
