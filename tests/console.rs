@@ -416,6 +416,7 @@ async fn an_agent_works_a_conversation_from_the_queue_to_the_rating() {
         dashboard[value..value + dashboard[value..].find('<').unwrap()].to_string()
     };
     assert_eq!(tile("handoffs"), "1");
+    assert_eq!(tile("handoff-rate"), "100%", "one conversation, handed off");
     assert_eq!(tile("ratings"), "1");
     assert_eq!(tile("csat"), "5.00");
     assert_ne!(tile("first-reply"), "—");

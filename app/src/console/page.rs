@@ -797,6 +797,14 @@ pub(crate) fn dashboard_page(me: &Account, report: &Report, days: u64, csrf: &st
         ),
         ("handoffs", "Hand-offs", report.handoffs.to_string()),
         (
+            "handoff-rate",
+            "Hand-off rate",
+            percent(
+                (report.conversations > 0)
+                    .then(|| report.handoffs as f64 / report.conversations as f64),
+            ),
+        ),
+        (
             "reasons",
             "Why",
             if reasons.is_empty() {
