@@ -37,17 +37,6 @@ async fn wait_text(page: &Client, css: &str, what: &str, wanted: impl Fn(&str) -
     }
 }
 
-async fn customer_says(page: &Client, text: &str) {
-    let input = page.find(Locator::Css("#send textarea")).await.unwrap();
-    input.send_keys(text).await.unwrap();
-    page.find(Locator::Css("#send button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
 async fn click(page: &Client, css: &str) {
     page.wait()
         .at_most(Duration::from_secs(20))
@@ -144,12 +133,12 @@ async fn work(customer: &Client, agent: &Client, addr: &str) {
 
     // The customer asks the bot, then for a person.
     customer.goto(&format!("{base}/chat")).await.unwrap();
-    customer_says(customer, "我的卡密在哪里").await;
+    browser::chat_send(customer, "我的卡密在哪里").await;
     wait_text(customer, "#log li.msg p", "the bot's answer", |t| {
         t.contains("卡密")
     })
     .await;
-    customer_says(customer, "转人工").await;
+    browser::chat_send(customer, "转人工").await;
     wait_text(customer, "#log li.msg p", "the hand-off", |t| {
         t.contains("排在第")
     })
@@ -234,7 +223,7 @@ async fn work(customer: &Client, agent: &Client, addr: &str) {
         t.contains("1–5")
     })
     .await;
-    customer_says(customer, "5").await;
+    browser::chat_send(customer, "5").await;
     wait_text(customer, "#log li.msg p", "the thanks", |t| {
         t.contains("谢谢您的评分")
     })

@@ -42,17 +42,6 @@ async fn wait_for(page: &Client, what: &str, wanted: impl Fn(&str) -> bool) -> V
     }
 }
 
-async fn type_and_send(page: &Client, text: &str) {
-    let input = page.find(Locator::Css("#send textarea")).await.unwrap();
-    input.send_keys(text).await.unwrap();
-    page.find(Locator::Css("#send button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
 #[test]
 fn a_customer_chats_in_headless_chromium_and_an_agent_answers_live() {
     if !browser::available() {
@@ -84,11 +73,11 @@ async fn chat(page: &Client, addr: &str, dir: &Path) {
     );
 
     // A question, answered.
-    type_and_send(page, "退款要多久").await;
+    browser::chat_send(page, "退款要多久").await;
     wait_for(page, "the refund answer", |t| t.contains("原路退回")).await;
 
     // An unclear message gets choices as buttons; pressing one answers it.
-    type_and_send(page, "不能用").await;
+    browser::chat_send(page, "不能用").await;
     let button = page
         .wait()
         .at_most(Duration::from_secs(20))
@@ -137,7 +126,7 @@ async fn chat(page: &Client, addr: &str, dir: &Path) {
     // A person: the customer asks, an agent (another process on the same database) claims the
     // conversation and writes; the server's outbox worker delivers it to the open page.
     let shown = messages(page).await.len();
-    type_and_send(page, "转人工").await;
+    browser::chat_send(page, "转人工").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while messages(page).await.len() < shown + 2 {
         assert!(Instant::now() < deadline, "no answer to 转人工");

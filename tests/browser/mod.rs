@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use crate::running::Running;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,4 +70,16 @@ pub async fn session(driver: &str, size: &str) -> Client {
         .connect(driver)
         .await
         .expect("a headless Chromium session")
+}
+
+/// Types `text` into the web chat's box and presses send.
+pub async fn chat_send(page: &Client, text: &str) {
+    let input = page.find(Locator::Css("#send textarea")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    page.find(Locator::Css("#send button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
