@@ -366,7 +366,8 @@ async fn an_agent_works_a_conversation_from_the_queue_to_the_rating() {
             ("form", "f1".to_string()),
         ],
     );
-    assert_eq!(send(alice.clone(), ticket).await.0, 303);
+    assert_eq!(send(alice.clone(), ticket.clone()).await.0, 303);
+    assert_eq!(send(alice.clone(), ticket).await.0, 303, "sent twice");
     let tickets = server
         .other
         .agents
@@ -377,6 +378,11 @@ async fn an_agent_works_a_conversation_from_the_queue_to_the_rating() {
     assert_eq!(tickets.len(), 1);
     let transcript = server.other.agents.transcript(&customer).await.unwrap();
     assert!(transcript.last().unwrap().text.contains(&tickets[0].number));
+    let told = transcript
+        .iter()
+        .filter(|l| l.text.contains(&tickets[0].number))
+        .count();
+    assert_eq!(told, 1, "the customer is told once");
 
     // The ticket moves on from the console; the customer hears of it.
     let update = act(

@@ -512,7 +512,8 @@ impl Agents {
 
     /// `agent` opens a ticket from the conversation (for the conversation's customer and its
     /// skill group, due by the kind's target); the customer is told its number and due time
-    /// through the outbox. `idempotency_key` names the opening (a form sent twice opens one).
+    /// through the outbox. `idempotency_key` names the opening: a form sent twice opens one
+    /// ticket and tells the customer once.
     pub async fn open_ticket(
         &self,
         key: &ConversationKey,
@@ -542,6 +543,21 @@ impl Agents {
         } else {
             kind.trim()
         };
+        let idempotency_key = format!("agent\u{1f}{agent}\u{1f}{idempotency_key}");
+        // The same form sent twice: the ticket it opened, and no second notice.
+        if let Some(ticket) = self
+            .engine
+            .tickets
+            .for_customer(&key.channel, &conversation.user)
+            .await?
+            .into_iter()
+            .find(|t| t.idempotency_key.as_deref() == Some(idempotency_key.as_str()))
+        {
+            return Ok(TicketChange {
+                ticket,
+                notice: None,
+            });
+        }
         let ticket = self
             .engine
             .tickets
@@ -557,7 +573,7 @@ impl Agents {
                 skill_group: group,
                 sla_millis: self.engine.config.ticket_sla(kind),
                 by: agent.to_string(),
-                idempotency_key: Some(format!("agent\u{1f}{agent}\u{1f}{idempotency_key}")),
+                idempotency_key: Some(idempotency_key),
             })
             .await?;
         let values = |locale| self.engine.ticket_values(locale, &ticket);
