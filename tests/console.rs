@@ -671,3 +671,60 @@ async fn card_keys_are_masked_in_the_console_and_revealing_one_is_audited() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_at_capacity_gets_no_more_from_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "").await;
+    server.add("alice", Role::Agent).await;
+    server
+        .other
+        .db
+        .accounts()
+        .set_capacity("alice", 1)
+        .await
+        .unwrap();
+    for chat in ["c1", "c2"] {
+        server
+            .other
+            .engine
+            .handle(Inbound::new(
+                ConversationKey::new("test", chat),
+                chat,
+                "m1",
+                "转人工",
+            ))
+            .await
+            .unwrap();
+    }
+    let base = server.base.clone();
+    let alice = session_cookie(&log_in(&base, "alice", PASSWORD).await);
+    let (_, page) = get(&base, "/console", &alice).await;
+    let token = csrf(&page);
+    let next = [
+        ("csrf", token.as_str()),
+        ("op", "claim"),
+        ("group", "general"),
+    ];
+    let (status, location, _) = post(&base, "/console/act", &alice, &next).await;
+    assert_eq!(status, 303);
+    assert!(
+        location.contains("id=c1"),
+        "the longest waiting first: {location}"
+    );
+    let (status, _, body) = post(&base, "/console/act", &alice, &next).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("capacity"), "{body}");
+    let take = [
+        ("csrf", token.as_str()),
+        ("op", "take"),
+        ("c", "test"),
+        ("id", "c2"),
+    ];
+    assert_eq!(post(&base, "/console/act", &alice, &take).await.0, 409);
+    assert_eq!(
+        server.other.db.queue().waiting(None).await.unwrap().len(),
+        1
+    );
+    server.stop().await;
+}

@@ -741,6 +741,17 @@ async fn transcript_fragment(
     }
 }
 
+/// The refusal of a take beyond the agent's capacity.
+fn at_capacity(account: &Account) -> Response {
+    refuse(
+        StatusCode::CONFLICT,
+        &format!(
+            "You already hold {} conversations (your capacity): close one first.",
+            account.capacity
+        ),
+    )
+}
+
 /// An engine error as the agent should read it.
 fn engine_refusal(e: EngineError) -> Response {
     match e {
@@ -772,15 +783,28 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, body: Byte
     let me = account.name.as_str();
     let op = field("op");
     if op == "claim" {
-        let group = field("group");
-        return match agents.claim(group, me).await {
-            Ok(Some(request)) => see_other(&format!(
-                "/console/conversation?{}",
-                conversation_query(&request.conversation)
-            )),
-            Ok(None) => see_other("/console"),
-            Err(e) => engine_refusal(e),
+        // The most urgent, longest-waiting one of the group, within the agent's capacity
+        // (taken atomically: one a colleague takes first is skipped).
+        let waiting = match console.app.db.queue().waiting(Some(field("group"))).await {
+            Ok(waiting) => waiting,
+            Err(e) => return failed("read the queue", e),
         };
+        for request in waiting.into_iter().take(10) {
+            let key = request.conversation;
+            match agents.take(&key, me, account.capacity as usize).await {
+                Ok(kefu_core::Take::Taken(_)) => {
+                    console.changed(&change_id(&key)).await;
+                    return see_other(&format!(
+                        "/console/conversation?{}",
+                        conversation_query(&key)
+                    ));
+                }
+                Ok(kefu_core::Take::AtCapacity) => return at_capacity(&account),
+                Ok(_) => continue,
+                Err(e) => return engine_refusal(e),
+            }
+        }
+        return see_other("/console");
     }
     let Some(key) = key_of(&form) else {
         return refuse(
@@ -803,15 +827,7 @@ async fn act(State(console): State<Arc<Console>>, headers: HeaderMap, body: Byte
         "take" => match agents.take(&key, me, account.capacity as usize).await {
             Ok(kefu_core::Take::Taken(_)) => Ok(()),
             Ok(kefu_core::Take::HeldBy(owner)) => Err(EngineError::HeldBy(owner)),
-            Ok(kefu_core::Take::AtCapacity) => {
-                return refuse(
-                    StatusCode::CONFLICT,
-                    &format!(
-                        "You already hold {} conversations (your capacity): close one first.",
-                        account.capacity
-                    ),
-                )
-            }
+            Ok(kefu_core::Take::AtCapacity) => return at_capacity(&account),
             Ok(kefu_core::Take::NotQueued) => {
                 return refuse(
                     StatusCode::CONFLICT,
