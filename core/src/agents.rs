@@ -127,15 +127,8 @@ impl Agents {
         capacity: usize,
     ) -> Result<Take, EngineError> {
         if self.engine.queue.claimed_by(key).await?.as_deref() == Some(agent) {
-            if let Some(held) = self
-                .engine
-                .queue
-                .held(Some(agent))
-                .await?
-                .into_iter()
-                .find(|h| &h.request.conversation == key)
-            {
-                return Ok(Take::Taken(held.request));
+            if let Some(request) = self.engine.queue.open_request(key).await? {
+                return Ok(Take::Taken(request));
             }
         }
         let taken = self.engine.queue.take(key, agent, capacity).await?;
@@ -266,13 +259,7 @@ impl Agents {
             return Err(EngineError::NoConversation(key.clone()));
         };
         let queue = &self.engine.queue;
-        let before = queue
-            .held(None)
-            .await?
-            .into_iter()
-            .map(|h| h.request)
-            .chain(queue.waiting(None).await?)
-            .find(|r| &r.conversation == key);
+        let before = queue.open_request(key).await?;
         let group = match (to, &before) {
             (TransferTo::Group(group), _) => group.clone(),
             (TransferTo::Agent(_), Some(before)) => before.skill_group.clone(),
@@ -526,18 +513,10 @@ impl Agents {
         let Some(conversation) = self.engine.conversation(key).await? else {
             return Err(EngineError::NoConversation(key.clone()));
         };
-        let queue = &self.engine.queue;
-        let group = queue
-            .held(None)
-            .await?
-            .into_iter()
-            .map(|h| h.request)
-            .chain(queue.waiting(None).await?)
-            .find(|r| &r.conversation == key)
-            .map_or_else(
-                || self.engine.config.default_skill_group.clone(),
-                |r| r.skill_group,
-            );
+        let group = self.engine.queue.open_request(key).await?.map_or_else(
+            || self.engine.config.default_skill_group.clone(),
+            |r| r.skill_group,
+        );
         let kind = if kind.trim().is_empty() {
             "general"
         } else {

@@ -99,6 +99,21 @@ pub trait HandoffQueue: Send + Sync {
     /// Who holds a claimed conversation that is still open.
     async fn claimed_by(&self, key: &ConversationKey) -> Result<Option<String>, QueueError>;
 
+    /// The conversation's open hand-off, waiting or held, if it has one. The default looks
+    /// through [`HandoffQueue::held`] and [`HandoffQueue::waiting`]; stores can ask directly.
+    async fn open_request(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<HandoffRequest>, QueueError> {
+        Ok(self
+            .held(None)
+            .await?
+            .into_iter()
+            .map(|h| h.request)
+            .chain(self.waiting(None).await?)
+            .find(|r| &r.conversation == key))
+    }
+
     /// Gives one queued conversation to `agent`, in one atomic step: it is taken only when
     /// nobody holds it and `agent` holds fewer than `capacity` open conversations, so two
     /// agents (on two processes) taking the same conversation get one [`Take::Taken`] and

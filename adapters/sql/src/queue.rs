@@ -199,6 +199,26 @@ impl HandoffQueue for SqlQueue {
         })
     }
 
+    async fn open_request(
+        &self,
+        key: &ConversationKey,
+    ) -> Result<Option<HandoffRequest>, QueueError> {
+        on_pool!(self.db, |pool| {
+            sqlx::query(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM handoff_queue \
+                 WHERE channel = $1 AND conversation_id = $2 AND closed_at IS NULL"
+            ))
+            .bind(&key.channel)
+            .bind(&key.id)
+            .fetch_optional(pool)
+            .await
+            .map_err(fail("cannot read the queue"))?
+            .as_ref()
+            .map(request_from)
+            .transpose()
+        })
+    }
+
     async fn enqueue(&self, request: HandoffRequest) -> Result<QueuePosition, QueueError> {
         let entities = serde_json::to_string(&request.entities).unwrap_or_else(|_| "{}".into());
         let transcript = serde_json::to_string(&request.transcript).unwrap_or_else(|_| "[]".into());

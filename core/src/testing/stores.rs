@@ -1084,8 +1084,17 @@ pub async fn pick_up_times_and_first_replies_are_recorded(s: &Stores, other: &St
             .enqueue(request(&id, "general", Priority::Normal, now - waited))
             .await
             .unwrap();
+        let waiting = other.queue.open_request(&key(&id)).await.unwrap();
+        assert_eq!(
+            waiting.map(|r| r.conversation),
+            Some(key(&id)),
+            "{n}: waiting"
+        );
         other.queue.take(&key(&id), "amy", 10).await.unwrap();
+        let held = s.queue.open_request(&key(&id)).await.unwrap().unwrap();
+        assert_eq!(held.enqueued_at, now - waited, "{n}: held");
     }
+    assert_eq!(s.queue.open_request(&key("nobody")).await.unwrap(), None);
     let median = s.queue.recent_wait("general", 0).await.unwrap().unwrap();
     assert!((20_000..25_000).contains(&median), "{n}: {median}");
     assert_eq!(s.queue.recent_wait("refunds", 0).await.unwrap(), None);
