@@ -30,20 +30,21 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kefu_core::attempts::{Counter, Limit, Space, Taken};
 use kefu_core::conversation::now_millis;
-use kefu_core::{Attempts, ConversationKey, EngineError, EngineEvent, HandoffQueue, TransferTo};
+use kefu_core::{
+    Attempts, Conversation, ConversationKey, EngineError, EngineEvent, HandoffQueue, TransferTo,
+};
 use kefu_sql::{Account, Role, SqlAccounts, Status};
 use kefu_web::cookie::CookieKey;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "kefu_console";
@@ -305,21 +306,49 @@ impl Console {
         })
     }
 
-    /// Everything a conversation's page shows.
-    async fn conversation_view(
+    /// What a conversation's page updates live: its transcript and who holds it. `None`
+    /// for a conversation that does not exist.
+    async fn live_view(
         &self,
         key: &ConversationKey,
         account: &Account,
-    ) -> Result<Option<page::ConversationView>, String> {
+    ) -> Result<Option<(Conversation, page::LiveView)>, String> {
         let agents = &self.app.agents;
         let Some(conversation) = agents.conversation(key).await.map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let transcript = agents.transcript(key).await.map_err(|e| e.to_string())?;
         let queue = self.app.db.queue();
-        let history = queue.history(key, 20).await.map_err(|e| e.to_string())?;
         let owner = queue.claimed_by(key).await.map_err(|e| e.to_string())?;
         let waiting = queue.position(key).await.map_err(|e| e.to_string())?;
+        let live = page::LiveView {
+            agent: account.name.clone(),
+            transcript,
+            owner,
+            waiting: waiting.map(|p| p.position),
+            offset_minutes: self.settings.config.self_service.utc_offset_minutes,
+        };
+        Ok(Some((conversation, live)))
+    }
+
+    /// Everything a conversation's page shows: the [live part](Console::live_view) and the
+    /// context panel.
+    async fn conversation_view(
+        &self,
+        key: &ConversationKey,
+        account: &Account,
+    ) -> Result<Option<page::ConversationView>, String> {
+        let agents = &self.app.agents;
+        let Some((conversation, live)) = self.live_view(key, account).await? else {
+            return Ok(None);
+        };
+        let history = self
+            .app
+            .db
+            .queue()
+            .history(key, 20)
+            .await
+            .map_err(|e| e.to_string())?;
         let earlier = self
             .app
             .db
@@ -330,13 +359,10 @@ impl Console {
             .into_iter()
             .filter(|c| &c.key != key)
             .collect();
-        let orders = match agents
+        let orders = agents
             .customer_orders(&key.channel, &conversation.user)
             .await
-        {
-            Ok(orders) => Ok(orders),
-            Err(e) => Err(e.to_string()),
-        };
+            .map_err(|e| e.to_string());
         let mut keys = BTreeMap::new();
         if let Ok(orders) = &orders {
             for order in orders.iter().take(10) {
@@ -366,11 +392,9 @@ impl Console {
         );
         Ok(Some(page::ConversationView {
             me: account.clone(),
+            live,
             conversation,
-            transcript,
             history,
-            owner,
-            waiting: waiting.map(|p| p.position),
             earlier,
             orders,
             keys,
@@ -379,9 +403,7 @@ impl Console {
             groups: self.settings.config.skill_groups.iter().cloned().collect(),
             canned,
             now: now_millis(),
-            offset_minutes: self.settings.config.self_service.utc_offset_minutes,
             revealed: None,
-            notice: None,
         }))
     }
 }
@@ -663,16 +685,9 @@ async fn events(State(console): State<Arc<Console>>, headers: HeaderMap) -> Resp
             },
             _ = s.closing.wait_for(|closing| *closing) => return None,
         };
-        let event = Event::default().event("change").data(id);
-        Some((Ok::<_, std::convert::Infallible>(event), s))
+        Some((Event::default().event("change").data(id), s))
     });
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response();
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    kefu_web::event_stream(stream)
 }
 
 async fn set_status(
@@ -734,8 +749,8 @@ async fn transcript_fragment(
     let Some(key) = key_of(&query_map(query)) else {
         return refuse(StatusCode::BAD_REQUEST, "c= and id= are needed");
     };
-    match console.conversation_view(&key, &account).await {
-        Ok(Some(view)) => html(page::live_section(&view)),
+    match console.live_view(&key, &account).await {
+        Ok(Some((_, live))) => html(page::live_section(&live)),
         Ok(None) => refuse(StatusCode::NOT_FOUND, "There is no such conversation."),
         Err(e) => failed("read the conversation", e),
     }

@@ -720,9 +720,16 @@ async fn events(
     };
     let stream = futures_util::stream::unfold(state, |mut s| async move {
         let event = s.next_event().await?;
-        Some((Ok::<_, std::convert::Infallible>(event), s))
+        Some((event, s))
     });
-    let mut response = Sse::new(stream)
+    event_stream(stream)
+}
+
+/// A server-sent event stream as a response: a comment every 15 s keeps idle connections
+/// open, and proxies are asked not to buffer it.
+pub fn event_stream(events: impl futures_util::Stream<Item = Event> + Send + 'static) -> Response {
+    use futures_util::StreamExt;
+    let mut response = Sse::new(events.map(Ok::<_, std::convert::Infallible>))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
     response

@@ -324,14 +324,22 @@ pub(crate) fn queue_page(view: &QueueView, csrf: &str) -> String {
     )
 }
 
+/// The part of a conversation's page that follows changes: who holds it and what was said.
+pub(crate) struct LiveView {
+    /// The agent looking at it.
+    pub agent: String,
+    pub transcript: Vec<TranscriptLine>,
+    pub owner: Option<String>,
+    pub waiting: Option<usize>,
+    pub offset_minutes: i32,
+}
+
 /// What a conversation's page shows.
 pub(crate) struct ConversationView {
     pub me: Account,
+    pub live: LiveView,
     pub conversation: Conversation,
-    pub transcript: Vec<TranscriptLine>,
     pub history: Vec<HandoffRecord>,
-    pub owner: Option<String>,
-    pub waiting: Option<usize>,
     pub earlier: Vec<ConversationSummary>,
     /// The customer's orders, or why they cannot be listed.
     pub orders: Result<Vec<Order>, String>,
@@ -343,13 +351,11 @@ pub(crate) struct ConversationView {
     /// `(title, text)` of the canned replies, filled for this conversation.
     pub canned: Vec<(String, String)>,
     pub now: u64,
-    pub offset_minutes: i32,
     /// Card keys just revealed (order, keys): shown once, on this response only.
     pub revealed: Option<(String, Vec<String>)>,
-    pub notice: Option<String>,
 }
 
-fn transcript_section(view: &ConversationView) -> String {
+fn transcript_section(view: &LiveView) -> String {
     let mut out = String::from("<ol id=\"transcript\">");
     for line in &view.transcript {
         let speaker = match line.speaker {
@@ -390,9 +396,9 @@ fn transcript_section(view: &ConversationView) -> String {
     out
 }
 
-fn state_line(view: &ConversationView) -> String {
+fn state_line(view: &LiveView) -> String {
     match (&view.owner, view.waiting) {
-        (Some(owner), _) if *owner == view.me.name => {
+        (Some(owner), _) if *owner == view.agent => {
             "<p class=\"state mine\" id=\"state\">You are handling this conversation.</p>".to_string()
         }
         (Some(owner), _) => format!(
@@ -409,7 +415,7 @@ fn state_line(view: &ConversationView) -> String {
 }
 
 /// The live part of a conversation's page: its state and transcript.
-pub(crate) fn live_section(view: &ConversationView) -> String {
+pub(crate) fn live_section(view: &LiveView) -> String {
     format!(
         "<div id=\"live\">{}{}</div>",
         state_line(view),
@@ -430,7 +436,7 @@ fn hidden(csrf: &str, key: &kefu_core::ConversationKey, op: &str) -> String {
 fn actions(view: &ConversationView, csrf: &str) -> String {
     let key = &view.conversation.key;
     let mut out = String::from("<section class=\"actions\">");
-    if view.owner.is_none() && view.waiting.is_some() {
+    if view.live.owner.is_none() && view.live.waiting.is_some() {
         let _ = write!(
             out,
             "<form method=\"post\" action=\"/console/act\" class=\"inline\">{}<button id=\"take\">Take this conversation</button></form>",
@@ -518,7 +524,7 @@ fn context(view: &ConversationView, csrf: &str) -> String {
         user = escape(&c.user),
         channel = escape(&c.key.channel),
         locale = c.locale.code(),
-        since = when(c.started_at, view.offset_minutes),
+        since = when(c.started_at, view.live.offset_minutes),
     );
     for (kind, value) in &c.entities {
         let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", escape(kind), escape(value));
@@ -532,7 +538,7 @@ fn context(view: &ConversationView, csrf: &str) -> String {
             let _ = write!(
                 out,
                 "<li>{at} · <b>{reason}</b> → {group} {badges}{entry}{who}{note}</li>",
-                at = when(r.enqueued_at, view.offset_minutes),
+                at = when(r.enqueued_at, view.live.offset_minutes),
                 reason = escape(&name_of(&r.reason)),
                 group = escape(&r.skill_group),
                 badges = badges(r, false),
@@ -604,7 +610,7 @@ fn context(view: &ConversationView, csrf: &str) -> String {
                     )),
                     paid = order
                         .paid_at
-                        .map(|t| format!(" · paid {}", when(t, view.offset_minutes)))
+                        .map(|t| format!(" · paid {}", when(t, view.live.offset_minutes)))
                         .unwrap_or_default(),
                 );
             }
@@ -645,7 +651,7 @@ fn context(view: &ConversationView, csrf: &str) -> String {
                 n = escape(&t.number),
                 kind = escape(&t.kind),
                 status = t.status.as_str(),
-                due = when(t.due_at, view.offset_minutes),
+                due = when(t.due_at, view.live.offset_minutes),
                 late = if late {
                     " <span class=\"badge late\">overdue</span>"
                 } else {
@@ -693,7 +699,7 @@ fn context(view: &ConversationView, csrf: &str) -> String {
                 "<li><a href=\"/console/conversation?{q}\">{channel} · {at}</a> ({holder})</li>",
                 q = escape(&conversation_query(&earlier.key)),
                 channel = escape(&earlier.key.channel),
-                at = when(earlier.updated_at, view.offset_minutes),
+                at = when(earlier.updated_at, view.live.offset_minutes),
                 holder = escape(&earlier.holder),
             );
         }
@@ -705,15 +711,10 @@ fn context(view: &ConversationView, csrf: &str) -> String {
 
 /// A conversation's page.
 pub(crate) fn conversation_page(view: &ConversationView, csrf: &str) -> String {
-    let notice = view
-        .notice
-        .as_ref()
-        .map(|n| format!("<p class=\"notice\">{}</p>", escape(n)))
-        .unwrap_or_default();
     format!(
         "{head}<body data-live=\"conversation\" data-key=\"{key}\" data-query=\"{query}\">{top}\
          <main class=\"conversation\"><div class=\"talk\"><h1>{user} <span class=\"channel\">{channel}</span></h1>\
-         {notice}{live}{actions}</div>{context}</main>\
+         {live}{actions}</div>{context}</main>\
          <script src=\"/console/static/console.js\"></script></body></html>",
         head = head(&format!("{} · kefu console", view.conversation.user)),
         key = escape(&super::change_id(&view.conversation.key)),
@@ -721,7 +722,7 @@ pub(crate) fn conversation_page(view: &ConversationView, csrf: &str) -> String {
         top = top_bar(&view.me, csrf),
         user = escape(&view.conversation.user),
         channel = escape(&view.conversation.key.channel),
-        live = live_section(view),
+        live = live_section(&view.live),
         actions = actions(view, csrf),
         context = context(view, csrf),
     )
