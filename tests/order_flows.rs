@@ -346,6 +346,13 @@ async fn card_keys_are_never_shown_in_a_group_chat() {
         !text.contains("为保护您的订单安全"),
         "no proof asked in a group: {text}"
     );
+    // With a button channels render as a way into a private chat with the bot.
+    let button = replies
+        .iter()
+        .flat_map(|r| &r.quick_replies)
+        .find(|q| q.payload == kefu_core::message::PRIVATE_CHAT)
+        .expect("a 'message me privately' button");
+    assert_eq!(button.label, "私聊我");
     let replies = bot
         .send(
             Inbound::new(
@@ -370,6 +377,24 @@ async fn card_keys_are_never_shown_in_a_group_chat() {
         stranger.contains("私聊") && !stranger.contains("为保护您的订单安全，请回复"),
         "{stranger}"
     );
+}
+
+#[tokio::test]
+async fn the_order_command_asks_what_to_do_with_an_order_or_for_its_number() {
+    let mut bot = Bot::new();
+    let with_number = bot
+        .say("c-order", "u-order", &format!("/order {DELIVERED}"))
+        .await;
+    assert!(with_number.contains(DELIVERED), "{with_number}");
+    assert!(
+        with_number.contains("1.") || with_number.contains("1、") || with_number.contains("1)"),
+        "the order's questions as numbered choices: {with_number}"
+    );
+    let without = bot.say("c-order2", "u-order2", "/order").await;
+    assert!(without.contains("订单号"), "asks for the number: {without}");
+    // The private-chat button pressed where it is an ordinary button greets.
+    let greeting = bot.say("c-order3", "u-order3", "/private").await;
+    assert!(greeting.contains("智能客服"), "{greeting}");
 }
 
 #[tokio::test]

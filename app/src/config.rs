@@ -62,6 +62,16 @@
 //!     callback_url: https://shop.example.com/kefu/callback  # later messages; https
 //!     per_ip_per_minute: 1200           # 0: no limit
 //!     per_conversation_per_minute: 30   # 0: no limit
+//!   telegram:                # the Telegram bot (docs/telegram.md); off when absent
+//!     token_env: KEFU_TELEGRAM_TOKEN    # the variable holding the token from @BotFather
+//!     mode: polling                     # or webhook (Telegram posts to /telegram/webhook)
+//!     webhook_url: https://bot.example.com/telegram/webhook   # webhook mode
+//!     webhook_secret_env: KEFU_TELEGRAM_WEBHOOK_SECRET         # webhook mode
+//!   discord:                 # the Discord bot (docs/discord.md); off when absent
+//!     token_env: KEFU_DISCORD_TOKEN     # the variable holding the bot token
+//!     application_id: 123456789012345678
+//!     public_key: 0f1e…                 # hex; serves /discord/interactions when set
+//!     gateway: true                     # DMs, mentions and slash commands over the gateway
 //! console:                   # the agents' console at /console (kefu serve; docs/console.md)
 //!   enabled: true
 //!   canned_replies: canned.yaml   # agents' canned replies; omit: the built-in ones
@@ -176,6 +186,195 @@ pub struct ChannelsConfig {
     pub web: WebChatConfig,
     /// The generic signed webhook (docs/webhook.md); off when absent.
     pub webhook: Option<WebhookConfig>,
+    /// The Telegram bot (docs/telegram.md); off when absent.
+    pub telegram: Option<TelegramConfig>,
+    /// The Discord bot (docs/discord.md); off when absent.
+    pub discord: Option<DiscordConfig>,
+}
+
+/// How Telegram delivers updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TelegramMode {
+    /// `getUpdates` long polling: nothing to expose to the internet.
+    #[default]
+    Polling,
+    /// Telegram posts to `POST /telegram/webhook` on this server.
+    Webhook,
+}
+
+/// The `channels.telegram` section. Secrets come from environment variables only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    /// The environment variable holding the bot token from @BotFather.
+    pub token_env: String,
+    /// `polling` (default) or `webhook`.
+    pub mode: TelegramMode,
+    /// Webhook mode: the public HTTPS address of `/telegram/webhook`, registered with
+    /// Telegram at start; omit when it is registered some other way.
+    pub webhook_url: Option<String>,
+    /// Webhook mode: the environment variable holding the secret Telegram sends with every
+    /// update (1–256 of `A-Z a-z 0-9 _ -`).
+    pub webhook_secret_env: Option<String>,
+    /// A Bot API server other than Telegram's (a local one); omit for api.telegram.org.
+    pub api_url: Option<String>,
+    /// Messages a minute one conversation may send (after a burst of 10); a flood past it is
+    /// dropped unanswered (0: no limit).
+    pub per_conversation_per_minute: u32,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            token_env: "KEFU_TELEGRAM_TOKEN".to_string(),
+            mode: TelegramMode::Polling,
+            webhook_url: None,
+            webhook_secret_env: None,
+            api_url: None,
+            per_conversation_per_minute: 30,
+        }
+    }
+}
+
+/// The value of environment variable `name`, named in the error when unset.
+fn env_secret(name: &str, key: &str, at: &dyn Fn(&str) -> String) -> anyhow::Result<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_string()),
+        _ => anyhow::bail!(
+            "{}: {key} names the environment variable {name}, which is not set (or empty); \
+             export it before `kefu serve`",
+            at(key.rsplit('.').next().unwrap_or(key))
+        ),
+    }
+}
+
+impl TelegramConfig {
+    /// The bot token and, in webhook mode, the webhook's secret, read from the environment;
+    /// errors name `path`, the configuration file.
+    pub fn secrets(&self, path: &Path) -> anyhow::Result<(String, Option<String>)> {
+        let at = |_: &str| path.display().to_string();
+        let token = env_secret(&self.token_env, "channels.telegram.token_env", &at)?;
+        let secret = match (self.mode, &self.webhook_secret_env) {
+            (TelegramMode::Webhook, Some(name)) => {
+                let secret = env_secret(name, "channels.telegram.webhook_secret_env", &at)?;
+                let valid = (1..=256).contains(&secret.len())
+                    && secret
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !valid {
+                    anyhow::bail!(
+                        "{}: the Telegram webhook secret in {name} must be 1–256 characters of \
+                         A-Z, a-z, 0-9, _ and -",
+                        path.display()
+                    );
+                }
+                Some(secret)
+            }
+            _ => None,
+        };
+        Ok((token, secret))
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+        if self.token_env.trim().is_empty() {
+            anyhow::bail!(
+                "{}: channels.telegram.token_env is empty; name the environment variable holding the bot token",
+                at("token_env")
+            );
+        }
+        match self.mode {
+            TelegramMode::Webhook if self.webhook_secret_env.is_none() => anyhow::bail!(
+                "{}: channels.telegram.mode is webhook, which needs webhook_secret_env (the \
+                 environment variable holding the secret Telegram sends with each update)",
+                at("webhook_secret_env")
+            ),
+            TelegramMode::Polling if self.webhook_url.is_some() => anyhow::bail!(
+                "{}: channels.telegram.webhook_url is set but mode is polling; set `mode: webhook` \
+                 or remove webhook_url",
+                at("webhook_url")
+            ),
+            _ => {}
+        }
+        if let Some(url) = &self.webhook_url {
+            if !url.starts_with("https://") {
+                anyhow::bail!(
+                    "{}: channels.telegram.webhook_url must be an https:// address (Telegram posts only over HTTPS)",
+                    at("webhook_url")
+                );
+            }
+        }
+        if let Some(url) = &self.api_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                anyhow::bail!(
+                    "{}: channels.telegram.api_url must be an http(s):// address",
+                    at("api_url")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `channels.discord` section. The token comes from an environment variable only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordConfig {
+    /// The environment variable holding the bot token.
+    pub token_env: String,
+    /// The application's id (the developer portal's "Application ID").
+    pub application_id: u64,
+    /// The application's public key (hex): set it to serve the HTTP interactions endpoint
+    /// at `/discord/interactions`.
+    pub public_key: Option<String>,
+    /// Whether to connect to the gateway (direct messages, mentions, slash commands).
+    pub gateway: bool,
+    /// A Discord API address other than discord.com (tests, proxies).
+    pub api_url: Option<String>,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            token_env: "KEFU_DISCORD_TOKEN".to_string(),
+            application_id: 0,
+            public_key: None,
+            gateway: true,
+            api_url: None,
+        }
+    }
+}
+
+impl DiscordConfig {
+    /// The bot token, read from the environment; errors name `path`.
+    pub fn token(&self, path: &Path) -> anyhow::Result<String> {
+        env_secret(&self.token_env, "channels.discord.token_env", &|_| {
+            path.display().to_string()
+        })
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+        if self.token_env.trim().is_empty() {
+            anyhow::bail!(
+                "{}: channels.discord.token_env is empty; name the environment variable holding the bot token",
+                at("token_env")
+            );
+        }
+        if self.application_id == 0 {
+            anyhow::bail!(
+                "{}: channels.discord needs application_id (the developer portal's Application ID)",
+                at("application_id")
+            );
+        }
+        if !self.gateway && self.public_key.is_none() {
+            anyhow::bail!(
+                "{}: channels.discord has the gateway off and no public_key, so nothing would \
+                 reach the bot; set `gateway: true` or the interactions endpoint's public_key",
+                at("gateway")
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The `channels.web` section: the customers' web chat. Its cookies are signed with a key
@@ -868,6 +1067,12 @@ impl Config {
                 })?;
             }
         }
+        if let Some(telegram) = &config.channels.telegram {
+            telegram.check(&|key| at(&["channels", "telegram", key]))?;
+        }
+        if let Some(discord) = &config.channels.discord {
+            discord.check(&|key| at(&["channels", "discord", key]))?;
+        }
         if config
             .server
             .listen
@@ -1078,6 +1283,41 @@ mod tests {
         .to_string();
         assert!(err.starts_with("kefu.yaml:3:"), "{err}");
         assert!(err.contains("sugest"), "{err}");
+    }
+
+    #[test]
+    fn the_telegram_and_discord_sections_are_checked_at_load_and_their_secrets_read_when_serving() {
+        let path = Path::new("kefu.yaml");
+        let parse = |yaml: &str| Config::parse(path, yaml).map_err(|e| e.to_string());
+        let polling = parse("channels:\n  telegram:\n    token_env: KEFU_TEST_TG_UNSET\n").unwrap();
+        let telegram = polling.channels.telegram.as_ref().unwrap();
+        assert_eq!(telegram.mode, TelegramMode::Polling);
+        let err = telegram.secrets(path).unwrap_err().to_string();
+        assert!(err.contains("KEFU_TEST_TG_UNSET"), "{err}");
+        let unknown = parse("channels:\n  telegram:\n    tokn_env: X\n").unwrap_err();
+        assert!(unknown.contains("tokn_env"), "{unknown}");
+        let no_secret = parse("channels:\n  telegram:\n    mode: webhook\n").unwrap_err();
+        assert!(no_secret.contains("webhook_secret_env"), "{no_secret}");
+        let url_without_webhook = parse(
+            "channels:\n  telegram:\n    webhook_url: https://bot.example.com/telegram/webhook\n",
+        )
+        .unwrap_err();
+        assert!(
+            url_without_webhook.contains("mode is polling"),
+            "{url_without_webhook}"
+        );
+        let plain_http = parse(
+            "channels:\n  telegram:\n    mode: webhook\n    webhook_secret_env: S\n    webhook_url: http://bot.example.com/x\n",
+        )
+        .unwrap_err();
+        assert!(plain_http.contains("https://"), "{plain_http}");
+        let discord = parse("channels:\n  discord:\n    token_env: T\n").unwrap_err();
+        assert!(discord.contains("application_id"), "{discord}");
+        let nothing = parse("channels:\n  discord:\n    application_id: 1\n    gateway: false\n")
+            .unwrap_err();
+        assert!(nothing.contains("public_key"), "{nothing}");
+        let ok = parse("channels:\n  discord:\n    application_id: 1\n").unwrap();
+        assert!(ok.channels.discord.unwrap().gateway);
     }
 
     #[test]

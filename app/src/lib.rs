@@ -53,6 +53,9 @@ pub struct App {
     pub db: kefu_sql::Database,
     /// How the outbox worker retries.
     pub retry: RetryPolicy,
+    /// Wakes this process's outbox worker: channels that write their replies to the outbox
+    /// ([`Engine::handle_via_outbox`]) notify it so the replies go out at once.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -103,6 +106,7 @@ impl App {
             metrics,
             db,
             retry: RetryPolicy::default(),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -119,6 +123,7 @@ impl App {
             self.channels.clone(),
             self.retry.clone(),
         )
+        .with_wake(self.outbox_wake.clone())
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Gauges {
     pub web_rejections: Vec<(&'static str, u64)>,
     /// Conversations with a web chat page open on this process (none: no web chat).
     pub web_pages: Option<u64>,
+    /// Platform endpoints' refused requests (Telegram's webhook, Discord's interactions), by
+    /// channel and cause.
+    pub channel_rejections: Vec<(&'static str, &'static str, u64)>,
 }
 
 /// A label value as a Prometheus string: quotes, backslashes and newlines escaped.
@@ -286,6 +289,20 @@ impl Metrics {
                 out,
                 "kefu_webhook_rejections_total{{cause=\"{cause}\"}} {n}"
             );
+        }
+        if !gauges.channel_rejections.is_empty() {
+            family(
+                &mut out,
+                "kefu_channel_rejections_total",
+                "counter",
+                "Requests to a chat platform's endpoint (Telegram's webhook, Discord's interactions) refused, by channel and cause.",
+            );
+            for (channel, cause, n) in &gauges.channel_rejections {
+                let _ = writeln!(
+                    out,
+                    "kefu_channel_rejections_total{{channel=\"{channel}\",cause=\"{cause}\"}} {n}"
+                );
+            }
         }
         if let Some(pages) = gauges.web_pages {
             family(

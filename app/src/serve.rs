@@ -25,6 +25,8 @@ use std::sync::Arc;
 struct Shared {
     app: App,
     webhook: Option<Arc<Webhook>>,
+    telegram: Option<Arc<kefu_telegram::Telegram>>,
+    discord: Option<Arc<kefu_discord::Discord>>,
     web: Option<Arc<WebChat>>,
     console: Option<Arc<Console>>,
 }
@@ -143,6 +145,35 @@ async fn web_chat(app: &App, config: &Config) -> anyhow::Result<Arc<WebChat>> {
     Ok(chat)
 }
 
+/// The Telegram channel of `section`, its token (and webhook secret) read from the
+/// environment.
+fn telegram(
+    app: &App,
+    config: &Config,
+    section: &crate::config::TelegramConfig,
+) -> anyhow::Result<Arc<kefu_telegram::Telegram>> {
+    let (token, secret) = section.secrets(&config.orders.file)?;
+    let mode = match (section.mode, secret) {
+        (crate::config::TelegramMode::Webhook, Some(secret)) => kefu_telegram::Mode::Webhook {
+            url: section.webhook_url.clone(),
+            secret,
+        },
+        _ => kefu_telegram::Mode::Polling,
+    };
+    let mut settings = kefu_telegram::TelegramSettings::polling(token);
+    settings.api_url = section.api_url.clone();
+    settings.mode = mode;
+    settings.max_body_bytes = config.server.max_body_bytes;
+    settings.per_conversation_per_minute = section.per_conversation_per_minute;
+    kefu_telegram::Telegram::new(
+        app.engine.clone(),
+        app.outbox.clone(),
+        app.outbox_wake.clone(),
+        settings,
+    )
+    .map_err(|e| anyhow::anyhow!("channels.telegram: {e}"))
+}
+
 /// The database topic web-chat changes are announced on.
 const WEB_TOPIC: &str = "web";
 
@@ -186,6 +217,34 @@ pub async fn run(
             },
         ));
     }
+    let telegram = match &config.channels.telegram {
+        Some(section) => {
+            let telegram = telegram(&app, config, section)?;
+            app = app.with_channel(telegram.channel());
+            Some(telegram)
+        }
+        None => None,
+    };
+    let discord = match &config.channels.discord {
+        Some(section) => {
+            let discord = kefu_discord::Discord::new(
+                app.engine.clone(),
+                kefu_discord::DiscordSettings {
+                    token: section.token(&config.orders.file)?,
+                    application_id: section.application_id,
+                    public_key: section.public_key.clone(),
+                    api_url: section.api_url.clone(),
+                    gateway: section.gateway,
+                    max_body_bytes: config.server.max_body_bytes,
+                },
+                app.outbox_wake.clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("channels.discord: {e}"))?;
+            app = app.with_channel(discord.channel());
+            Some(discord)
+        }
+        None => None,
+    };
     let web = if config.channels.web.enabled {
         let chat = web_chat(&app, config).await?;
         app = app.with_channel(chat.channel());
@@ -206,6 +265,32 @@ pub async fn run(
         console.clone(),
         stopped.clone(),
     );
+    let mut platforms = Vec::new();
+    if let Some(telegram) = &telegram {
+        let telegram = telegram.clone();
+        let mut stopped = stopped.clone();
+        platforms.push(tokio::spawn(async move {
+            telegram
+                .run(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+        }));
+    }
+    if let Some(discord) = &discord {
+        let discord = discord.clone();
+        let mut stopped = stopped.clone();
+        platforms.push(tokio::spawn(async move {
+            let ran = discord
+                .run_gateway(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await;
+            if let Err(e) = ran {
+                tracing::error!(error = %e, "the Discord gateway stopped; Discord messages are not received until kefu restarts");
+            }
+        }));
+    }
     let worker = tokio::spawn(async move {
         worker
             .run(async move {
@@ -216,6 +301,8 @@ pub async fn run(
     let shared = Arc::new(Shared {
         app,
         webhook: webhook.clone(),
+        telegram: telegram.clone(),
+        discord: discord.clone(),
         web: web.clone(),
         console: console.clone(),
     });
@@ -226,6 +313,12 @@ pub async fn run(
         .with_state(shared);
     if let Some(webhook) = &webhook {
         router = router.merge(webhook.router());
+    }
+    if let Some(telegram) = &telegram {
+        router = router.merge(telegram.router());
+    }
+    if let Some(discord) = &discord {
+        router = router.merge(discord.router());
     }
     if let Some(console) = &console {
         router = router.merge(console.router());
@@ -258,6 +351,11 @@ pub async fn run(
     let _ = stop.send(true);
     if let Err(e) = supervisor.await {
         tracing::warn!(error = %e, "the SLA supervisor ended abnormally");
+    }
+    for platform in platforms {
+        if let Err(e) = platform.await {
+            tracing::warn!(error = %e, "a chat platform's task ended abnormally");
+        }
     }
     if let Err(e) = worker.await {
         tracing::warn!(error = %e, "the outbox worker ended abnormally");
@@ -330,6 +428,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
     if let Some(webhook) = &shared.webhook {
         gauges.webhook_rejections = webhook.rejections().by_name();
+    }
+    if let Some(telegram) = &shared.telegram {
+        for (cause, n) in telegram.rejections().by_name() {
+            gauges.channel_rejections.push(("telegram", cause, n));
+        }
+    }
+    if let Some(discord) = &shared.discord {
+        for (cause, n) in discord.rejections().by_name() {
+            gauges.channel_rejections.push(("discord", cause, n));
+        }
     }
     let mut text = shared.app.metrics.render(&gauges);
     if let Some(console) = &shared.console {

@@ -97,6 +97,12 @@ pub enum OutboundKind {
     Notification,
 }
 
+/// The payload of the quick reply that asks a customer in a group to continue in a private
+/// chat with the bot (card keys and proofs of ownership never go to a group). Channels that
+/// can open a private chat render it as a link to one; pressed as an ordinary button, it
+/// greets the customer.
+pub const PRIVATE_CHAT: &str = "/private";
+
 /// A button the customer can press instead of typing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuickReply {

@@ -288,6 +288,7 @@ pub struct OutboxWorker {
     channels: Channels,
     policy: RetryPolicy,
     clock: Clock,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl OutboxWorker {
@@ -298,7 +299,16 @@ impl OutboxWorker {
             channels,
             policy,
             clock: Clock::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Looks again as soon as `wake` is notified, rather than after
+    /// [`RetryPolicy::idle_poll`]: whoever writes to the outbox in this process notifies it,
+    /// so a message goes out at once (default: a notifier nobody else holds).
+    pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = wake;
+        self
     }
 
     /// Uses `clock` for due times and leases (default: [`Clock::new`]).
@@ -317,7 +327,9 @@ impl OutboxWorker {
         &self.policy
     }
 
-    /// Claims one batch of due messages and tries each once.
+    /// Claims one batch of due messages and tries each once. The batch's messages belong to
+    /// different conversations and are sent concurrently, so one slow platform or a chat
+    /// the platform paces does not hold up the others.
     pub async fn run_once(&self) -> Result<RunStats, StoreError> {
         let now = self.clock.now_ms();
         let lease = self.policy.lease.as_millis() as u64;
@@ -329,14 +341,22 @@ impl OutboxWorker {
             claimed: claimed.len(),
             ..RunStats::default()
         };
-        for claim in claimed {
-            match self.deliver(&claim).await? {
-                Outcome::Sent => stats.sent += 1,
-                Outcome::Retry => stats.retried += 1,
-                Outcome::Dead => stats.dead += 1,
+        let outcomes =
+            futures_util::future::join_all(claimed.iter().map(|claim| self.deliver(claim))).await;
+        let mut failed = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(Outcome::Sent) => stats.sent += 1,
+                Ok(Outcome::Retry) => stats.retried += 1,
+                Ok(Outcome::Dead) => stats.dead += 1,
+                // The message's claim lapses and it is tried again.
+                Err(e) => failed = Some(e),
             }
         }
-        Ok(stats)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
 
     async fn deliver(&self, claim: &Claimed) -> Result<Outcome, StoreError> {
@@ -386,7 +406,8 @@ impl OutboxWorker {
     }
 
     /// Delivers until `shutdown` completes: a batch at a time, waiting
-    /// [`RetryPolicy::idle_poll`] when there was nothing to do. A store failure is logged
+    /// [`RetryPolicy::idle_poll`] (or until woken, see [`OutboxWorker::with_wake`]) when
+    /// there was nothing to do. A store failure is logged
     /// and waited out the same way.
     pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -409,6 +430,7 @@ impl OutboxWorker {
             }
             tokio::select! {
                 () = &mut shutdown => return,
+                () = self.wake.notified() => {}
                 () = tokio::time::sleep(self.policy.idle_poll) => {}
             }
         }

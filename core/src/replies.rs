@@ -47,6 +47,8 @@ pub enum Reply {
     KeysPrivateOnly,
     /// Proof of owning an order is only asked for in a private chat.
     ProofPrivateOnly,
+    /// The button that opens a private chat with the bot.
+    PrivateChatButton,
     /// The card keys (`{order_no}`, `{product}`, `{keys}`, `{redeem}`).
     CardKeys,
     /// How to redeem when the order says nothing.
@@ -226,6 +228,8 @@ impl Reply {
             (KeysPrivateOnly, En) => "For your safety, card keys are only sent in a private chat, never in a group. Message me privately with your order number and I'll send them there.",
             (ProofPrivateOnly, Zh) => "为保护您的订单安全，核实身份需要在私聊中进行，请不要在群里发送查询密码。请私聊我并发送订单号。",
             (ProofPrivateOnly, En) => "To keep your order safe, checking it's yours happens in a private chat; please don't post your query password in the group. Message me privately with your order number.",
+            (PrivateChatButton, Zh) => "私聊我",
+            (PrivateChatButton, En) => "Message me privately",
             (CardKeys, Zh) => "订单 {order_no}（{product}）的卡密如下，请勿泄露给他人：\n{keys}\n使用方法：{redeem}",
             (CardKeys, En) => "Here are the card keys for order {order_no} ({product}). Don't share them with anyone:\n{keys}\nHow to redeem: {redeem}",
             (RedeemDefault, Zh) => "在对应平台的“兑换/充值”页面输入卡密即可。",
@@ -314,8 +318,8 @@ impl Reply {
             (TooLong, En) => "That message is too long for me (over {max} characters). Please send your question again in a few words, e.g. \"my card key doesn't work\".",
             (OrdersGone, Zh) => "抱歉，自助查单暂时不可用。已记录订单号 {order_no}，正在为您转接人工客服处理。",
             (OrdersGone, En) => "Sorry, order self-service isn't available right now. I've noted order {order_no} and I'm passing you to a person who can look it up.",
-            (Help, Zh) => "我是{shop_name}的智能客服，可以帮您：\n• 查卡密、查发货进度（把订单号发给我）\n• 处理充值未到账、卡密无效、取消订单和退款\n• 查询售后工单进度（把工单号发给我）\n• 解答支付、会员、发票等常见问题\n直接用一句话描述您的问题就行。常用命令：\n/human 转人工客服\n/cancel 取消当前操作（排队时为取消排队）\n/lang zh 或 /lang en 切换语言\n/ticket 订单号 为订单提交售后工单\n/refund 订单号 申请退款\n/help 查看本帮助",
-            (Help, En) => "I'm the {shop_name} support bot. I can:\n• find your card keys and where your order is (send me the order number)\n• help with top-ups that didn't arrive, keys that don't work, cancellations and refunds\n• check an after-sales ticket (send me the ticket number)\n• answer common questions about payment, memberships, invoices and more\nJust describe your problem in a sentence. Commands:\n/human talk to a person\n/cancel stop what we're doing (or leave the queue)\n/lang zh or /lang en switch language\n/ticket ORDER open an after-sales ticket for an order\n/refund ORDER ask for a refund\n/help show this help",
+            (Help, Zh) => "我是{shop_name}的智能客服，可以帮您：\n• 查卡密、查发货进度（把订单号发给我）\n• 处理充值未到账、卡密无效、取消订单和退款\n• 查询售后工单进度（把工单号发给我）\n• 解答支付、会员、发票等常见问题\n直接用一句话描述您的问题就行。常用命令：\n/human 转人工客服\n/cancel 取消当前操作（排队时为取消排队）\n/lang zh 或 /lang en 切换语言\n/order 订单号 查订单（发货、卡密、退款）\n/ticket 订单号 为订单提交售后工单\n/refund 订单号 申请退款\n/help 查看本帮助",
+            (Help, En) => "I'm the {shop_name} support bot. I can:\n• find your card keys and where your order is (send me the order number)\n• help with top-ups that didn't arrive, keys that don't work, cancellations and refunds\n• check an after-sales ticket (send me the ticket number)\n• answer common questions about payment, memberships, invoices and more\nJust describe your problem in a sentence. Commands:\n/human talk to a person\n/cancel stop what we're doing (or leave the queue)\n/lang zh or /lang en switch language\n/order ORDER look up an order (delivery, card keys, refund)\n/ticket ORDER open an after-sales ticket for an order\n/refund ORDER ask for a refund\n/help show this help",
             (QueuedAck, Zh) => "已转达，客服接入后会看到。您目前排在第 {position} 位；回复“取消排队”可退出排队。",
             (QueuedAck, En) => "Got it; the person who picks this up will see it. You're number {position} in line; reply \"cancel\" to leave the queue.",
             (QueuedAckClaimed, Zh) => "已转达，客服马上就会回复您。",

@@ -1405,3 +1405,116 @@ async fn after_pick_ups_a_hand_off_tells_the_estimated_wait() {
         .unwrap();
     assert!(out[0].text.contains("about 1 min"), "{}", out[0].text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_via_the_outbox_are_stored_with_the_turn_once_and_sent_by_a_woken_worker() {
+    use kefu_core::testing::{OneEntry, ScriptedChannel, CHANNEL};
+    use kefu_core::{Channels, MemoryStore, OutboxState, OutboxWorker, RetryPolicy};
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::builder(Arc::new(OneEntry::new(
+        "service.hours",
+        "hours",
+        "9点到24点",
+        "9:00 to 24:00",
+    )))
+    .store(store.clone())
+    .build();
+    let outbox = store.outbox();
+    let key = ConversationKey::new(CHANNEL, "alice");
+    let message = Inbound::new(key.clone(), "alice", "m1", "what are your hours?");
+    let written = engine.handle_via_outbox(message.clone()).await.unwrap();
+    assert_eq!(written[0].text, "9:00 to 24:00");
+    let pending = outbox.list(OutboxState::Pending, 10).await.unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "the reply waits in the outbox: {pending:?}"
+    );
+    assert_eq!(pending[0].message, written[0]);
+    // Delivered again (a platform's retry): nothing more is written.
+    assert!(engine.handle_via_outbox(message).await.unwrap().is_empty());
+    assert_eq!(
+        outbox.list(OutboxState::Pending, 10).await.unwrap().len(),
+        1
+    );
+
+    // A worker that would look again only in an hour sends it at once when woken.
+    let channel = Arc::new(ScriptedChannel::working());
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let worker = OutboxWorker::new(
+        outbox.clone(),
+        Channels::new().with(channel.clone()),
+        RetryPolicy {
+            idle_poll: std::time::Duration::from_secs(3600),
+            ..RetryPolicy::default()
+        },
+    )
+    .with_wake(wake.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        worker
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    for _ in 0..400 {
+        if channel.texts().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        channel.texts(),
+        ["9:00 to 24:00"],
+        "the first round sends it"
+    );
+    let later = Inbound::new(key.clone(), "alice", "m2", "hours again?");
+    engine.handle_via_outbox(later).await.unwrap();
+    wake.notify_one();
+    for _ in 0..400 {
+        if channel.texts().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(channel.texts().len(), 2, "woken, not after the hour");
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}
+
+/// A channel whose sends each wait until `n` sends are in flight at once.
+struct Together(tokio::sync::Barrier);
+
+#[async_trait::async_trait]
+impl kefu_core::Channel for Together {
+    fn name(&self) -> &str {
+        kefu_core::testing::CHANNEL
+    }
+    async fn send(&self, _message: &kefu_core::Outbound) -> Result<(), kefu_core::SendError> {
+        self.0.wait().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_sends_different_conversations_side_by_side() {
+    use kefu_core::testing::message;
+    use kefu_core::{Channels, MemoryOutbox, Outbox, OutboxWorker, RetryPolicy};
+    let outbox = Arc::new(MemoryOutbox::new());
+    outbox
+        .enqueue(vec![message("a", "to a"), message("b", "to b")], 1)
+        .await
+        .unwrap();
+    let worker = OutboxWorker::new(
+        outbox.clone(),
+        Channels::new().with(Arc::new(Together(tokio::sync::Barrier::new(2)))),
+        RetryPolicy::default(),
+    );
+    // One after the other, the first send would wait for the second forever.
+    let stats = tokio::time::timeout(std::time::Duration::from_secs(30), worker.run_once())
+        .await
+        .expect("both sends in flight at once")
+        .unwrap();
+    assert_eq!(stats.sent, 2);
+}

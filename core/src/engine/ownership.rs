@@ -24,6 +24,7 @@ use crate::audit::AuditEvent;
 use crate::conversation::{now_millis, FlowState, HandoffReason};
 use crate::entities::{EMAIL, ORDER_NO, PHONE};
 use crate::flows::{delivery_status, refund_request, Flow};
+use crate::locale::Locale;
 use crate::message::{OutboundKind, QuickReply};
 use crate::orders::{Order, Orders, OrdersError, Proof};
 use crate::replies::Reply;
@@ -199,7 +200,13 @@ impl Engine {
         turn.conversation.flow = None;
         if flow.private_only() && !turn.private {
             // Not even the proof belongs in a group.
-            self.say(turn, Reply::KeysPrivateOnly, OutboundKind::Answer, &[]);
+            let button = private_chat_button(turn.locale());
+            self.say(
+                turn,
+                Reply::KeysPrivateOnly,
+                OutboundKind::Answer,
+                &[button],
+            );
             return Ok(());
         }
         if self.is_verified(turn, number) {
@@ -225,7 +232,13 @@ impl Engine {
         }
         if !turn.private {
             // A password posted in a group is no longer a secret.
-            self.say(turn, Reply::ProofPrivateOnly, OutboundKind::Answer, &[]);
+            let button = private_chat_button(turn.locale());
+            self.say(
+                turn,
+                Reply::ProofPrivateOnly,
+                OutboundKind::Answer,
+                &[button],
+            );
             return Ok(());
         }
         if self.locked_out(turn, number).await? {
@@ -644,6 +657,16 @@ impl Engine {
         };
         self.push(turn, text, OutboundKind::Answer, buttons);
     }
+}
+
+/// The button that takes a customer from a group to a private chat with the bot: channels
+/// that can open one render [`crate::message::PRIVATE_CHAT`] as a link to it (Telegram's deep
+/// link); elsewhere pressing it greets the customer.
+fn private_chat_button(locale: Locale) -> QuickReply {
+    QuickReply::new(
+        Reply::PrivateChatButton.text(locale),
+        crate::message::PRIVATE_CHAT,
+    )
 }
 
 #[cfg(test)]

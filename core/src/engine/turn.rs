@@ -3,15 +3,43 @@
 
 use super::*;
 
+/// How a turn's replies reach the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Returned to the caller, who sends them (a webhook's response, the terminal).
+    Returned,
+    /// Written to the outbox with the turn.
+    Outbox,
+}
+
 impl Engine {
     /// Handles one customer message and returns the replies to send, in order. A message id
     /// seen before returns no replies.
     pub async fn handle(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
+        self.handle_as(message, Delivery::Returned).await
+    }
+
+    /// Handles one customer message like [`Engine::handle`], but writes the replies to the
+    /// [outbox](crate::outbox) in the same store commit as the turn, for channels that send
+    /// every message through the platform's API (Telegram, Discord): once this returns, the
+    /// turn and its replies are stored together, so the platform's update can be
+    /// acknowledged — a crash before the replies are sent delays them, never loses them —
+    /// and the outbox worker paces them to the platform's limits. Returns the replies
+    /// written (none for a message id seen before).
+    pub async fn handle_via_outbox(&self, message: Inbound) -> Result<Vec<Outbound>, EngineError> {
+        self.handle_as(message, Delivery::Outbox).await
+    }
+
+    async fn handle_as(
+        &self,
+        message: Inbound,
+        delivery: Delivery,
+    ) -> Result<Vec<Outbound>, EngineError> {
         let started = std::time::Instant::now();
         let inbound = &message;
         let (replies, events) = self
             .locked(&message.conversation, || {
-                self.handle_locked(inbound, started)
+                self.handle_locked(inbound, started, delivery)
             })
             .await?;
         for event in &events {
@@ -105,6 +133,7 @@ impl Engine {
         &self,
         message: &Inbound,
         started: std::time::Instant,
+        delivery: Delivery,
     ) -> Result<Option<(Vec<Outbound>, Vec<EngineEvent>)>, EngineError> {
         let key = &message.conversation;
         let stored = match self.store.start_turn(key, &message.message_id).await? {
@@ -227,7 +256,10 @@ impl Engine {
                 conversation: turn.conversation,
                 message_id: Some(message.message_id.clone()),
                 lines: turn.lines,
-                outbox: Vec::new(),
+                outbox: match delivery {
+                    Delivery::Returned => Vec::new(),
+                    Delivery::Outbox => replies.clone(),
+                },
             })
             .await?;
         Ok(match committed {

@@ -82,6 +82,29 @@ impl Engine {
                 let number = parts.next().map(str::to_string);
                 self.order_command(turn, name, number).await?;
             }
+            Some("order") => match parts.next() {
+                // As a bare order number: which of the order's questions the customer has.
+                Some(number) => {
+                    let found = self.entities.extract(number);
+                    if !self.bare_number(turn, number, &found).await? {
+                        self.say(turn, Reply::Reprompt, OutboundKind::Question, &[]);
+                    }
+                }
+                // The delivery-status entry, whose flow asks for the number.
+                None => match self.knowledge.with_action(crate::Action::DeliveryStatus) {
+                    Some(entry) => {
+                        let id = entry.id.clone();
+                        turn.conversation.flow = None;
+                        self.answer_entry(turn, &id, None).await?;
+                    }
+                    None => self.say(turn, Reply::AskOrderNo, OutboundKind::Question, &[]),
+                },
+            },
+            // The "message me privately" button pressed where it is an ordinary button.
+            Some("private") => {
+                turn.conversation.flow = None;
+                self.say(turn, Reply::Welcome, OutboundKind::Answer, &[]);
+            }
             _ => return Ok(false),
         }
         Ok(true)
