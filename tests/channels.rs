@@ -197,6 +197,44 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
             .any(|s| s.chat_id == 9001 && s.text == "您好，我是客服小王，这就帮您查"),
         "the agent's reply reached Telegram: {sent:#?}"
     );
+    // A group member's conversation warns the agent that replies there are public.
+    telegram.push(kefu_telegram::testing::group_text(
+        3,
+        -100777,
+        9002,
+        70,
+        "转人工",
+        true,
+    ));
+    let group_page = async {
+        for _ in 0..200 {
+            let page = client()
+                .get(format!(
+                    "{base}/console/conversation?c=telegram&id=-100777%3A9002"
+                ))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
+            if page.status() == 200 {
+                return page.text().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the group member's conversation never appeared");
+    };
+    let group_page = group_page.await;
+    assert!(group_page.contains("id=\"group-chat\""), "{group_page}");
+    let private_page = client()
+        .get(format!("{base}/console/conversation?c=telegram&id=9001"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!private_page.contains("id=\"group-chat\""));
     // The customer's answer reaches the console's transcript, not the bot.
     telegram.push(private_text(
         2,

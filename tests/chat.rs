@@ -164,17 +164,20 @@ fn a_vague_message_gets_suggestions_and_a_number_picks_one() {
 
 #[test]
 fn a_hand_off_is_not_a_dead_end() {
-    for (locale, after, cancel) in [
-        ("zh", "卡密无效怎么办", "取消排队"),
+    // (The customer's own words decide the language over the --lang hint: the greeting is in
+    // the conversation's language.)
+    for (locale, after, greeting, cancel) in [
+        ("zh", "卡密无效怎么办", "你好", "取消排队"),
         (
             "en",
             "what do i do if my card key says invalid?",
+            "hello there",
             "never mind",
         ),
     ] {
         let replies = chat(
             &["--lang", locale],
-            &["/human", after, "你好", cancel, "/help"],
+            &["/human", after, greeting, cancel, "/help"],
         );
         assert_eq!(
             kinds(&replies),

@@ -219,8 +219,8 @@ pub struct TelegramConfig {
     pub webhook_secret_env: Option<String>,
     /// A Bot API server other than Telegram's (a local one); omit for api.telegram.org.
     pub api_url: Option<String>,
-    /// Messages a minute one conversation may send (after a burst of 10); a flood past it is
-    /// dropped unanswered (0: no limit).
+    /// Messages a minute one conversation may send (after a burst of 20); past it messages
+    /// are not read and the customer is told once a minute to slow down (0: no limit).
     pub per_conversation_per_minute: u32,
 }
 

@@ -242,10 +242,13 @@ fn is_choice_number(text: &str) -> bool {
     !digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Whether the text has letters to tell a language by.
-fn has_letters(text: &str) -> bool {
-    text.chars()
-        .any(|c| c.is_alphabetic() && !c.is_ascii_digit())
+/// Whether the text tells its language: a Han character, or a Latin word of three letters or
+/// more ("km", "cz", "ok" are shorthand any customer types).
+fn says_language(text: &str) -> bool {
+    text.chars().any(crate::locale::is_han)
+        || text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .any(|word| word.len() >= 3)
 }
 
 impl Engine {

@@ -250,8 +250,8 @@ impl Reply {
             (StatusRefunded, En) => "Order {order_no} ({product}) has been refunded; the money usually reaches your original payment method within 1-3 working days.",
             (StatusCancelled, Zh) => "订单 {order_no}（{product}）已取消，没有产生扣款。如仍需要，请重新下单。",
             (StatusCancelled, En) => "Order {order_no} ({product}) was cancelled before payment, so nothing was charged. Place a new order if you still need it.",
-            (StatusOverdue, Zh) => "订单 {order_no}（{product}）已超过预计发货时间 {late} 分钟，非常抱歉。可以为您转人工加急处理。",
-            (StatusOverdue, En) => "Order {order_no} ({product}) is {late} minutes past its promised delivery time. Sorry about that; a person can chase it for you.",
+            (StatusOverdue, Zh) => "订单 {order_no}（{product}）已超过预计发货时间 {late}，非常抱歉。可以为您转人工加急处理。",
+            (StatusOverdue, En) => "Order {order_no} ({product}) is {late} past its promised delivery time. Sorry about that; a person can chase it for you.",
             (ExpectedWithin, Zh) => "预计 {minutes} 分钟内完成",
             (ExpectedWithin, En) => "it should be done within {minutes} minutes",
             (ExpectedSoon, Zh) => "通常几分钟内完成",
@@ -357,5 +357,37 @@ impl Reply {
             (Closed, Zh) => "本次服务已结束，感谢您的耐心。如果还有其他问题，随时给我发消息。",
             (Closed, En) => "This conversation is now closed; thank you for your patience. Message me any time if something else comes up.",
         }
+    }
+}
+
+/// A length of time as a customer reads it: minutes up to two hours, then hours up to two
+/// days, then days ("25 分钟", "30 小时", "3 天"; "25 minutes", "30 hours", "3 days").
+pub fn span(minutes: u64, locale: Locale) -> String {
+    let (n, zh, en) = if minutes < 120 {
+        (minutes, "分钟", "minute")
+    } else if minutes < 48 * 60 {
+        ((minutes + 30) / 60, "小时", "hour")
+    } else {
+        ((minutes + 720) / 1440, "天", "day")
+    };
+    match locale {
+        Locale::Zh => format!("{n} {zh}"),
+        _ if n == 1 => format!("{n} {en}"),
+        _ => format!("{n} {en}s"),
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_as_minutes_hours_or_days() {
+        assert_eq!(span(25, Locale::Zh), "25 分钟");
+        assert_eq!(span(1810, Locale::Zh), "30 小时");
+        assert_eq!(span(1810, Locale::En), "30 hours");
+        assert_eq!(span(60, Locale::En), "60 minutes");
+        assert_eq!(span(1, Locale::En), "1 minute");
+        assert_eq!(span(5 * 1440, Locale::Zh), "5 天");
     }
 }

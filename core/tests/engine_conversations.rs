@@ -213,11 +213,24 @@ async fn replies_in_the_customers_language_with_templates_filled() {
 }
 
 #[tokio::test]
-async fn a_locale_hint_and_an_explicit_lang_command_win_over_detection() {
+async fn the_written_language_beats_the_platforms_hint_and_an_explicit_lang_command_beats_both() {
+    // A Chinese customer on a phone set to English writes Chinese: answered in Chinese.
     let mut bot = Bot::new();
-    let m = bot.message("hours?").with_locale(Locale::Zh);
+    let m = bot.message("客服几点上班").with_locale(Locale::En);
     let out = bot.engine.handle(m).await.unwrap();
     assert!(out[0].text.starts_with("星辰卡铺客服时间"), "{out:?}");
+    // A message that says nothing about its language ("/start", "km") follows the hint in a new
+    // conversation, and keeps the conversation's language in a going one.
+    let mut fresh = Bot::new();
+    let m = fresh.message("/start").with_locale(Locale::En);
+    let out = fresh.engine.handle(m).await.unwrap();
+    assert!(out[0].text.starts_with("Hi"), "{out:?}");
+    let m = bot.message("ok").with_locale(Locale::En);
+    let out = bot.engine.handle(m).await.unwrap();
+    assert!(
+        out.is_empty() || !out[0].text.is_ascii(),
+        "still Chinese: {out:?}"
+    );
 
     let out = bot.say("/lang en").await;
     assert_eq!(out[0].text, "OK, I'll reply in English from now on.");
@@ -1129,6 +1142,12 @@ async fn the_survey_takes_a_score_and_a_comment_in_chinese() {
 async fn the_survey_takes_a_score_and_a_skip_in_english() {
     let mut bot = closed_by("bob", "human").await;
     let out = bot.say("4 stars").await;
+    assert!(out[0].text.starts_with("Thanks for rating us"), "{out:?}");
+    // Another score button pressed after the first changes the score; it is not a comment.
+    let out = bot.say("2").await;
+    assert!(out[0].text.starts_with("Thanks for rating us"), "{out:?}");
+    assert_eq!(ratings(&bot).await[0].score, 2);
+    let out = bot.say("4").await;
     assert!(out[0].text.starts_with("Thanks for rating us"), "{out:?}");
     let out = bot.say("skip").await;
     assert!(

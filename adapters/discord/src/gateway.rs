@@ -66,6 +66,17 @@ impl Discord {
         let Some(inbound) = self.inbound(message) else {
             return;
         };
+        if self
+            .per_conversation
+            .check(&inbound.conversation.id, std::time::Instant::now())
+            .is_err()
+        {
+            self.rejections
+                .count(crate::interactions::Cause::RateLimitedConversation);
+            tracing::info!(conversation = %inbound.conversation,
+                "Discord conversation over its message rate; message not read");
+            return;
+        }
         for attempt in 1..=BUSY_TRIES {
             match self.engine.handle_via_outbox(inbound.clone()).await {
                 Ok(_) => {

@@ -55,6 +55,8 @@ pub enum Cause {
     Replayed,
     /// The store was unavailable or busy (503).
     Unavailable,
+    /// A gateway message from a conversation over its message rate (dropped unread).
+    RateLimitedConversation,
 }
 
 impl RefusalCause for Cause {
@@ -67,6 +69,7 @@ impl RefusalCause for Cause {
         Cause::SignatureMismatch,
         Cause::Replayed,
         Cause::Unavailable,
+        Cause::RateLimitedConversation,
     ];
 
     fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl RefusalCause for Cause {
             Cause::SignatureMismatch => "signature_mismatch",
             Cause::Replayed => "replayed",
             Cause::Unavailable => "unavailable",
+            Cause::RateLimitedConversation => "rate_limited_conversation",
         }
     }
 }

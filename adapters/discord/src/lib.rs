@@ -105,7 +105,13 @@ pub struct Discord {
     /// The bot's user id once READY told it (0 before).
     bot_user: AtomicU64,
     rejections: Rejections,
+    /// Gateway messages a minute per conversation ([`MESSAGES_PER_MINUTE`]): a flood past
+    /// it is not read.
+    per_conversation: kefu_core::limit::RateLimiter,
 }
+
+/// Gateway messages a minute one conversation may send, after a burst of 20.
+pub const MESSAGES_PER_MINUTE: u32 = 30;
 
 impl std::fmt::Debug for Discord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,6 +158,8 @@ impl Discord {
             .map(interactions::parse_public_key)
             .transpose()?;
         let client = reqwest::Client::builder()
+            // rustls, not the OpenSSL that serenity's gateway links (see Cargo.toml).
+            .use_rustls_tls()
             .timeout(HTTP_TIMEOUT)
             .build()
             .map_err(|e| DiscordError::Settings(format!("HTTP client: {e}")))?;
@@ -165,6 +173,7 @@ impl Discord {
             replays: interactions::ReplayGuard::new(interactions::REPLAY_CAPACITY),
             bot_user: AtomicU64::new(0),
             rejections: Rejections::default(),
+            per_conversation: kefu_core::limit::RateLimiter::new(MESSAGES_PER_MINUTE, 20),
             settings,
         }))
     }
@@ -277,16 +286,17 @@ impl Place {
     }
 }
 
-/// The engine's language for a Discord locale (`zh-CN`, `zh-TW` → Chinese; `en-US`, `en-GB`
-/// → English; others: none, the engine tells by the text).
+/// The engine's language for a Discord locale (`zh-CN`, `zh-TW` → Chinese; every other
+/// locale → English, which a French or Russian customer reads sooner than Chinese; an empty
+/// tag: none). The customer's own words decide over it (see the engine).
 pub(crate) fn locale(tag: &str) -> Option<kefu_core::Locale> {
-    let tag = tag.to_ascii_lowercase();
-    if tag.starts_with("zh") {
-        Some(kefu_core::Locale::Zh)
-    } else if tag.starts_with("en") {
-        Some(kefu_core::Locale::En)
-    } else {
+    let tag = tag.trim().to_ascii_lowercase();
+    if tag.is_empty() {
         None
+    } else if tag.starts_with("zh") {
+        Some(kefu_core::Locale::Zh)
+    } else {
+        Some(kefu_core::Locale::En)
     }
 }
 
@@ -330,7 +340,8 @@ mod tests {
         assert_eq!(locale("zh-TW"), Some(kefu_core::Locale::Zh));
         assert_eq!(locale("en-US"), Some(kefu_core::Locale::En));
         assert_eq!(locale("en-GB"), Some(kefu_core::Locale::En));
-        assert_eq!(locale("fr"), None);
+        assert_eq!(locale("fr"), Some(kefu_core::Locale::En));
+        assert_eq!(locale(""), None);
     }
 
     #[test]

@@ -189,6 +189,8 @@ impl HttpOrders {
         }
         let timeout = config.timeout.max(Duration::from_millis(1));
         let client = reqwest::Client::builder()
+            // rustls whatever other TLS backends the build links.
+            .use_rustls_tls()
             .connect_timeout(timeout)
             // A redirect would carry a signature made for another path; it is a failure.
             .redirect(reqwest::redirect::Policy::none())

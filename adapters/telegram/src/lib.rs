@@ -90,8 +90,9 @@ pub struct TelegramSettings {
     pub max_body_bytes: usize,
     /// How fast messages may go out.
     pub rates: Rates,
-    /// Messages a minute one conversation may send the bot (after a burst of 10); a flood
-    /// past it is dropped unanswered (0: no limit).
+    /// Messages a minute one conversation may send the bot (after a burst of 20); a flood
+    /// past it is dropped unanswered, the customer told once a minute to slow down (0: no
+    /// limit).
     pub per_conversation_per_minute: u32,
 }
 
@@ -167,6 +168,8 @@ pub struct Telegram {
     handled: Mutex<Recent<u32, ()>>,
     /// Messages a minute per conversation: a flood past it is dropped, not answered.
     per_conversation: kefu_core::limit::RateLimiter,
+    /// When each flooding conversation was last told to slow down.
+    flood_notices: Mutex<Recent<String, std::time::Instant>>,
     rejections: Rejections,
 }
 
@@ -214,7 +217,13 @@ impl Telegram {
                 "the Telegram bot token is empty; get one from @BotFather".to_string(),
             ));
         }
-        let mut bot = Bot::new(settings.token.trim());
+        // teloxide's own client settings, on rustls whatever other TLS backends the build
+        // links.
+        let client = teloxide::net::default_reqwest_settings()
+            .use_rustls_tls()
+            .build()
+            .map_err(|e| TelegramError::Settings(format!("the HTTP client: {e}")))?;
+        let mut bot = Bot::with_client(settings.token.trim(), client);
         if let Some(url) = &settings.api_url {
             let mut url = url::Url::parse(url).map_err(|e| {
                 TelegramError::Settings(format!(
@@ -239,7 +248,8 @@ impl Telegram {
             reply_to: Mutex::new(Recent::new(20_000)),
             unreachable: Mutex::new(HashSet::new()),
             handled: Mutex::new(Recent::new(10_000)),
-            per_conversation: kefu_core::limit::RateLimiter::new(per_minute, 10),
+            per_conversation: kefu_core::limit::RateLimiter::new(per_minute, 20),
+            flood_notices: Mutex::new(Recent::new(10_000)),
             rejections: Rejections::default(),
         }))
     }
@@ -435,7 +445,7 @@ impl Telegram {
         let conversation = match &incoming {
             Incoming::Turn { inbound, .. } => Some(&inbound.conversation),
             Incoming::Unreadable { conversation, .. } => Some(conversation),
-            Incoming::Ignored(_) => None,
+            Incoming::Ignored(_) | Incoming::NotYourButton { .. } => None,
         };
         if let Some(conversation) = conversation {
             if self
@@ -443,11 +453,24 @@ impl Telegram {
                 .check(&conversation.id, std::time::Instant::now())
                 .is_err()
             {
-                tracing::info!(%conversation, "Telegram conversation over its message rate; message dropped");
-                return Ok(());
+                return self.flooded(conversation, &incoming).await;
             }
         }
         match incoming {
+            Incoming::NotYourButton { callback, locale } => {
+                let text = match locale.unwrap_or(self.engine.config().default_locale) {
+                    Locale::Zh => "这个按钮是给提问的人的；有问题请 @ 我提问。",
+                    _ => "This button is for the person who asked; mention me to ask your own question.",
+                };
+                let mut answer = self
+                    .bot
+                    .answer_callback_query(teloxide::types::CallbackQueryId(callback));
+                answer.text = Some(text.to_string());
+                if let Err(e) = answer.await {
+                    tracing::debug!(error = %self.scrub(&e.to_string()), "answerCallbackQuery failed");
+                }
+                Ok(())
+            }
             Incoming::Ignored(why) => {
                 tracing::debug!(update = update.id.0, "Telegram update ignored: {why}");
                 Ok(())
@@ -506,6 +529,50 @@ impl Telegram {
                 Ok(())
             }
         }
+    }
+
+    /// A conversation over its message rate: the message is dropped unanswered (counted), and
+    /// the customer is told once a minute to slow down, so a flood neither runs turns nor goes
+    /// unexplained.
+    async fn flooded(
+        &self,
+        conversation: &kefu_core::ConversationKey,
+        incoming: &Incoming,
+    ) -> Result<(), HandleError> {
+        self.rejections.count(Cause::RateLimited);
+        tracing::info!(%conversation, "Telegram conversation over its message rate; message dropped");
+        let now = std::time::Instant::now();
+        let told_lately = self
+            .lock(&self.flood_notices)
+            .get(&conversation.id)
+            .is_some_and(|at| now.duration_since(*at) < Duration::from_secs(60));
+        if told_lately {
+            return Ok(());
+        }
+        self.lock(&self.flood_notices)
+            .insert(conversation.id.clone(), now);
+        let locale = match incoming {
+            Incoming::Turn { inbound, .. } => inbound.locale,
+            Incoming::Unreadable { locale, .. } => *locale,
+            _ => None,
+        }
+        .unwrap_or(self.engine.config().default_locale);
+        let text = match locale {
+            Locale::Zh => "您发得太快了，我跟不上 🙏 请稍等片刻，把问题合成一条发给我。",
+            _ => "You're sending messages faster than I can read them 🙏 Please wait a moment and send your question in one message.",
+        };
+        let notice = Outbound {
+            conversation: conversation.clone(),
+            text: text.to_string(),
+            quick_replies: Vec::new(),
+            kind: OutboundKind::Answer,
+        };
+        self.outbox
+            .enqueue(vec![notice], kefu_core::conversation::now_millis())
+            .await
+            .map_err(EngineError::from)?;
+        self.wake.notify_one();
+        Ok(())
     }
 
     /// What a pressed button sends: its payload, or — for a payload too long for Telegram's

@@ -90,6 +90,10 @@ impl Telegram {
             }
             RequestError::MigrateToChatId(_) => SendError::Unreachable(text),
             RequestError::Api(api) => {
+                let text = format!(
+                    "Telegram refused the message: {}",
+                    self.scrub(&api.to_string())
+                );
                 if unreachable(&api) {
                     self.lock(&self.unreachable).insert(chat.0);
                     tracing::info!(chat = chat.0, "the Telegram chat is unreachable: {text}");

@@ -32,6 +32,14 @@ pub enum Incoming {
         /// message whose button it was.
         callback: Option<(String, Option<String>)>,
     },
+    /// In a group, a member pressed a button on the bot's answer to someone else: only the
+    /// press is answered (a short notice), nothing is posted to the group.
+    NotYourButton {
+        /// The press's id.
+        callback: String,
+        /// The presser's language, if Telegram tells it.
+        locale: Option<Locale>,
+    },
     /// A private message the bot cannot read (a photo without a caption, a sticker, a voice
     /// message): the customer is asked to type.
     Unreadable {
@@ -63,15 +71,15 @@ pub fn target(conversation_id: &str) -> Option<(ChatId, bool)> {
     }
 }
 
-/// The customer's language from Telegram's `language_code` (`zh-hans`, `en`, …).
+/// The customer's language from Telegram's `language_code` (`zh-hans`, `en`, …): Chinese,
+/// or English for every other language (a Russian or Thai customer reads English sooner than
+/// Chinese). It only decides while the customer's own words do not (see the engine).
 pub fn locale(user: &User) -> Option<Locale> {
     let code = user.language_code.as_deref()?.to_ascii_lowercase();
     if code.starts_with("zh") {
         Some(Locale::Zh)
-    } else if code.starts_with("en") {
-        Some(Locale::En)
     } else {
-        None
+        Some(Locale::En)
     }
 }
 
@@ -79,8 +87,10 @@ pub fn locale(user: &User) -> Option<Locale> {
 pub fn read(update: &Update, me: &Identity) -> Incoming {
     match &update.kind {
         UpdateKind::Message(message) => read_message(message, me),
+        // A customer who corrects a typo by editing gets an answer to what they meant; the
+        // edit is a message of its own (its id names the edit), so it is answered once.
+        UpdateKind::EditedMessage(message) => read_message(message, me),
         UpdateKind::CallbackQuery(query) => read_callback(query),
-        UpdateKind::EditedMessage(_) => Incoming::Ignored("an edited message"),
         _ => Incoming::Ignored("an update kind the bot does not handle"),
     }
 }
@@ -162,8 +172,16 @@ fn read_message(message: &Message, me: &Identity) -> Incoming {
         }
     }
     kept.push_str(&text[at..]);
-    let text = command(kept.trim());
-    let mut inbound = Inbound::new(key, from.id.0.to_string(), message.id.0.to_string(), text);
+    // A bare mention ("@ShopHelpBot") is a greeting.
+    let text = match kept.trim() {
+        "" => "/start".to_string(),
+        kept => command(kept),
+    };
+    let id = match message.edit_date() {
+        Some(edited) => format!("{}e{}", message.id.0, edited.timestamp()),
+        None => message.id.0.to_string(),
+    };
+    let mut inbound = Inbound::new(key, from.id.0.to_string(), id, text);
     inbound.private = private;
     inbound.locale = locale(from);
     Incoming::Turn {
@@ -186,6 +204,17 @@ fn command(text: &str) -> String {
 fn read_callback(query: &CallbackQuery) -> Incoming {
     let (chat, text) = match &query.message {
         Some(MaybeInaccessibleMessage::Regular(message)) => {
+            // In a group the bot's answers reply to the customer they are for.
+            let owner = message
+                .reply_to_message()
+                .and_then(|m| m.from.as_ref())
+                .map(|u| u.id);
+            if !message.chat.is_private() && owner.is_some_and(|o| o != query.from.id) {
+                return Incoming::NotYourButton {
+                    callback: query.id.0.clone(),
+                    locale: locale(&query.from),
+                };
+            }
             (&message.chat, message.text().map(str::to_string))
         }
         Some(MaybeInaccessibleMessage::Inaccessible(message)) => (&message.chat, None),
@@ -335,6 +364,14 @@ mod tests {
         assert_eq!(command("/start private"), "/start");
         assert_eq!(command("/START"), "/START");
         assert_eq!(command("/lang zh"), "/lang zh");
+        let bare = group_message(
+            "@ShopHelpBot",
+            serde_json::json!([{"type": "mention", "offset": 0, "length": 12}]),
+        );
+        match read(&bare, &me()) {
+            Incoming::Turn { inbound, .. } => assert_eq!(inbound.text, "/start"),
+            other => panic!("{other:?}"),
+        }
         let bot = update(serde_json::json!({
             "update_id": 2,
             "message": {

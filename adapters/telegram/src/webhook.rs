@@ -21,7 +21,7 @@ pub const WEBHOOK_PATH: &str = "/telegram/webhook";
 /// The header Telegram sends the webhook's secret in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
-/// Why webhook requests were refused, counted (for `/metrics`).
+/// Why updates were refused, counted (for `/metrics`).
 pub type Rejections = RefusalCounts<Cause>;
 
 /// Why a webhook request was refused.
@@ -35,6 +35,8 @@ pub enum Cause {
     Malformed,
     /// The turn could not be stored (Telegram delivers the update again).
     Unavailable,
+    /// A conversation sent more messages than its rate allows (dropped, polling or webhook).
+    RateLimited,
 }
 
 impl RefusalCause for Cause {
@@ -43,6 +45,7 @@ impl RefusalCause for Cause {
         Cause::TooLarge,
         Cause::Malformed,
         Cause::Unavailable,
+        Cause::RateLimited,
     ];
 
     fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl RefusalCause for Cause {
             Cause::TooLarge => "too_large",
             Cause::Malformed => "malformed",
             Cause::Unavailable => "unavailable",
+            Cause::RateLimited => "rate_limited_conversation",
         }
     }
 }

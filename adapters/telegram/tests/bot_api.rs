@@ -643,3 +643,144 @@ async fn an_update_whose_turn_could_not_be_stored_is_not_acknowledged_and_is_ans
     worker.await.unwrap();
     runner.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_manners_edits_and_floods() {
+    let rig = Rig::start(Mode::Polling).await;
+    rig.until_ready().await;
+    // Card keys asked for in a group without an order number: straight to a private chat,
+    // no order number asked for there.
+    rig.fake
+        .push(group_text(1, -2002, 42, 80, "我的卡密在哪里", true));
+    assert!(rig.fake.wait_confirmed(2, WAIT).await);
+    let group = rig.settled().await;
+    let group: Vec<&Sent> = group.iter().filter(|s| s.chat_id == -2002).collect();
+    assert!(
+        group.iter().any(|s| s
+            .buttons()
+            .iter()
+            .any(|(_, url)| url.starts_with("https://t.me/"))),
+        "{group:#?}"
+    );
+    assert!(
+        !group.iter().any(|s| s.text.contains("请发送您的订单号")),
+        "{group:#?}"
+    );
+    // Another member presses a button on the answer to member 42: only they see a notice.
+    let before = rig.fake.sent().len();
+    rig.fake.push(serde_json::json!({
+        "update_id": 2,
+        "callback_query": {
+            "id": "cq-other", "chat_instance": "ci",
+            "from": {"id": 43, "is_bot": false, "first_name": "Other", "language_code": "zh-hans"},
+            "data": "1",
+            "message": {
+                "message_id": 500, "date": 1_700_000_000,
+                "chat": {"id": -2002, "type": "supergroup", "title": "Shop group"},
+                "from": {"id": kefu_telegram::testing::BOT_ID, "is_bot": true, "first_name": "Shop", "username": BOT_USERNAME},
+                "text": "您是想问下面哪个问题？",
+                "reply_to_message": {
+                    "message_id": 80, "date": 1_700_000_000,
+                    "chat": {"id": -2002, "type": "supergroup", "title": "Shop group"},
+                    "from": {"id": 42, "is_bot": false, "first_name": "Member"},
+                    "text": "@ShopHelpBot 我的卡密在哪里"
+                }
+            }
+        }
+    }));
+    assert!(rig.fake.wait_confirmed(3, WAIT).await);
+    rig.settled().await;
+    assert_eq!(rig.fake.sent().len(), before, "nothing posted to the group");
+    let answered = rig.fake.calls("answerCallbackQuery");
+    let notice = answered
+        .iter()
+        .find(|c| c["callback_query_id"] == "cq-other")
+        .expect("the press is answered");
+    assert!(
+        notice["text"].as_str().unwrap().contains("提问的人"),
+        "{notice}"
+    );
+    // A bare mention is a greeting.
+    rig.fake.push(group_text(3, -2002, 44, 81, "", true));
+    let greeting = rig
+        .fake
+        .wait_sent(WAIT, |sent| sent.iter().any(|s| s.reply_to == Some(81)))
+        .await;
+    assert!(
+        greeting
+            .iter()
+            .any(|s| s.reply_to == Some(81) && s.text.contains("智能客服")),
+        "{greeting:#?}"
+    );
+
+    // A typo corrected by editing the message gets an answer to what was meant.
+    rig.fake
+        .push(private_text(4, 601, 10, "怎么退宽", "zh-hans"));
+    assert!(rig.fake.wait_confirmed(5, WAIT).await);
+    let first = rig
+        .settled()
+        .await
+        .iter()
+        .filter(|s| s.chat_id == 601)
+        .count();
+    rig.fake.push(serde_json::json!({
+        "update_id": 5,
+        "edited_message": {
+            "message_id": 10, "date": 1_700_000_000, "edit_date": 1_700_000_030,
+            "chat": {"id": 601, "type": "private", "first_name": "C"},
+            "from": {"id": 601, "is_bot": false, "first_name": "C", "language_code": "zh-hans"},
+            "text": "退款多久到账"
+        }
+    }));
+    assert!(rig.fake.wait_confirmed(6, WAIT).await);
+    let after: Vec<Sent> = rig
+        .settled()
+        .await
+        .into_iter()
+        .filter(|s| s.chat_id == 601)
+        .collect();
+    assert!(after.len() > first, "{after:#?}");
+    assert!(after[first].text.contains("退款"), "{after:#?}");
+
+    // A flood: past the burst, messages are dropped and the customer is told once to slow down.
+    for n in 0..30 {
+        rig.fake.push(private_text(
+            10 + n,
+            602,
+            100 + n,
+            &format!("在吗{n}"),
+            "zh-hans",
+        ));
+    }
+    assert!(rig.fake.wait_confirmed(40, WAIT).await);
+    let flood: Vec<Sent> = rig
+        .settled()
+        .await
+        .into_iter()
+        .filter(|s| s.chat_id == 602)
+        .collect();
+    let notices = flood.iter().filter(|s| s.text.contains("太快")).count();
+    assert_eq!(notices, 1, "{flood:#?}");
+    let key = ConversationKey::new("telegram", "602");
+    let customer_lines = rig
+        .app
+        .engine
+        .transcript(&key)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|l| l.speaker == kefu_core::Speaker::Customer)
+        .count();
+    assert!(
+        (20..30).contains(&customer_lines),
+        "the burst is read, the rest dropped: {customer_lines}"
+    );
+    let refused = rig.telegram.rejections().by_name();
+    assert!(
+        refused
+            .iter()
+            .any(|(cause, n)| *cause == "rate_limited_conversation" && *n >= 1),
+        "{refused:?}"
+    );
+    rig.stop().await;
+}

@@ -61,6 +61,8 @@ impl WebhookChannel {
             }
         }
         let client = reqwest::Client::builder()
+            // rustls whatever other TLS backends the build links.
+            .use_rustls_tls()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -714,7 +714,7 @@ pub(crate) fn conversation_page(view: &ConversationView, csrf: &str) -> String {
     format!(
         "{head}<body data-live=\"conversation\" data-key=\"{key}\" data-query=\"{query}\">{top}\
          <main class=\"conversation\"><div class=\"talk\"><h1>{user} <span class=\"channel\">{channel}</span></h1>\
-         {live}{actions}</div>{context}</main>\
+         {public}{live}{actions}</div>{context}</main>\
          <script src=\"/console/static/console.js\"></script></body></html>",
         head = head(&format!("{} · kefu console", view.conversation.user)),
         key = escape(&super::change_id(&view.conversation.key)),
@@ -722,10 +722,23 @@ pub(crate) fn conversation_page(view: &ConversationView, csrf: &str) -> String {
         top = top_bar(&view.me, csrf),
         user = escape(&view.conversation.user),
         channel = escape(&view.conversation.key.channel),
+        public = if in_a_group(&view.conversation.key) {
+            "<p class=\"notice\" id=\"group-chat\">Group chat: your replies are posted in the \
+             group, where everyone in it reads them. Never send card keys or personal details \
+             here; ask the customer to message the bot privately.</p>"
+        } else {
+            ""
+        },
         live = live_section(&view.live),
         actions = actions(view, csrf),
         context = context(view, csrf),
     )
+}
+
+/// Whether the conversation is one member's in a group chat (Telegram's and Discord's
+/// `chat:user` keys), where the customer's replies are public.
+fn in_a_group(key: &kefu_core::ConversationKey) -> bool {
+    matches!(key.channel.as_str(), "telegram" | "discord") && key.id.contains(':')
 }
 
 fn percent(value: Option<f64>) -> String {

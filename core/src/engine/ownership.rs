@@ -642,7 +642,7 @@ impl Engine {
         values.insert("expected".to_string(), expected);
         values.insert(
             "late".to_string(),
-            status.minutes_late.unwrap_or_default().to_string(),
+            crate::replies::span(status.minutes_late.unwrap_or_default(), turn.locale()),
         );
         let text = self.render(status.reply.text(turn.locale()), &values);
         let buttons = if status.offer_person {
@@ -662,7 +662,7 @@ impl Engine {
 /// The button that takes a customer from a group to a private chat with the bot: channels
 /// that can open one render [`crate::message::PRIVATE_CHAT`] as a link to it (Telegram's deep
 /// link); elsewhere pressing it greets the customer.
-fn private_chat_button(locale: Locale) -> QuickReply {
+pub(super) fn private_chat_button(locale: Locale) -> QuickReply {
     QuickReply::new(
         Reply::PrivateChatButton.text(locale),
         crate::message::PRIVATE_CHAT,

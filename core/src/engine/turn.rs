@@ -153,13 +153,16 @@ impl Engine {
             .fold(text.to_string(), |t, value| t.replace(value.as_str(), " "));
         // A command ("/cancel", "/human") says nothing about the customer's language either.
         let command = text.starts_with('/');
-        let detected = (has_letters(&words) && !command).then(|| Locale::detect(&words));
+        // What the customer writes now says which language they read: it wins over the
+        // platform's hint (a Chinese customer on an English phone writes Chinese). A message
+        // without a real word — "km", "ok", a number — says nothing; the hint then decides for a
+        // new conversation, and a going one keeps its language.
+        let detected = (says_language(&words) && !command).then(|| Locale::detect(&words));
         let conversation = match stored {
             Some(c) => c,
             None => {
-                let locale = message
-                    .locale
-                    .or(detected)
+                let locale = detected
+                    .or(message.locale)
                     .unwrap_or(self.config.default_locale);
                 Conversation::new(key.clone(), &message.user, locale)
             }
@@ -199,7 +202,7 @@ impl Engine {
             .as_ref()
             .is_some_and(|f| f.awaiting_proof);
         if !turn.conversation.locale_pinned && !proof_expected {
-            if let Some(locale) = message.locale.or(detected) {
+            if let Some(locale) = detected {
                 turn.conversation.locale = locale;
             }
         }

@@ -268,6 +268,18 @@ impl Engine {
         }
         if let Some(flow) = entry.action.and_then(flows::for_action) {
             self.push(turn, answer, OutboundKind::Answer, Vec::new());
+            if flow.private_only() && !turn.private {
+                // Not even the order number is asked for in a group: straight to a private
+                // chat.
+                let button = super::ownership::private_chat_button(turn.locale());
+                self.say(
+                    turn,
+                    Reply::KeysPrivateOnly,
+                    OutboundKind::Answer,
+                    &[button],
+                );
+                return Ok(());
+            }
             // What the customer asked, for the description of any ticket the flow opens.
             let request = turn.lines[0].text.clone();
             turn.conversation.flow = Some(FlowState {

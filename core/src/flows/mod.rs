@@ -214,6 +214,13 @@ impl<'a> FlowContext<'a> {
         self.rated = Some(rating);
     }
 
+    /// Changes the score of the customer's last rating (they pressed another score).
+    pub fn rescore(&mut self, score: u8) {
+        if let Some(last) = self.conversation.ratings.last_mut() {
+            last.score = score.clamp(1, 5);
+        }
+    }
+
     /// Adds the customer's comment to their last rating.
     pub fn comment(&mut self, text: &str) {
         if let Some(last) = self.conversation.ratings.last_mut() {

@@ -168,6 +168,19 @@ impl Flow for Survey {
         if cx.is_clear_question() {
             return Step::NotMine;
         }
+        // Another of the score buttons, pressed after the first (the buttons stay under the
+        // message): a changed mind, not a comment.
+        if let Some(changed) = score(reply).filter(|_| reply.trim().chars().count() == 1) {
+            cx.rescore(changed);
+            cx.slots().insert(SCORED.to_string(), changed.to_string());
+            let skip = text(Says::Skip, locale);
+            cx.say(
+                text(Says::AskComment, locale),
+                OutboundKind::Survey,
+                vec![QuickReply::new(skip, skip)],
+            );
+            return Step::Continue;
+        }
         if !is_skip(reply) {
             cx.comment(reply);
         }
