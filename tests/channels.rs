@@ -43,6 +43,17 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A console page as the agent with `cookie` sees it: its status and text.
+async fn page(base: &str, path: &str, cookie: &str) -> (u16, String) {
+    let response = client()
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 /// Polls `check` until it gives something, at most [`WAIT`].
 async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -145,21 +156,13 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
         .next()
         .unwrap()
         .to_string();
-    let page = client()
-        .get(format!("{base}/console"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, queue) = page(&base, "/console", &cookie).await;
     assert!(
-        page.contains("telegram"),
+        queue.contains("telegram"),
         "the queue shows the Telegram customer"
     );
-    let at = page.find("name=\"csrf\" value=\"").expect("a csrf token") + 19;
-    let csrf = page[at..at + page[at..].find('"').unwrap()].to_string();
+    let at = queue.find("name=\"csrf\" value=\"").expect("a csrf token") + 19;
+    let csrf = queue[at..at + queue[at..].find('"').unwrap()].to_string();
     let act = |op: &'static str, extra: Vec<(&'static str, &'static str)>| {
         let mut form = vec![
             ("csrf", csrf.clone()),
@@ -206,35 +209,21 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
         "转人工",
         true,
     ));
-    let group_page = async {
-        for _ in 0..200 {
-            let page = client()
-                .get(format!(
-                    "{base}/console/conversation?c=telegram&id=-100777%3A9002"
-                ))
-                .header("cookie", &cookie)
-                .send()
-                .await
-                .unwrap();
-            if page.status() == 200 {
-                return page.text().await.unwrap();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    let group = "/console/conversation?c=telegram&id=-100777%3A9002";
+    let mut group_page = page(&base, group, &cookie).await;
+    for _ in 0..200 {
+        if group_page.0 == 200 {
+            break;
         }
-        panic!("the group member's conversation never appeared");
-    };
-    let group_page = group_page.await;
-    assert!(group_page.contains("id=\"group-chat\""), "{group_page}");
-    let private_page = client()
-        .get(format!("{base}/console/conversation?c=telegram&id=9001"))
-        .header("cookie", &cookie)
-        .send()
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        group_page = page(&base, group, &cookie).await;
+    }
+    assert!(group_page.1.contains("id=\"group-chat\""), "{group_page:?}");
+    let private = "/console/conversation?c=telegram&id=9001";
+    assert!(!page(&base, private, &cookie)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!private_page.contains("id=\"group-chat\""));
+        .1
+        .contains("id=\"group-chat\""));
     // The customer's answer reaches the console's transcript, not the bot.
     telegram.push(private_text(
         2,
@@ -245,16 +234,11 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
     ));
     let transcript_has_it = async {
         for _ in 0..200 {
-            let page = client()
-                .get(format!("{base}/console/conversation?c=telegram&id=9001"))
-                .header("cookie", &cookie)
-                .send()
+            if page(&base, private, &cookie)
                 .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if page.contains("DD20261203000009") {
+                .1
+                .contains("DD20261203000009")
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
