@@ -1,8 +1,9 @@
-//! One `kefu serve`, as an operator runs it, with the Telegram and Discord bots both on —
-//! pointed at fake Telegram and Discord servers on loopback, so the real teloxide and
-//! serenity clients are what talks: a Telegram customer asks for a person, an agent takes
-//! the conversation in the console and replies, and the reply reaches Telegram; a Discord
-//! direct message is answered by the same process.
+//! One `kefu serve`, as an operator runs it, with the Telegram and Discord bots and a WeChat
+//! Official Account all on — pointed at fake Telegram and Discord servers on loopback, so the
+//! real teloxide and serenity clients are what talks: a Telegram customer asks for a person,
+//! an agent takes the conversation in the console and replies, and the reply reaches
+//! Telegram; a Discord direct message and a signed WeChat message are answered by the same
+//! process.
 
 mod running;
 
@@ -77,7 +78,8 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
         format!(
             "storage:\n  url: sqlite://{dir}/kefu.db\n\
              channels:\n  telegram:\n    token_env: TEST_TG_TOKEN\n    api_url: {tg}\n\
-             \x20 discord:\n    token_env: TEST_DC_TOKEN\n    application_id: {APP_ID}\n    api_url: {dc}\n",
+             \x20 discord:\n    token_env: TEST_DC_TOKEN\n    application_id: {APP_ID}\n    api_url: {dc}\n\
+             \x20 wechat:\n    app_id: wxtest\n    token_env: TEST_WX_TOKEN\n    app_secret_env: TEST_WX_SECRET\n",
             dir = dir.path().display(),
             tg = telegram.url,
             dc = discord.api_url,
@@ -91,6 +93,8 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
         &[
             ("TEST_TG_TOKEN", TELEGRAM_TOKEN),
             ("TEST_DC_TOKEN", DISCORD_TOKEN),
+            ("TEST_WX_TOKEN", "wx-token"),
+            ("TEST_WX_SECRET", "wx-secret"),
         ],
     );
     let base = format!("http://{addr}");
@@ -140,6 +144,41 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
             .contains("refund"),
         "{answer}"
     );
+
+    // WeChat: a signed plaintext message is answered in WeChat's passive reply.
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let signature = kefu_wechat::crypto::signature(&["wx-token", &timestamp, "n0nce"]);
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[gh_shop]]></ToUserName><FromUserName><![CDATA[o-customer]]></FromUserName>\
+         <CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+         <Content><![CDATA[退款多久到账]]></Content><MsgId>1234567890123456</MsgId></xml>"
+    );
+    let answer = client()
+        .post(format!(
+            "{base}/wechat/mp?signature={signature}&timestamp={timestamp}&nonce=n0nce&openid=o-customer"
+        ))
+        .body(xml.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let reply = kefu_wechat::xml::parse_text_reply(&answer.bytes().await.unwrap()).unwrap();
+    assert_eq!(reply.to_user, "o-customer");
+    assert!(reply.content.contains("退款"), "{}", reply.content);
+    let forged = client()
+        .post(format!(
+            "{base}/wechat/mp?signature={}&timestamp={timestamp}&nonce=n0nce",
+            "0".repeat(40)
+        ))
+        .body(xml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
 
     // An agent logs in to the console, takes the Telegram conversation and replies.
     let login = client()
@@ -261,6 +300,12 @@ async fn one_server_runs_both_bots_and_an_agents_console_reply_reaches_telegram(
     );
     assert!(
         metrics.contains("kefu_turns_total{channel=\"discord\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "kefu_channel_rejections_total{channel=\"wechat\",cause=\"signature_mismatch\"} 1"
+        ),
         "{metrics}"
     );
     server.terminate();

@@ -524,6 +524,9 @@ async fn no_full_card_key_in_transcripts_logs_or_what_agents_see() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Tests on other threads may have cached a callsite as uninteresting (no subscriber there)
+    // before this thread's subscriber existed: ask every callsite again.
+    tracing::callsite::rebuild_interest_cache();
 
     let mut bot = Bot::new();
     let mut shown = String::new();

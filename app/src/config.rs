@@ -72,6 +72,17 @@
 //!     application_id: 123456789012345678
 //!     public_key: 0f1e…                 # hex; serves /discord/interactions when set
 //!     gateway: true                     # DMs, mentions and slash commands over the gateway
+//!   wechat:                  # a WeChat Official Account (docs/wechat.md); off when absent
+//!     app_id: wx0123456789abcdef
+//!     app_secret_env: KEFU_WECHAT_APP_SECRET
+//!     token_env: KEFU_WECHAT_TOKEN
+//!     encoding_aes_key_env: KEFU_WECHAT_AES_KEY   # compatible and safe mode
+//!   wecom:                   # a WeCom application (docs/wechat.md); off when absent
+//!     corp_id: ww0123456789abcdef
+//!     agent_id: 1000002
+//!     corp_secret_env: KEFU_WECOM_SECRET
+//!     token_env: KEFU_WECOM_TOKEN
+//!     encoding_aes_key_env: KEFU_WECOM_AES_KEY
 //! console:                   # the agents' console at /console (kefu serve; docs/console.md)
 //!   enabled: true
 //!   canned_replies: canned.yaml   # agents' canned replies; omit: the built-in ones
@@ -190,6 +201,152 @@ pub struct ChannelsConfig {
     pub telegram: Option<TelegramConfig>,
     /// The Discord bot (docs/discord.md); off when absent.
     pub discord: Option<DiscordConfig>,
+    /// A WeChat Official Account (公众号; docs/wechat.md); off when absent.
+    pub wechat: Option<WechatConfig>,
+    /// A WeCom (企业微信) application (docs/wechat.md); off when absent.
+    pub wecom: Option<WecomConfig>,
+}
+
+/// The `channels.wechat` section: a WeChat Official Account's server configuration.
+/// Secrets come from environment variables only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatConfig {
+    /// The account's AppID (开发者ID).
+    pub app_id: String,
+    /// The environment variable holding the AppSecret (开发者密码), for the customer-service
+    /// message API.
+    pub app_secret_env: String,
+    /// The environment variable holding the Token entered in the server configuration.
+    pub token_env: String,
+    /// The environment variable holding the EncodingAESKey (43 characters), for compatible
+    /// and safe mode; omit it in plaintext mode.
+    pub encoding_aes_key_env: Option<String>,
+    /// Another WeChat API address (tests, proxies); omit for api.weixin.qq.com.
+    pub api_url: Option<String>,
+    /// How long a turn may take before the message is answered later through the
+    /// customer-service API instead of in WeChat's 5-second reply (ms, below 5000).
+    pub reply_budget_ms: u64,
+}
+
+impl Default for WechatConfig {
+    fn default() -> Self {
+        WechatConfig {
+            app_id: String::new(),
+            app_secret_env: "KEFU_WECHAT_APP_SECRET".to_string(),
+            token_env: "KEFU_WECHAT_TOKEN".to_string(),
+            encoding_aes_key_env: None,
+            api_url: None,
+            reply_budget_ms: 4000,
+        }
+    }
+}
+
+/// The `channels.wecom` section: a WeCom application's API reception settings. Secrets come
+/// from environment variables only.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WecomConfig {
+    /// The company's CorpID (企业ID).
+    pub corp_id: String,
+    /// The application's AgentId.
+    pub agent_id: i64,
+    /// The environment variable holding the application's Secret.
+    pub corp_secret_env: String,
+    /// The environment variable holding the Token of the API reception settings.
+    pub token_env: String,
+    /// The environment variable holding the EncodingAESKey (43 characters).
+    pub encoding_aes_key_env: String,
+    /// Another WeCom API address (tests, proxies); omit for qyapi.weixin.qq.com.
+    pub api_url: Option<String>,
+    /// As for `channels.wechat` (ms, below 5000).
+    pub reply_budget_ms: u64,
+}
+
+impl Default for WecomConfig {
+    fn default() -> Self {
+        WecomConfig {
+            corp_id: String::new(),
+            agent_id: 0,
+            corp_secret_env: "KEFU_WECOM_SECRET".to_string(),
+            token_env: "KEFU_WECOM_TOKEN".to_string(),
+            encoding_aes_key_env: "KEFU_WECOM_AES_KEY".to_string(),
+            api_url: None,
+            reply_budget_ms: 4000,
+        }
+    }
+}
+
+fn check_budget(ms: u64, key: &str, at: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+    if !(1..5000).contains(&ms) {
+        anyhow::bail!(
+            "{}: {key} is {ms}; WeChat waits 5 seconds for a reply, so give 1–4999 ms (4000 leaves room for the network)",
+            at("reply_budget_ms")
+        );
+    }
+    Ok(())
+}
+
+impl WechatConfig {
+    /// The token, the AppSecret and the EncodingAESKey, read from the environment; errors
+    /// name `path`.
+    pub fn secrets(&self, path: &Path) -> anyhow::Result<(String, String, Option<String>)> {
+        let at = |_: &str| path.display().to_string();
+        let token = env_secret(&self.token_env, "channels.wechat.token_env", &at)?;
+        let secret = env_secret(&self.app_secret_env, "channels.wechat.app_secret_env", &at)?;
+        let key = match &self.encoding_aes_key_env {
+            Some(name) => Some(env_secret(
+                name,
+                "channels.wechat.encoding_aes_key_env",
+                &at,
+            )?),
+            None => None,
+        };
+        Ok((token, secret, key))
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+        if self.app_id.trim().is_empty() {
+            anyhow::bail!(
+                "{}: channels.wechat needs app_id (the account's AppID, 开发者ID)",
+                at("app_id")
+            );
+        }
+        check_budget(self.reply_budget_ms, "channels.wechat.reply_budget_ms", at)
+    }
+}
+
+impl WecomConfig {
+    /// The token, the application's Secret and the EncodingAESKey, read from the
+    /// environment; errors name `path`.
+    pub fn secrets(&self, path: &Path) -> anyhow::Result<(String, String, String)> {
+        let at = |_: &str| path.display().to_string();
+        Ok((
+            env_secret(&self.token_env, "channels.wecom.token_env", &at)?,
+            env_secret(&self.corp_secret_env, "channels.wecom.corp_secret_env", &at)?,
+            env_secret(
+                &self.encoding_aes_key_env,
+                "channels.wecom.encoding_aes_key_env",
+                &at,
+            )?,
+        ))
+    }
+
+    fn check(&self, at: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+        if self.corp_id.trim().is_empty() {
+            anyhow::bail!(
+                "{}: channels.wecom needs corp_id (the company's CorpID, 企业ID)",
+                at("corp_id")
+            );
+        }
+        if self.agent_id == 0 {
+            anyhow::bail!(
+                "{}: channels.wecom needs agent_id (the application's AgentId)",
+                at("agent_id")
+            );
+        }
+        check_budget(self.reply_budget_ms, "channels.wecom.reply_budget_ms", at)
+    }
 }
 
 /// How Telegram delivers updates.
@@ -1073,6 +1230,12 @@ impl Config {
         if let Some(discord) = &config.channels.discord {
             discord.check(&|key| at(&["channels", "discord", key]))?;
         }
+        if let Some(wechat) = &config.channels.wechat {
+            wechat.check(&|key| at(&["channels", "wechat", key]))?;
+        }
+        if let Some(wecom) = &config.channels.wecom {
+            wecom.check(&|key| at(&["channels", "wecom", key]))?;
+        }
         if config
             .server
             .listen
@@ -1318,6 +1481,33 @@ mod tests {
         assert!(nothing.contains("public_key"), "{nothing}");
         let ok = parse("channels:\n  discord:\n    application_id: 1\n").unwrap();
         assert!(ok.channels.discord.unwrap().gateway);
+    }
+
+    #[test]
+    fn the_wechat_and_wecom_sections_are_checked_at_load_and_their_secrets_read_when_serving() {
+        let path = Path::new("kefu.yaml");
+        let parse = |yaml: &str| Config::parse(path, yaml).map_err(|e| e.to_string());
+        let no_app = parse("channels:\n  wechat:\n    token_env: T\n").unwrap_err();
+        assert!(no_app.contains("app_id"), "{no_app}");
+        let slow = parse("channels:\n  wechat:\n    app_id: wx1\n    reply_budget_ms: 6000\n")
+            .unwrap_err();
+        assert!(slow.contains("5 seconds"), "{slow}");
+        let config =
+            parse("channels:\n  wechat:\n    app_id: wx1\n    token_env: KEFU_TEST_WX_UNSET\n")
+                .unwrap();
+        let err = config
+            .channels
+            .wechat
+            .unwrap()
+            .secrets(path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("KEFU_TEST_WX_UNSET"), "{err}");
+        let no_agent = parse("channels:\n  wecom:\n    corp_id: ww1\n").unwrap_err();
+        assert!(no_agent.contains("agent_id"), "{no_agent}");
+        let unknown = parse("channels:\n  wecom:\n    corpid: ww1\n").unwrap_err();
+        assert!(unknown.contains("corpid"), "{unknown}");
+        assert!(parse("channels:\n  wecom:\n    corp_id: ww1\n    agent_id: 1000002\n").is_ok());
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub struct Gauges {
     pub web_rejections: Vec<(&'static str, u64)>,
     /// Conversations with a web chat page open on this process (none: no web chat).
     pub web_pages: Option<u64>,
-    /// Platform endpoints' refused requests (Telegram's webhook, Discord's interactions), by
+    /// Platform endpoints' refused requests (Telegram's webhook, Discord's interactions, WeChat's callbacks), by
     /// channel and cause.
     pub channel_rejections: Vec<(&'static str, &'static str, u64)>,
 }
@@ -295,7 +295,7 @@ impl Metrics {
                 &mut out,
                 "kefu_channel_rejections_total",
                 "counter",
-                "Requests to a chat platform's endpoint (Telegram's webhook, Discord's interactions) refused, by channel and cause.",
+                "Requests to a chat platform's endpoint (Telegram's webhook, Discord's interactions, WeChat's and WeCom's callbacks) refused, by channel and cause.",
             );
             for (channel, cause, n) in &gauges.channel_rejections {
                 let _ = writeln!(

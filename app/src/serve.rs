@@ -1,7 +1,9 @@
 //! `kefu serve`: the bot as a service — the customers' web chat (`/chat`), the agents'
-//! console (`/console`), the signed webhook, `/healthz`, `/readyz` and `/metrics` on one axum
-//! router, the outbox worker and the SLA [supervisor](crate::supervisor) beside it, and a
-//! graceful shutdown.
+//! console (`/console`), the signed webhook, the chat platforms' endpoints (Telegram's
+//! webhook, Discord's interactions, WeChat's and WeCom's callbacks) and bots (Telegram's
+//! polling, Discord's gateway), `/healthz`, `/readyz` and `/metrics` on one axum router,
+//! the outbox worker and the SLA [supervisor](crate::supervisor) beside it, and a graceful
+//! shutdown.
 
 use crate::config::Config;
 use crate::console::{load_canned, Console, ConsoleSettings};
@@ -27,6 +29,8 @@ struct Shared {
     webhook: Option<Arc<Webhook>>,
     telegram: Option<Arc<kefu_telegram::Telegram>>,
     discord: Option<Arc<kefu_discord::Discord>>,
+    wechat: Option<Arc<kefu_wechat::Wechat>>,
+    wecom: Option<Arc<kefu_wechat::Wecom>>,
     web: Option<Arc<WebChat>>,
     console: Option<Arc<Console>>,
 }
@@ -245,6 +249,52 @@ pub async fn run(
         }
         None => None,
     };
+    let wechat = match &config.channels.wechat {
+        Some(section) => {
+            let (token, app_secret, encoding_aes_key) = section.secrets(&config.orders.file)?;
+            let mut settings =
+                kefu_wechat::WechatSettings::new(token, section.app_id.clone(), app_secret);
+            settings.encoding_aes_key = encoding_aes_key;
+            settings.api_url = section.api_url.clone();
+            settings.max_body_bytes = config.server.max_body_bytes;
+            settings.reply_budget = std::time::Duration::from_millis(section.reply_budget_ms);
+            let wechat = kefu_wechat::Wechat::new(
+                app.engine.clone(),
+                app.outbox.clone(),
+                app.outbox_wake.clone(),
+                settings,
+            )
+            .map_err(|e| anyhow::anyhow!("channels.wechat: {e}"))?;
+            app = app.with_channel(wechat.channel());
+            Some(wechat)
+        }
+        None => None,
+    };
+    let wecom = match &config.channels.wecom {
+        Some(section) => {
+            let (token, corp_secret, encoding_aes_key) = section.secrets(&config.orders.file)?;
+            let mut settings = kefu_wechat::WecomSettings::new(
+                token,
+                section.corp_id.clone(),
+                corp_secret,
+                section.agent_id,
+                encoding_aes_key,
+            );
+            settings.api_url = section.api_url.clone();
+            settings.max_body_bytes = config.server.max_body_bytes;
+            settings.reply_budget = std::time::Duration::from_millis(section.reply_budget_ms);
+            let wecom = kefu_wechat::Wecom::new(
+                app.engine.clone(),
+                app.outbox.clone(),
+                app.outbox_wake.clone(),
+                settings,
+            )
+            .map_err(|e| anyhow::anyhow!("channels.wecom: {e}"))?;
+            app = app.with_channel(wecom.channel());
+            Some(wecom)
+        }
+        None => None,
+    };
     let web = if config.channels.web.enabled {
         let chat = web_chat(&app, config).await?;
         app = app.with_channel(chat.channel());
@@ -303,6 +353,8 @@ pub async fn run(
         webhook: webhook.clone(),
         telegram: telegram.clone(),
         discord: discord.clone(),
+        wechat: wechat.clone(),
+        wecom: wecom.clone(),
         web: web.clone(),
         console: console.clone(),
     });
@@ -319,6 +371,12 @@ pub async fn run(
     }
     if let Some(discord) = &discord {
         router = router.merge(discord.router());
+    }
+    if let Some(wechat) = &wechat {
+        router = router.merge(wechat.router());
+    }
+    if let Some(wecom) = &wecom {
+        router = router.merge(wecom.router());
     }
     if let Some(console) = &console {
         router = router.merge(console.router());
@@ -437,6 +495,16 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     if let Some(discord) = &shared.discord {
         for (cause, n) in discord.rejections().by_name() {
             gauges.channel_rejections.push(("discord", cause, n));
+        }
+    }
+    if let Some(wechat) = &shared.wechat {
+        for (cause, n) in wechat.rejections().by_name() {
+            gauges.channel_rejections.push(("wechat", cause, n));
+        }
+    }
+    if let Some(wecom) = &shared.wecom {
+        for (cause, n) in wecom.rejections().by_name() {
+            gauges.channel_rejections.push(("wecom", cause, n));
         }
     }
     let mut text = shared.app.metrics.render(&gauges);
