@@ -59,6 +59,54 @@ impl<C: RefusalCause> RefusalCounts<C> {
     }
 }
 
+/// A bounded map of the latest entries, in memory: past `max`, the oldest inserted is
+/// forgotten first (what a channel remembers of recent deliveries, replies and notices).
+pub struct Recent<K, V> {
+    map: HashMap<K, V>,
+    order: std::collections::VecDeque<K>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Recent<K, V> {
+    /// An empty map keeping at most `max` entries.
+    pub fn new(max: usize) -> Self {
+        Recent {
+            map: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            max,
+        }
+    }
+
+    /// Sets `key`'s value; a new key may push the oldest out.
+    pub fn insert(&mut self, key: K, value: V) {
+        if self.map.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > self.max {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// `key`'s value, if it is still remembered.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    /// Whether `key` is still remembered.
+    pub fn contains(&self, key: &K) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Forgets `key`.
+    pub fn remove(&mut self, key: &K) {
+        if self.map.remove(key).is_some() {
+            self.order.retain(|k| k != key);
+        }
+    }
+}
+
 /// Keys remembered before idle ones are forgotten.
 const PRUNE_AT: usize = 10_000;
 
@@ -107,6 +155,18 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_forgets_the_oldest() {
+        let mut r = Recent::new(2);
+        r.insert(1, "a");
+        r.insert(2, "b");
+        r.insert(3, "c");
+        assert!(r.get(&1).is_none());
+        assert_eq!(r.get(&3), Some(&"c"));
+        r.remove(&3);
+        assert!(r.get(&3).is_none());
+    }
 
     #[test]
     fn a_burst_passes_then_requests_pass_at_the_rate() {

@@ -26,6 +26,21 @@ impl Locale {
         }
     }
 
+    /// The locale to answer in for a platform's language tag (Telegram's `language_code`,
+    /// Discord's `locale`: `zh-hans`, `zh-CN`, `en-US`, `ru`, …): Chinese for `zh*`, English for
+    /// every other language (a Russian or Thai customer reads English sooner than Chinese);
+    /// none for an empty tag. A hint only: the customer's own words decide over it.
+    pub fn from_platform_tag(tag: &str) -> Option<Locale> {
+        let tag = tag.trim().to_ascii_lowercase();
+        if tag.is_empty() {
+            None
+        } else if tag.starts_with("zh") {
+            Some(Locale::Zh)
+        } else {
+            Some(Locale::En)
+        }
+    }
+
     /// Tells the language of a customer's message: Chinese when Han characters make up at
     /// least as much of the message's letters as Latin ones do, English otherwise (including a
     /// message with no letters at all, such as an order number).
@@ -87,6 +102,15 @@ impl FromStr for Locale {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_tags_map_to_chinese_or_english() {
+        assert_eq!(Locale::from_platform_tag("zh-hans"), Some(Locale::Zh));
+        assert_eq!(Locale::from_platform_tag("zh-TW"), Some(Locale::Zh));
+        assert_eq!(Locale::from_platform_tag("en-US"), Some(Locale::En));
+        assert_eq!(Locale::from_platform_tag("ru"), Some(Locale::En));
+        assert_eq!(Locale::from_platform_tag(" "), None);
+    }
 
     #[test]
     fn detects_chinese_english_and_mixed_messages() {

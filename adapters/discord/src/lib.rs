@@ -286,18 +286,9 @@ impl Place {
     }
 }
 
-/// The engine's language for a Discord locale (`zh-CN`, `zh-TW` → Chinese; every other
-/// locale → English, which a French or Russian customer reads sooner than Chinese; an empty
-/// tag: none). The customer's own words decide over it (see the engine).
+/// The engine's language for a Discord locale ([`kefu_core::Locale::from_platform_tag`]).
 pub(crate) fn locale(tag: &str) -> Option<kefu_core::Locale> {
-    let tag = tag.trim().to_ascii_lowercase();
-    if tag.is_empty() {
-        None
-    } else if tag.starts_with("zh") {
-        Some(kefu_core::Locale::Zh)
-    } else {
-        Some(kefu_core::Locale::En)
-    }
+    kefu_core::Locale::from_platform_tag(tag)
 }
 
 #[cfg(test)]

@@ -33,8 +33,9 @@ pub use pace::Rates;
 pub use update::Identity;
 pub use webhook::{Cause, Rejections, SECRET_HEADER, WEBHOOK_PATH};
 
+use kefu_core::limit::Recent;
 use kefu_core::{Engine, EngineError, Locale, Outbound, OutboundKind, Outbox};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use teloxide::prelude::Requester;
@@ -619,41 +620,5 @@ impl Telegram {
 
     fn api_error(&self, e: RequestError) -> TelegramError {
         TelegramError::Api(self.scrub(&e.to_string()))
-    }
-}
-
-/// A bounded map of the latest entries: the oldest is forgotten first.
-struct Recent<K, V> {
-    map: HashMap<K, V>,
-    order: VecDeque<K>,
-    max: usize,
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V> Recent<K, V> {
-    fn new(max: usize) -> Self {
-        Recent {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            max,
-        }
-    }
-
-    fn insert(&mut self, key: K, value: V) {
-        if self.map.insert(key.clone(), value).is_none() {
-            self.order.push_back(key);
-            while self.order.len() > self.max {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
-    }
-
-    fn contains(&self, key: &K) -> bool {
-        self.map.contains_key(key)
     }
 }

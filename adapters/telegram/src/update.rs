@@ -71,16 +71,9 @@ pub fn target(conversation_id: &str) -> Option<(ChatId, bool)> {
     }
 }
 
-/// The customer's language from Telegram's `language_code` (`zh-hans`, `en`, …): Chinese,
-/// or English for every other language (a Russian or Thai customer reads English sooner than
-/// Chinese). It only decides while the customer's own words do not (see the engine).
+/// The customer's language from Telegram's `language_code` ([`Locale::from_platform_tag`]).
 pub fn locale(user: &User) -> Option<Locale> {
-    let code = user.language_code.as_deref()?.to_ascii_lowercase();
-    if code.starts_with("zh") {
-        Some(Locale::Zh)
-    } else {
-        Some(Locale::En)
-    }
+    Locale::from_platform_tag(user.language_code.as_deref()?)
 }
 
 /// Reads one update.

@@ -25,10 +25,10 @@ use crate::xml::{self, Kind, Message};
 use crate::{crypto, Cause, Rejections};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kefu_core::limit::Recent;
 use kefu_core::limit::RefusalCause;
 use kefu_core::outbox::Clock;
 use kefu_core::{ConversationKey, Engine, Inbound, Outbound, OutboundKind, Outbox};
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -534,44 +534,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A bounded map of the latest entries: the oldest is forgotten first.
-pub(crate) struct Recent<K, V> {
-    map: HashMap<K, V>,
-    order: VecDeque<K>,
-    max: usize,
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V> Recent<K, V> {
-    pub fn new(max: usize) -> Self {
-        Recent {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            max,
-        }
-    }
-
-    pub fn insert(&mut self, key: K, value: V) {
-        if self.map.insert(key.clone(), value).is_none() {
-            self.order.push_back(key);
-            while self.order.len() > self.max {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
-            }
-        }
-    }
-
-    pub fn get(&self, key: &K) -> Option<&V> {
-        self.map.get(key)
-    }
-
-    pub fn remove(&mut self, key: &K) {
-        if self.map.remove(key).is_some() {
-            self.order.retain(|k| k != key);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,17 +609,5 @@ mod tests {
         old.push(line(Speaker::Customer, vec![]));
         old.push(line(Speaker::Bot, vec![]));
         assert_eq!(numbered_choice(&old, "1"), None);
-    }
-
-    #[test]
-    fn recent_forgets_the_oldest() {
-        let mut r = Recent::new(2);
-        r.insert(1, "a");
-        r.insert(2, "b");
-        r.insert(3, "c");
-        assert!(r.get(&1).is_none());
-        assert_eq!(r.get(&3), Some(&"c"));
-        r.remove(&3);
-        assert!(r.get(&3).is_none());
     }
 }
