@@ -222,8 +222,8 @@ fn generated_set(entries: usize) -> FaqSet {
         .collect();
     FaqSet {
         entries,
-        out_of_scope: Vec::new(),
         files: vec![path],
+        ..FaqSet::default()
     }
 }
 
@@ -328,6 +328,33 @@ fn bench_kb(c: &mut Criterion, kb_name: &str, kb: &Arc<KnowledgeBase>, measureme
     });
 }
 
+/// Long customer messages, the question one clause among several: ranked as a whole and clause
+/// by clause (see `KnowledgeBase::rank_with_evidence`), so they cost more than `MESSAGES`.
+const LONG_MESSAGES: &[&str] = &[
+    "昨天晚上下班回来在你们店买了一张网易一卡通 本来想送朋友 结果他说已经买过了 卡密还没用 能不能帮我退掉",
+    "hey so i bought a google play card yesterday for my nephew, he tried to use it this morning, and the store says the code is not valid, what should i do now",
+    "我上午十点左右给游戏账号充了六百多的点券，订单页面早就显示完成了，重新登录了好几次，余额还是没变，孩子一直在旁边催，麻烦帮忙看一下",
+    "ok so long story, i paid with alipay about twenty minutes ago, the money is gone from my balance, but your site still shows the order as unpaid and i did not get anything",
+];
+
+/// `rank` over [`LONG_MESSAGES`] on the built-in knowledge base, as `rank_long/default_kb`.
+fn long_message_benches(c: &mut Criterion) {
+    let kb = default_kb();
+    let mut group = c.benchmark_group("rank_long");
+    group
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(5));
+    let mut next = 0usize;
+    group.bench_function("default_kb", |b| {
+        b.iter(|| {
+            let text = LONG_MESSAGES[next % LONG_MESSAGES.len()];
+            next += 1;
+            kb.rank(black_box(text), RANK_LIMIT)
+        });
+    });
+    group.finish();
+}
+
 /// Benchmarks `call` over the rotating messages, as `<group>/<kb_name>`.
 fn bench_per_message<R>(
     c: &mut Criterion,
@@ -367,6 +394,7 @@ fn benches() {
         .warm_up_time(Duration::from_secs(2))
         .configure_from_args();
     default_kb_benches(&mut c);
+    long_message_benches(&mut c);
     kb_10k_benches(&mut c);
 }
 

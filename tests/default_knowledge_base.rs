@@ -107,20 +107,20 @@ fn check_held_out(file: &str, floors: [f64; 5]) {
 
 #[test]
 fn held_out_customer_messages_are_answered_or_declined_correctly() {
-    // Measured: 0.965, 1.000, 0.915, 0.978, 0.977.
+    // Measured: 0.965, 1.000, 0.901, 0.978, 0.977.
     check_held_out("customer_messages.jsonl", [0.93, 0.98, 0.86, 0.93, 0.95]);
 }
 
 #[test]
 fn a_second_independent_set_of_messages_is_answered_or_declined_correctly() {
-    // Measured: 0.961, 0.990, 0.869, 0.934, 0.981. Written apart from the first set and the FAQ
+    // Measured: 0.951, 0.990, 0.859, 0.967, 0.983. Written apart from the first set and the FAQ
     // files, in other styles: long messages, Cantonese, traditional characters, abbreviations.
     check_held_out("customer_messages_2.jsonl", [0.92, 0.97, 0.82, 0.90, 0.95]);
 }
 
 #[test]
 fn a_third_independent_set_of_messages_is_answered_or_declined_correctly() {
-    // Measured: 0.973, 1.000, 0.908, 1.000, 0.999. Written apart from the FAQ files and the
+    // Measured: 0.978, 1.000, 0.913, 1.000, 0.999. Written apart from the FAQ files and the
     // other sets; more English, game and gift-card names, long messages with the question
     // buried inside. Never used to edit the FAQ files.
     check_held_out("customer_messages_3.jsonl", [0.94, 0.98, 0.87, 0.93, 0.97]);
@@ -129,8 +129,8 @@ fn a_third_independent_set_of_messages_is_answered_or_declined_correctly() {
 #[test]
 fn english_questions_with_typos_are_still_understood() {
     // tests/data/typos_en.jsonl: every English question of the built-in base with one slip in
-    // each word of four or more letters (scripts/make-typo-set). Measured: top1 0.995 and
-    // in-scope accuracy 0.963; without the speller, 0.961 and 0.573.
+    // each word of four or more letters (scripts/make-typo-set). Measured: top1 0.993 and
+    // in-scope accuracy 0.957; without the speller, 0.961 and 0.573.
     let kb = knowledge_base();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/typos_en.jsonl");
     let cases = read_labelled(&path).expect("readable");
@@ -212,4 +212,110 @@ fn obvious_questions_are_answered_and_chatter_is_not() {
         let (decision, ranking) = kb.decide(text, 3);
         assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
     }
+}
+
+#[test]
+fn a_fourth_set_of_long_slangy_and_cantonese_messages_is_handled() {
+    // Written apart from the FAQ files by someone who saw only the entries' ids and answers:
+    // long messages with the question among other clauses, Cantonese and traditional
+    // characters, card-shop abbreviations, sound-alike typos, English shorthand, near misses
+    // about other companies and forbidden requests. Never used to edit the FAQ files or to
+    // choose anything (tests/data/customer_messages_4_dev.jsonl was written the same way for
+    // that). Measured: 0.955, 0.986, 0.899, 0.970, 0.985; before the vocabulary table, the
+    // clause windows and the near-miss examples: 0.934, 0.969, 0.826, 0.803, 0.905.
+    check_held_out("customer_messages_4.jsonl", [0.93, 0.96, 0.85, 0.92, 0.95]);
+}
+
+#[test]
+fn shop_slang_cantonese_and_sound_alike_typos_are_understood() {
+    // The forms come from knowledge/faq/vocabulary.yaml; the sound-alike typos in the second
+    // half are in no table and are matched through the pinyin of character pairs.
+    let kb = knowledge_base();
+    for (text, id) in [
+        ("km呢", "order.card_key_lookup"),
+        ("km发我一下", "order.card_key_lookup"),
+        ("cz一直没到账", "recharge.not_arrived"),
+        ("你哋啲卡用唔到，話無效", "card_key.invalid"),
+        ("你哋嘅卡密點解用唔到", "card_key.invalid"),
+        ("張單幾時發貨呀", "order.delivery_status"),
+        ("ty that worked", "smalltalk.thanks"),
+        ("pls refund my order", "refund.request"),
+        ("卡蜜无效", "card_key.invalid"),
+        ("会园自动续费怎么关", "membership.cancel_auto_renew"),
+        ("兑还码提示无效", "card_key.invalid"),
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_eq!(
+            ranking.top().map(|c| c.id.as_str()),
+            Some(id),
+            "{text}: {ranking:?}"
+        );
+        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+}
+
+#[test]
+fn a_clear_question_among_unrelated_clauses_keeps_its_confidence() {
+    let kb = knowledge_base();
+    for (text, id) in [
+        (
+            "昨天下班挺晚的，路上还堵车，晚饭也没吃，结果买的卡密显示无效怎么办",
+            "card_key.invalid",
+        ),
+        (
+            "hey so yesterday was my brother's birthday, we had a big dinner with the family, \
+             and he tried the code i bought here but it says invalid, what do i do",
+            "card_key.invalid",
+        ),
+        (
+            "本来想送我妈一张视频会员 结果她自己已经开了 卡密还没兑换 能不能帮我退款",
+            "refund.request",
+        ),
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_eq!(
+            ranking.top().map(|c| c.id.as_str()),
+            Some(id),
+            "{text}: {ranking:?}"
+        );
+        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+    // A clause on its own does not overrule the whole: the story decides between close
+    // entries, and chatter around chatter stays chatter.
+    for text in [
+        "今天天气不错，下午去公园走了走，晚上吃了火锅，你们觉得明天会下雨吗",
+        "my cat knocked over my coffee this morning, then the bus was late, anyway what's a good movie tonight",
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+}
+
+#[test]
+fn other_companies_and_forbidden_requests_are_not_answered_and_venting_is_calmed() {
+    let kb = knowledge_base();
+    for text in [
+        "腾讯游戏的官方客服怎么联系",
+        "how do i get apple to refund an app store purchase",
+        "帮我破解一个QQ号",
+        "my riot account got banned, how do i appeal",
+        "有没有原神的外挂卖",
+    ] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+    for text in ["垃圾机器人", "useless bot", "你这破机器人听不懂人话"] {
+        let (decision, ranking) = kb.decide(text, 3);
+        assert_eq!(
+            ranking.top().map(|c| c.id.as_str()),
+            Some("smalltalk.venting"),
+            "{text}: {ranking:?}"
+        );
+        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+    }
+    // Venting is not a request for a person: the entry hands nothing off by itself, and
+    // offers a person as a button.
+    let venting = kb.entry("smalltalk.venting").unwrap();
+    assert_eq!(venting.action, None);
+    assert_eq!(venting.follow_ups, ["human.request"]);
 }

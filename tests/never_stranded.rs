@@ -171,3 +171,31 @@ async fn a_bare_order_or_ticket_number_starts_the_right_flow() {
     let out = chat.say("我的工单 T1234 进度").await;
     assert!(text(&out).contains("不是有效的工单号"), "{out:?}");
 }
+
+#[tokio::test]
+async fn venting_gets_a_calm_reply_and_a_person_on_offer_not_a_hand_off() {
+    for (vent, apology, person) in [
+        ("垃圾机器人", "抱歉让您不愉快了", "转人工客服"),
+        (
+            "this bot is useless",
+            "Sorry this has been frustrating",
+            "Talk to a person",
+        ),
+    ] {
+        let mut chat = Chat::new();
+        let out = chat.say(vent).await;
+        assert_eq!(out[0].kind, OutboundKind::Answer, "{out:?}");
+        assert!(text(&out).contains(apology), "{out:?}");
+        assert_eq!(chat.holder().await, Holder::Bot);
+        assert!(chat.queue.waiting().is_empty());
+        // The offer is one press away, and pressing it does hand off.
+        let button = out[0]
+            .quick_replies
+            .iter()
+            .find(|q| q.label == person)
+            .unwrap_or_else(|| panic!("no {person:?} button: {out:?}"))
+            .clone();
+        chat.say(&button.payload).await;
+        assert_eq!(chat.queue.waiting().len(), 1, "{vent}");
+    }
+}

@@ -5,7 +5,7 @@
 //! "激活码") still finds the entry. The index lives in RAM: it is rebuilt from the FAQ files
 //! whenever they load, which for 15,000 questions takes well under a second.
 
-use crate::text::{normalize, Analyzer, MixedTokenizer, TOKENIZER_NAME};
+use crate::text::{Analyzer, MixedTokenizer, TOKENIZER_NAME};
 use tantivy::collector::TopDocs;
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
@@ -134,7 +134,7 @@ impl QuestionIndex {
 
     /// The best `limit` hits for `query`, best first.
     pub fn search(&self, query: &str, limit: usize) -> Vec<Hit> {
-        let normalized = normalize(query);
+        let normalized = self.analyzer.prepare(query);
         let mut terms: Vec<String> = self
             .analyzer
             .words(&normalized)

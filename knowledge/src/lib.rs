@@ -29,6 +29,7 @@ pub mod matcher;
 pub mod semantic;
 pub mod speller;
 pub mod text;
+pub mod vocabulary;
 
 pub use faq::{Diagnostic, FaqSet, ValidationOptions};
 pub use matcher::{KnowledgeBase, MatcherOptions};

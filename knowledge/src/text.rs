@@ -8,11 +8,19 @@
 //!    are words, stemmed with the Snowball English stemmer; long digit runs (order numbers,
 //!    phone numbers) become one placeholder word so they do not look like vocabulary.
 //! 3. [`Analyzer::features`]: word unigrams and bigrams, character n-grams of Latin words (which
-//!    survive typos: "recieve" shares most of its trigrams with "receive"), and Han character
-//!    unigrams and bigrams (which survive segmentation differences and slang).
+//!    survive typos: "recieve" shares most of its trigrams with "receive"), Han character
+//!    unigrams and bigrams (which survive segmentation differences and slang), and the pinyin
+//!    of Han character bigrams (which survives the homophone typos of pinyin input methods:
+//!    卡蜜 and 卡密 are both "ka mi").
+//!
+//! Between 1 and 2, an analyzer built [`with_vocabulary`](Analyzer::with_vocabulary) rewrites
+//! the shop's slang, abbreviations and Cantonese words ([`crate::vocabulary`]);
+//! [`Analyzer::prepare`] does both.
 
+use crate::vocabulary::Vocabulary;
 use jieba_rs::Jieba;
 use kefu_core::locale::is_han;
+use pinyin::ToPinyin;
 use rust_stemmers::{Algorithm, Stemmer};
 use std::sync::{Arc, OnceLock};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
@@ -78,6 +86,7 @@ pub const NUMBER_TERM: &str = "#num";
 #[derive(Clone)]
 pub struct Analyzer {
     jieba: Arc<Jieba>,
+    vocabulary: Arc<Vocabulary>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -99,14 +108,33 @@ fn stemmer() -> &'static Stemmer {
 
 impl Analyzer {
     /// The process-wide analyzer: jieba's dictionary is loaded once (about 0.3 s) and shared.
+    /// It has no vocabulary.
     pub fn shared() -> Self {
         static JIEBA: OnceLock<Arc<Jieba>> = OnceLock::new();
         Analyzer {
             jieba: JIEBA.get_or_init(|| Arc::new(Jieba::new())).clone(),
+            vocabulary: Arc::default(),
         }
     }
 
-    /// The words of `text` (which must already be [`normalize`]d), in order.
+    /// This analyzer, rewriting `vocabulary`'s forms before analysis.
+    pub fn with_vocabulary(mut self, vocabulary: Vocabulary) -> Self {
+        self.vocabulary = Arc::new(vocabulary);
+        self
+    }
+
+    /// The vocabulary applied before analysis.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
+    }
+
+    /// `text` [`normalize`]d and with the vocabulary applied: what [`Analyzer::words`] reads.
+    /// Preparing prepared text again changes nothing.
+    pub fn prepare(&self, text: &str) -> String {
+        self.vocabulary.apply(&normalize(text))
+    }
+
+    /// The words of `text` (which must already be [prepared](Analyzer::prepare)), in order.
     pub fn words(&self, text: &str) -> Vec<Word> {
         let mut words = Vec::new();
         let mut chars = text.char_indices().peekable();
@@ -153,7 +181,7 @@ impl Analyzer {
     /// Hashed sparse features of `text` (raw, not normalised yet), with repeats; see the module
     /// documentation for what they are.
     pub fn features(&self, text: &str) -> Vec<u64> {
-        let text = normalize(text);
+        let text = self.prepare(text);
         let words = self.words(&text);
         let mut out = Vec::with_capacity(words.len() * 8);
         let mut previous: Option<&str> = None;
@@ -182,6 +210,9 @@ impl Analyzer {
                         if let Some(n) = chars.get(j + 1).copied().or(next_han) {
                             let b = n.encode_utf8(&mut buf[a..]).len();
                             out.push(hash2(b'c', &buf[..a + b]));
+                            if let (Some(p), Some(q)) = (c.to_pinyin(), n.to_pinyin()) {
+                                out.push(hash3(b'p', p.plain().as_bytes(), q.plain().as_bytes()));
+                            }
                         }
                     }
                 }
@@ -193,6 +224,89 @@ impl Analyzer {
 }
 
 pub use kefu_core::similar::edit_distance;
+
+/// Chinese words that start a new clause in an unpunctuated message ("…送我妈 结果她已经有了").
+const HAN_CONNECTIVES: &[&str] = &[
+    "结果",
+    "但是",
+    "可是",
+    "不过",
+    "然后",
+    "所以",
+    "因为",
+    "麻烦",
+    "请问",
+    "能不能",
+    "可不可以",
+    "怎么办",
+];
+/// English words that start a new clause.
+const LATIN_CONNECTIVES: &[&str] = &[
+    "but", "so", "because", "however", "and then", "anyway", "also",
+];
+
+/// The clauses of a message, as slices of it: split at sentence and clause punctuation, at
+/// line breaks, at spaces between Chinese characters (which Chinese writers use as commas),
+/// and before common connectives ("结果", "但是", "but", "so"). Clauses without a letter or
+/// Han character are dropped. Used to find the one clause of a long message that carries its
+/// question (see [`crate::matcher`]).
+pub fn clauses(text: &str) -> Vec<&str> {
+    clause_spans(text).into_iter().map(|r| &text[r]).collect()
+}
+
+/// The byte ranges of [`clauses`] in `text`.
+pub fn clause_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut cuts: Vec<usize> = vec![0];
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (k, &(i, c)) in chars.iter().enumerate() {
+        let cut_here = match c {
+            '，' | '。' | '！' | '？' | '；' | '、' | '：' | '…' | '\n' | ',' | '!' | '?' | ';'
+            | '~' | '～' => true,
+            // A full stop, not a decimal point or an abbreviation's dot.
+            '.' => chars.get(k + 1).is_none_or(|(_, n)| n.is_whitespace()),
+            ' ' | '\u{3000}' => {
+                let before = chars[..k].iter().rev().find(|(_, c)| !c.is_whitespace());
+                let after = chars[k + 1..].iter().find(|(_, c)| !c.is_whitespace());
+                matches!((before, after), (Some((_, b)), Some((_, a))) if is_han(*b) && is_han(*a))
+            }
+            _ => false,
+        };
+        if cut_here {
+            cuts.push(i);
+            cuts.push(i + c.len_utf8());
+        } else if k > 0 {
+            let rest = &text[i..];
+            let prev = chars[k - 1].1;
+            if is_han(c) && HAN_CONNECTIVES.iter().any(|w| rest.starts_with(w)) {
+                cuts.push(i);
+            } else if prev.is_whitespace() && c.is_ascii_alphabetic() {
+                let lower = rest
+                    .get(..16.min(rest.len()))
+                    .unwrap_or(rest)
+                    .to_ascii_lowercase();
+                if LATIN_CONNECTIVES.iter().any(|w| {
+                    lower.starts_with(w)
+                        && !lower[w.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+                }) {
+                    cuts.push(i);
+                }
+            }
+        }
+    }
+    cuts.push(text.len());
+    cuts.windows(2)
+        .filter_map(|w| {
+            let raw = text.get(w[0]..w[1])?;
+            let trimmed = raw.trim_start();
+            let start = w[0] + (raw.len() - trimmed.len());
+            let end = start + trimmed.trim_end().len();
+            text[start..end]
+                .chars()
+                .any(char::is_alphabetic)
+                .then_some(start..end)
+        })
+        .collect()
+}
 
 fn latin_word(surface: &str, start: usize) -> Word {
     let all_digits = surface.chars().all(|c| c.is_ascii_digit());
@@ -286,7 +400,7 @@ impl Tokenizer for MixedTokenizer {
         self.tokens.clear();
         // Offsets refer to the normalised text; normalisation keeps ASCII lengths, and the
         // index stores no positions for highlighting, so this is only informative.
-        let normalized = normalize(text);
+        let normalized = self.analyzer.prepare(text);
         for (position, word) in self.analyzer.words(&normalized).into_iter().enumerate() {
             self.tokens.push(Token {
                 offset_from: word.start,
@@ -328,6 +442,49 @@ mod tests {
             .into_iter()
             .map(|w| w.term)
             .collect()
+    }
+
+    #[test]
+    fn sound_alike_characters_share_their_pinyin_features() {
+        let a = Analyzer::shared();
+        // 卡蜜 and 卡密 share the pinyin bigram "ka mi", 退宽 and 退款 "tui kuan"; 卡片 does not
+        // sound like 卡密.
+        let ka_mi = hash3(b'p', b"ka", b"mi");
+        assert!(a.features("卡蜜无效").contains(&ka_mi));
+        assert!(a.features("我的卡密").contains(&ka_mi));
+        assert!(!a.features("卡片").contains(&ka_mi));
+        let tui_kuan = hash3(b'p', b"tui", b"kuan");
+        assert!(a.features("退宽").contains(&tui_kuan));
+        assert!(a.features("申请退款").contains(&tui_kuan));
+    }
+
+    #[test]
+    fn the_vocabulary_applies_before_analysis() {
+        let plain = Analyzer::shared();
+        let shop = Analyzer::shared().with_vocabulary(Vocabulary::new([("km", "卡密")]));
+        assert_eq!(shop.prepare("KM呢"), "卡密呢");
+        assert_eq!(plain.prepare("KM呢"), "km呢");
+        assert_eq!(shop.features("km呢"), shop.features("卡密呢"));
+        assert_ne!(plain.features("km呢"), plain.features("卡密呢"));
+    }
+
+    #[test]
+    fn long_messages_split_into_clauses() {
+        assert_eq!(
+            clauses("昨天买的腾讯视频年卡 本来想送我妈 结果她已经有会员了，能不能帮我退了？订单 2026113"),
+            vec!["昨天买的腾讯视频年卡", "本来想送我妈", "结果她已经有会员了", "能不能帮我退了", "订单 2026113"]
+        );
+        assert_eq!(
+            clauses("hey so i bought a steam code yesterday, he tried it but steam says its not valid?? what do i do"),
+            vec!["hey", "so i bought a steam code yesterday", "he tried it", "but steam says its not valid", "what do i do"]
+        );
+        // Decimal points, words containing a connective and a single clause stay whole.
+        assert_eq!(
+            clauses("paid 9.99 for a subscription"),
+            vec!["paid 9.99 for a subscription"]
+        );
+        assert_eq!(clauses("卡密无效"), vec!["卡密无效"]);
+        assert!(clauses(" ,。 123 ").is_empty());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! returns the [`FaqSet`] or every diagnostic, sorted by file, line and column.
 
 use super::yaml::{self, Kind, Node, ScalarType};
-use super::{Diagnostic, FaqSet, LocatedEntry, Location, OutOfScope, ValidationOptions};
+use super::{
+    Diagnostic, FaqSet, LocatedEntry, Location, OutOfScope, ValidationOptions, VocabularyRule,
+};
 use crate::text::edit_distance;
 use crate::Error;
 use kefu_core::knowledge::{Action, Answers, FaqEntry, Priority};
@@ -152,8 +154,11 @@ struct Keys {
 }
 
 const TOP_KEYS: Keys = Keys {
-    names: &["entries", "out_of_scope"],
+    names: &["entries", "out_of_scope", "vocabulary"],
     aliases: &[
+        ("synonyms", "vocabulary"),
+        ("slang", "vocabulary"),
+        ("abbreviations", "vocabulary"),
         ("faq", "entries"),
         ("faqs", "entries"),
         ("items", "entries"),
@@ -294,6 +299,7 @@ struct Checker<'o> {
     files: Vec<PathBuf>,
     drafts: Vec<Draft>,
     out_of_scope: Vec<OutOfScope>,
+    vocabulary: Vec<VocabularyRule>,
     diagnostics: Vec<Diagnostic>,
     /// Ids found by a plain text search in files that could not be parsed, so follow-ups
     /// naming them are not reported as unknown while the rest is still checked.
@@ -307,6 +313,7 @@ impl<'o> Checker<'o> {
             files: Vec::new(),
             drafts: Vec::new(),
             out_of_scope: Vec::new(),
+            vocabulary: Vec::new(),
             diagnostics: Vec::new(),
             unparsed_ids: BTreeSet::new(),
         }
@@ -327,7 +334,12 @@ impl<'o> Checker<'o> {
             walker.report(p.line, p.column, p.message, p.fix);
         }
         if let Some(root) = &parsed.root {
-            walker.file(root, &mut self.drafts, &mut self.out_of_scope);
+            walker.file(
+                root,
+                &mut self.drafts,
+                &mut self.out_of_scope,
+                &mut self.vocabulary,
+            );
         }
     }
 
@@ -368,6 +380,7 @@ impl<'o> Checker<'o> {
         self.check_questions();
         self.check_follow_ups();
         self.check_out_of_scope();
+        self.check_vocabulary();
         self.diagnostics.sort();
         self.diagnostics.dedup();
         // An entry the checks found nothing wrong with in its own lines is usable; ids that
@@ -391,6 +404,7 @@ impl<'o> Checker<'o> {
         let set = FaqSet {
             entries,
             out_of_scope: self.out_of_scope,
+            vocabulary: self.vocabulary,
             files: self.files,
         };
         (set, self.diagnostics)
@@ -533,6 +547,64 @@ impl<'o> Checker<'o> {
     }
 }
 
+impl Checker<'_> {
+    /// A form stands for one word; no word contains a form (it would be rewritten again).
+    /// Rules with problems are dropped, so a table with errors is never applied.
+    fn check_vocabulary(&mut self) {
+        let mut problems = Vec::new();
+        let mut first: HashMap<String, &VocabularyRule> = HashMap::new();
+        let mut bad: BTreeSet<usize> = BTreeSet::new();
+        for (i, rule) in self.vocabulary.iter().enumerate() {
+            let form = crate::text::normalize(&rule.form);
+            match first.get(&form) {
+                Some(earlier) if earlier.word != rule.word => {
+                    bad.insert(i);
+                    problems.push((
+                        rule.location.clone(),
+                        format!(
+                            "`{}` already stands for `{}` ({}), here for `{}`",
+                            rule.form,
+                            earlier.word,
+                            line_of(&earlier.location),
+                            rule.word
+                        ),
+                        "keep one meaning per form: remove one of the two lines".to_string(),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    first.insert(form, rule);
+                }
+            }
+        }
+        let table = crate::vocabulary::Vocabulary::new(
+            self.vocabulary
+                .iter()
+                .map(|r| (r.form.as_str(), r.word.as_str())),
+        );
+        for (form, message) in table.conflicts() {
+            for (i, rule) in self.vocabulary.iter().enumerate() {
+                if crate::text::normalize(&rule.form).trim() == form && bad.insert(i) {
+                    problems.push((
+                        rule.location.clone(),
+                        message.clone(),
+                        "write the final form of the word, or drop the rule it contains"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        for (location, message, fix) in problems {
+            self.error(&location, message, fix);
+        }
+        let mut i = 0;
+        self.vocabulary.retain(|_| {
+            i += 1;
+            !bad.contains(&(i - 1))
+        });
+    }
+}
+
 /// Walks one file's tree, reporting problems into `diagnostics`.
 struct Walker<'a> {
     path: &'a Path,
@@ -565,8 +637,14 @@ impl Walker<'_> {
         self.report(node.line, node.column, message, fix.into());
     }
 
-    /// The top level: `entries` and `out_of_scope`.
-    fn file(&mut self, root: &Node, drafts: &mut Vec<Draft>, out_of_scope: &mut Vec<OutOfScope>) {
+    /// The top level: `entries`, `out_of_scope` and `vocabulary`.
+    fn file(
+        &mut self,
+        root: &Node,
+        drafts: &mut Vec<Draft>,
+        out_of_scope: &mut Vec<OutOfScope>,
+        vocabulary: &mut Vec<VocabularyRule>,
+    ) {
         if root.kind == Kind::Null {
             return;
         }
@@ -588,7 +666,62 @@ impl Walker<'_> {
                             .map(|(text, location)| OutOfScope { text, location }),
                     );
                 }
+                "vocabulary" => self.vocabulary(value, vocabulary),
                 _ => {} // `fields` returns known keys only
+            }
+        }
+    }
+
+    /// `vocabulary:`: a mapping from the word the FAQ uses to the ways customers write it
+    /// (one text or a list).
+    fn vocabulary(&mut self, node: &Node, rules: &mut Vec<VocabularyRule>) {
+        const SHAPE: &str = "write `vocabulary:` as lines of `word: [form, form]`, e.g. \
+                             `卡密: [km, 卡蜜]`";
+        let pairs = match &node.kind {
+            Kind::Map(pairs) => pairs,
+            Kind::Null => return,
+            other => {
+                self.error(
+                    node,
+                    format!("`vocabulary` must be a mapping, found {}", other.describe()),
+                    SHAPE,
+                );
+                return;
+            }
+        };
+        for (key, value) in pairs {
+            let Some(word) = self.text(key, "vocabulary word") else {
+                continue;
+            };
+            let forms = match &value.kind {
+                Kind::Seq(_) => self.texts(value, &word, "form"),
+                Kind::Null => {
+                    self.error(
+                        value,
+                        format!("no forms for `{word}`"),
+                        format!("list how customers write `{word}`: `{word}: [form, form]`"),
+                    );
+                    continue;
+                }
+                _ => self
+                    .text(value, "form")
+                    .map(|t| vec![(t, self.location(value))])
+                    .unwrap_or_default(),
+            };
+            for (form, location) in forms {
+                if crate::text::normalize(&form) == crate::text::normalize(&word) {
+                    self.error(
+                        value,
+                        format!("`{form}` is the word `{word}` itself"),
+                        "remove it: list only other ways of writing the word".to_string(),
+                    );
+                    continue;
+                }
+                rules.push(VocabularyRule {
+                    form,
+                    word: word.clone(),
+                    location,
+                });
             }
         }
     }
@@ -1505,6 +1638,68 @@ out_of_scope:
             "`id` appears twice in an entry (first on line 2)",
         );
         expect(&all, 5, 29, "`zh` appears twice in `answer`");
+    }
+
+    const ENTRY: &str = "entries:\n  - id: a.b\n    questions: [x]\n    answer: {zh: 好, en: ok}\n";
+
+    #[test]
+    fn vocabulary_maps_words_to_the_forms_customers_write() {
+        let text =
+            format!("{ENTRY}vocabulary:\n  卡密: [km, 卡蜜]\n  充值: cz\n  为什么: [點解]\n");
+        let set = parse_file_text(Path::new("faq/t.yaml"), &text, &options()).unwrap();
+        let rules: Vec<(&str, &str, usize)> = set
+            .vocabulary
+            .iter()
+            .map(|r| (r.form.as_str(), r.word.as_str(), r.location.line))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("km", "卡密", 6),
+                ("卡蜜", "卡密", 6),
+                ("cz", "充值", 7),
+                ("點解", "为什么", 8)
+            ]
+        );
+        assert_eq!(set.vocabulary().apply("km呢 点解"), "卡密呢 为什么");
+        // The usual other names of the key are understood as what they mean.
+        let text = format!("{ENTRY}synonyms:\n  卡密: [km]\n");
+        let all = problems(&text);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert!(all[0].fix.contains("`vocabulary`"), "{all:#?}");
+    }
+
+    #[test]
+    fn vocabulary_problems_are_reported_where_they_stand() {
+        let text = format!(
+            "{ENTRY}vocabulary:\n  卡密: [km, 卡密]\n  订单: [km]\n  客服: [kf]\n  顾客: [客]\n  会员:\n  7: [x, '']\n"
+        );
+        let all = problems(&text);
+        expect(&all, 6, 7, "`卡密` is the word `卡密` itself");
+        expect(
+            &all,
+            7,
+            8,
+            "`km` already stands for `卡密` (faq/t.yaml:6), here for `订单`",
+        );
+        // 客服 contains the form 客, so 客服 would be rewritten again: both rules are at fault.
+        expect(
+            &all,
+            8,
+            8,
+            "`kf` is rewritten to `客服`, which contains `客`",
+        );
+        expect(
+            &all,
+            9,
+            8,
+            "`客` is rewritten to `顾客`, which contains `客`",
+        );
+        expect(&all, 10, 3, "no forms for `会员`");
+        expect(&all, 11, 10, "empty form");
+        assert_eq!(all.len(), 6, "{all:#?}");
+        let text = format!("{ENTRY}vocabulary: [km]\n");
+        only(&text, 5, 13, "`vocabulary` must be a mapping, found a list");
     }
 
     #[test]

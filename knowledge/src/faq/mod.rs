@@ -69,6 +69,18 @@ pub struct OutOfScope {
     pub location: Location,
 }
 
+/// One rule of the `vocabulary:` table: customers write `form` for `word` (see
+/// [`crate::vocabulary`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VocabularyRule {
+    /// How customers write it ("km", "點解").
+    pub form: String,
+    /// The word the FAQ uses ("卡密", "为什么").
+    pub word: String,
+    /// Where the form stands.
+    pub location: Location,
+}
+
 /// Everything loaded from a directory of FAQ files, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FaqSet {
@@ -76,6 +88,8 @@ pub struct FaqSet {
     pub entries: Vec<LocatedEntry>,
     /// Out-of-scope questions from every file.
     pub out_of_scope: Vec<OutOfScope>,
+    /// The vocabulary rules from every file, in file order.
+    pub vocabulary: Vec<VocabularyRule>,
     /// The files read, sorted.
     pub files: Vec<PathBuf>,
 }
@@ -88,6 +102,15 @@ impl FaqSet {
             .iter()
             .flat_map(|e| e.entry.questions.iter().map(String::as_str))
             .chain(self.out_of_scope.iter().map(|o| o.text.as_str()))
+    }
+
+    /// The compiled vocabulary table.
+    pub fn vocabulary(&self) -> crate::vocabulary::Vocabulary {
+        crate::vocabulary::Vocabulary::new(
+            self.vocabulary
+                .iter()
+                .map(|r| (r.form.as_str(), r.word.as_str())),
+        )
     }
 }
 
