@@ -116,13 +116,19 @@ impl Vocabulary {
                 .iter()
                 .find(|o| contains_form(&rule.word, &o.form))
             {
-                problems.push((
-                    rule.form.clone(),
+                let message = if other.form == rule.form {
+                    format!(
+                        "`{}` is rewritten to `{}`, which contains `{}` again (the rule would \
+                         apply to its own result)",
+                        rule.form, rule.word, rule.form
+                    )
+                } else {
                     format!(
                         "`{}` is rewritten to `{}`, which contains `{}`, itself rewritten to `{}`",
                         rule.form, rule.word, other.form, other.word
-                    ),
-                ));
+                    )
+                };
+                problems.push((rule.form.clone(), message));
             }
         }
         problems

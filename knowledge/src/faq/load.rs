@@ -154,7 +154,7 @@ struct Keys {
 }
 
 const TOP_KEYS: Keys = Keys {
-    names: &["entries", "out_of_scope", "vocabulary"],
+    names: &["entries", "out_of_scope", "near_misses", "vocabulary"],
     aliases: &[
         ("synonyms", "vocabulary"),
         ("slang", "vocabulary"),
@@ -165,6 +165,8 @@ const TOP_KEYS: Keys = Keys {
         ("questions", "entries"),
         ("oos", "out_of_scope"),
         ("out-of-scope", "out_of_scope"),
+        ("near-misses", "near_misses"),
+        ("near_miss", "near_misses"),
     ],
     what: "the file",
     key_noun: "top-level key",
@@ -533,11 +535,23 @@ impl<'o> Checker<'o> {
                 problems.push((
                     oos.location.clone(),
                     format!(
-                        "out-of-scope question `{}` is also a question of `{id}` ({})",
+                        "{} `{}` is also a question of `{id}` ({})",
+                        if oos.near_miss {
+                            "near miss"
+                        } else {
+                            "out-of-scope question"
+                        },
                         oos.text,
                         line_of(location)
                     ),
-                    "remove it from `out_of_scope` or from the entry".to_string(),
+                    format!(
+                        "remove it from `{}` or from the entry",
+                        if oos.near_miss {
+                            "near_misses"
+                        } else {
+                            "out_of_scope"
+                        }
+                    ),
                 ));
             }
         }
@@ -637,7 +651,7 @@ impl Walker<'_> {
         self.report(node.line, node.column, message, fix.into());
     }
 
-    /// The top level: `entries`, `out_of_scope` and `vocabulary`.
+    /// The top level: `entries`, `out_of_scope`, `near_misses` and `vocabulary`.
     fn file(
         &mut self,
         root: &Node,
@@ -660,11 +674,19 @@ impl Walker<'_> {
                 }
                 "out_of_scope" => {
                     let texts = self.texts(value, "out_of_scope", "out-of-scope question");
-                    out_of_scope.extend(
-                        texts
-                            .into_iter()
-                            .map(|(text, location)| OutOfScope { text, location }),
-                    );
+                    out_of_scope.extend(texts.into_iter().map(|(text, location)| OutOfScope {
+                        text,
+                        location,
+                        near_miss: false,
+                    }));
+                }
+                "near_misses" => {
+                    let texts = self.texts(value, "near_misses", "near miss");
+                    out_of_scope.extend(texts.into_iter().map(|(text, location)| OutOfScope {
+                        text,
+                        location,
+                        near_miss: true,
+                    }));
                 }
                 "vocabulary" => self.vocabulary(value, vocabulary),
                 _ => {} // `fields` returns known keys only
@@ -694,8 +716,8 @@ impl Walker<'_> {
                 continue;
             };
             let forms = match &value.kind {
-                Kind::Seq(_) => self.texts(value, &word, "form"),
-                Kind::Null => {
+                Kind::Seq(items) if !items.is_empty() => self.texts(value, &word, "form"),
+                Kind::Seq(_) | Kind::Null => {
                     self.error(
                         value,
                         format!("no forms for `{word}`"),
@@ -1670,9 +1692,28 @@ out_of_scope:
     }
 
     #[test]
+    fn near_misses_are_out_of_scope_examples_of_their_own_kind() {
+        let text = format!("{ENTRY}out_of_scope:\n  - 今天天气怎么样\nnear_misses:\n  - 怎么联系游戏官方客服\n  - x\n");
+        let all = problems(&text);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        expect(&all, 9, 5, "near miss `x` is also a question of `a.b`");
+        assert!(all[0].fix.contains("`near_misses`"), "{all:#?}");
+        let text = format!("{ENTRY}near-misses:\n  - x\n");
+        only(&text, 5, 1, "unknown top-level key `near-misses`");
+        let text = format!("{ENTRY}near_misses:\n  - 怎么联系游戏官方客服\n");
+        let set = parse_file_text(Path::new("faq/t.yaml"), &text, &options()).unwrap();
+        let kinds: Vec<(&str, bool)> = set
+            .out_of_scope
+            .iter()
+            .map(|o| (o.text.as_str(), o.near_miss))
+            .collect();
+        assert_eq!(kinds, [("怎么联系游戏官方客服", true)]);
+    }
+
+    #[test]
     fn vocabulary_problems_are_reported_where_they_stand() {
         let text = format!(
-            "{ENTRY}vocabulary:\n  卡密: [km, 卡密]\n  订单: [km]\n  客服: [kf]\n  顾客: [客]\n  会员:\n  7: [x, '']\n"
+            "{ENTRY}vocabulary:\n  卡密: [km, 卡密]\n  订单: [km]\n  客服: [kf]\n  顾客: [客]\n  会员:\n  7: [x, '']\n  售后: []\n"
         );
         let all = problems(&text);
         expect(&all, 6, 7, "`卡密` is the word `卡密` itself");
@@ -1697,7 +1738,8 @@ out_of_scope:
         );
         expect(&all, 10, 3, "no forms for `会员`");
         expect(&all, 11, 10, "empty form");
-        assert_eq!(all.len(), 6, "{all:#?}");
+        expect(&all, 12, 7, "no forms for `售后`");
+        assert_eq!(all.len(), 7, "{all:#?}");
         let text = format!("{ENTRY}vocabulary: [km]\n");
         only(&text, 5, 13, "`vocabulary` must be a mapping, found a list");
     }

@@ -67,6 +67,10 @@ pub struct OutOfScope {
     pub text: String,
     /// Where it stands.
     pub location: Location,
+    /// Listed under `near_misses`: a question about another company or a forbidden request
+    /// that shares the words of an entry. It declines the messages closest to it rather than
+    /// being learned as part of "not ours" (see docs/faq-format.md).
+    pub near_miss: bool,
 }
 
 /// One rule of the `vocabulary:` table: customers write `form` for `word` (see
@@ -86,7 +90,7 @@ pub struct VocabularyRule {
 pub struct FaqSet {
     /// The entries, in file order (files sorted by path).
     pub entries: Vec<LocatedEntry>,
-    /// Out-of-scope questions from every file.
+    /// Out-of-scope questions and near misses from every file.
     pub out_of_scope: Vec<OutOfScope>,
     /// The vocabulary rules from every file, in file order.
     pub vocabulary: Vec<VocabularyRule>,
