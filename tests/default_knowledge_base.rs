@@ -209,9 +209,25 @@ fn obvious_questions_are_answered_and_chatter_is_not() {
         "what is the capital of france",
         "asdfgh qwerty",
     ] {
-        let (decision, ranking) = kb.decide(text, 3);
-        assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
+        not_answered(&kb, text);
     }
+}
+
+/// Asserts that `kb` answers `text` with entry `id`.
+fn answered(kb: &KnowledgeBase, text: &str, id: &str) {
+    let (decision, ranking) = kb.decide(text, 3);
+    assert_eq!(
+        ranking.top().map(|c| c.id.as_str()),
+        Some(id),
+        "{text}: {ranking:?}"
+    );
+    assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+}
+
+/// Asserts that `kb` does not answer `text` (it may suggest).
+fn not_answered(kb: &KnowledgeBase, text: &str) {
+    let (decision, ranking) = kb.decide(text, 3);
+    assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
 }
 
 #[test]
@@ -244,13 +260,7 @@ fn shop_slang_cantonese_and_sound_alike_typos_are_understood() {
         ("会园自动续费怎么关", "membership.cancel_auto_renew"),
         ("兑还码提示无效", "card_key.invalid"),
     ] {
-        let (decision, ranking) = kb.decide(text, 3);
-        assert_eq!(
-            ranking.top().map(|c| c.id.as_str()),
-            Some(id),
-            "{text}: {ranking:?}"
-        );
-        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+        answered(&kb, text, id);
     }
 }
 
@@ -272,13 +282,7 @@ fn a_clear_question_among_unrelated_clauses_keeps_its_confidence() {
             "refund.request",
         ),
     ] {
-        let (decision, ranking) = kb.decide(text, 3);
-        assert_eq!(
-            ranking.top().map(|c| c.id.as_str()),
-            Some(id),
-            "{text}: {ranking:?}"
-        );
-        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+        answered(&kb, text, id);
     }
     // A clause on its own does not overrule the whole: the story decides between close
     // entries, and chatter around chatter stays chatter.
@@ -286,8 +290,7 @@ fn a_clear_question_among_unrelated_clauses_keeps_its_confidence() {
         "今天天气不错，下午去公园走了走，晚上吃了火锅，你们觉得明天会下雨吗",
         "my cat knocked over my coffee this morning, then the bus was late, anyway what's a good movie tonight",
     ] {
-        let (decision, ranking) = kb.decide(text, 3);
-        assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
+        not_answered(&kb, text);
     }
 }
 
@@ -301,17 +304,10 @@ fn other_companies_and_forbidden_requests_are_not_answered_and_venting_is_calmed
         "my riot account got banned, how do i appeal",
         "有没有原神的外挂卖",
     ] {
-        let (decision, ranking) = kb.decide(text, 3);
-        assert_ne!(decision, Decision::Answer, "{text}: {ranking:?}");
+        not_answered(&kb, text);
     }
     for text in ["垃圾机器人", "useless bot", "你这破机器人听不懂人话"] {
-        let (decision, ranking) = kb.decide(text, 3);
-        assert_eq!(
-            ranking.top().map(|c| c.id.as_str()),
-            Some("smalltalk.venting"),
-            "{text}: {ranking:?}"
-        );
-        assert_eq!(decision, Decision::Answer, "{text}: {ranking:?}");
+        answered(&kb, text, "smalltalk.venting");
     }
     // Venting is not a request for a person: the entry hands nothing off by itself, and
     // offers a person as a button.
