@@ -1061,6 +1061,37 @@ mod tests {
     }
 
     #[test]
+    fn any_text_ranks_without_panicking_with_confidences_in_range() {
+        let mut set = set(true);
+        set.vocabulary = ["km", "點解", "ty"]
+            .iter()
+            .zip(["卡密", "为什么", "thanks"])
+            .map(|(form, word)| crate::faq::VocabularyRule {
+                form: form.to_string(),
+                word: word.to_string(),
+                location: Location {
+                    path: "t.yaml".into(),
+                    line: 1,
+                    column: 1,
+                },
+            })
+            .collect();
+        let kb = KnowledgeBase::build(set, MatcherOptions::default()).unwrap();
+        // Long texts too: twenty random pieces and more get split into clause windows.
+        for text in crate::vocabulary::tests::random_texts(2_000) {
+            let long = format!("{text} 我昨天买的卡密，结果 {text}，but it says invalid {text}");
+            for query in [text.as_str(), long.as_str()] {
+                for (candidate, _) in kb.rank_with_evidence(query, 5) {
+                    assert!(
+                        (0.0..=1.0).contains(&candidate.confidence),
+                        "{query:?}: {candidate:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn paraphrases_rank_their_entry_first_with_a_bounded_confidence() {
         let kb = kb(true);
         for (query, id) in [

@@ -469,6 +469,16 @@ mod tests {
     }
 
     #[test]
+    fn any_text_splits_into_clauses_without_panicking() {
+        for text in crate::vocabulary::tests::random_texts(5_000) {
+            for span in clause_spans(&text) {
+                let clause = &text[span];
+                assert!(!clause.is_empty() && clause.trim() == clause, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
     fn long_messages_split_into_clauses() {
         assert_eq!(
             clauses("昨天买的腾讯视频年卡 本来想送我妈 结果她已经有会员了，能不能帮我退了？订单 2026113"),

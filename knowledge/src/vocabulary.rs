@@ -170,7 +170,7 @@ fn contains_form(text: &str, form: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn table() -> Vocabulary {
@@ -239,6 +239,79 @@ mod tests {
         // kf → 客服 contains 客; 客 → 顾客 contains itself; x → km contains km.
         assert_eq!(conflicts.len(), 3, "{conflicts:?}");
         assert!(conflicts[0].1.contains("`客`"), "{conflicts:?}");
+    }
+
+    /// Random text of ASCII, Han, Cantonese, full-width, punctuation, combining marks and
+    /// emoji, from a fixed seed.
+    pub(crate) fn random_texts(count: usize) -> Vec<String> {
+        const PIECES: &[&str] = &[
+            "km",
+            "KM",
+            "kms",
+            "cz",
+            "dd",
+            "ty",
+            " ",
+            "  ",
+            "，",
+            "。",
+            ",",
+            ".",
+            "?",
+            "!",
+            "~",
+            "\n",
+            "\t",
+            "唔",
+            "點解",
+            "点解",
+            "卡蜜",
+            "卡密",
+            "吃鸡",
+            "ｋｍ",
+            "e\u{301}",
+            "😭",
+            "\u{200b}",
+            "\u{3000}",
+            "9.99",
+            "2026113",
+            "but",
+            "so",
+            "结果",
+            "但是",
+            "a",
+            "ß",
+            "İ",
+            "\u{10ffff}",
+            "\r",
+            "\"",
+            "'",
+            "#",
+            "-",
+        ];
+        let mut state: u64 = 0x6b65_6675_2027;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        (0..count)
+            .map(|_| {
+                let len = next() % 24;
+                (0..len).map(|_| PIECES[next() % PIECES.len()]).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn any_text_is_rewritten_without_panicking_and_idempotently() {
+        let v = table();
+        for text in random_texts(5_000) {
+            let normalized = normalize(&text);
+            let once = v.apply(&normalized);
+            assert_eq!(v.apply(&once), once, "{text:?}");
+        }
     }
 
     #[test]
