@@ -258,6 +258,18 @@ pub fn clauses(text: &str) -> Vec<&str> {
 pub fn clause_spans(text: &str) -> Vec<std::ops::Range<usize>> {
     let mut cuts: Vec<usize> = vec![0];
     let chars: Vec<(usize, char)> = text.char_indices().collect();
+    // The nearest character that is not whitespace after each position (one pass backwards,
+    // so a run of spaces costs no more than its length).
+    let mut next_visible: Vec<Option<char>> = vec![None; chars.len() + 1];
+    for k in (0..chars.len()).rev() {
+        let c = chars[k].1;
+        next_visible[k] = if c.is_whitespace() {
+            next_visible[k + 1]
+        } else {
+            Some(c)
+        };
+    }
+    let mut last_visible: Option<char> = None;
     for (k, &(i, c)) in chars.iter().enumerate() {
         let cut_here = match c {
             '，' | '。' | '！' | '？' | '；' | '、' | '：' | '…' | '\n' | ',' | '!' | '?' | ';'
@@ -265,9 +277,7 @@ pub fn clause_spans(text: &str) -> Vec<std::ops::Range<usize>> {
             // A full stop, not a decimal point or an abbreviation's dot.
             '.' => chars.get(k + 1).is_none_or(|(_, n)| n.is_whitespace()),
             ' ' | '\u{3000}' => {
-                let before = chars[..k].iter().rev().find(|(_, c)| !c.is_whitespace());
-                let after = chars[k + 1..].iter().find(|(_, c)| !c.is_whitespace());
-                matches!((before, after), (Some((_, b)), Some((_, a))) if is_han(*b) && is_han(*a))
+                last_visible.is_some_and(is_han) && next_visible[k + 1].is_some_and(is_han)
             }
             _ => false,
         };
@@ -280,10 +290,8 @@ pub fn clause_spans(text: &str) -> Vec<std::ops::Range<usize>> {
             if is_han(c) && HAN_CONNECTIVES.iter().any(|w| rest.starts_with(w)) {
                 cuts.push(i);
             } else if prev.is_whitespace() && c.is_ascii_alphabetic() {
-                let lower = rest
-                    .get(..16.min(rest.len()))
-                    .unwrap_or(rest)
-                    .to_ascii_lowercase();
+                let end = rest.char_indices().nth(16).map_or(rest.len(), |(i, _)| i);
+                let lower = rest[..end].to_ascii_lowercase();
                 if LATIN_CONNECTIVES.iter().any(|w| {
                     lower.starts_with(w)
                         && !lower[w.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -291,6 +299,9 @@ pub fn clause_spans(text: &str) -> Vec<std::ops::Range<usize>> {
                     cuts.push(i);
                 }
             }
+        }
+        if !c.is_whitespace() {
+            last_visible = Some(c);
         }
     }
     cuts.push(text.len());
