@@ -61,12 +61,17 @@ impl Vocabulary {
                 None => rules.push(Rule { form, word }),
             }
         }
-        let matcher = (!rules.is_empty()).then(|| {
+        let matcher = if rules.is_empty() {
+            None
+        } else {
+            // Building only fails past the automaton's size limits (millions of forms); the
+            // messages are then matched as written rather than the process stopping.
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(rules.iter().map(|r| r.form.as_str()))
-                .expect("a few thousand short literal patterns always compile")
-        });
+                .map_err(|e| tracing::warn!(error = %e, "the vocabulary is too large to apply"))
+                .ok()
+        };
         Vocabulary { rules, matcher }
     }
 
