@@ -207,13 +207,13 @@ pub(crate) struct Params {
     pub encrypt_type: Option<String>,
 }
 
-/// The body, or the response refusing it.
+/// The body read and parsed, or the response refusing it.
 // The error is the response, returned to the client at once: boxing it gains nothing.
 #[allow(clippy::result_large_err)]
 pub(crate) fn read_body(
     endpoint: &Endpoint,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, Response> {
+) -> Result<xml::Body, Response> {
     let too_large = || {
         endpoint.refuse(
             Cause::TooLarge,
@@ -221,16 +221,42 @@ pub(crate) fn read_body(
             "the body is larger than the configured limit",
         )
     };
-    match body {
-        Ok(body) if body.len() <= endpoint.max_body_bytes => Ok(body),
-        Ok(_) => Err(too_large()),
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(too_large()),
-        Err(rejection) => Err(endpoint.refuse(
-            Cause::Malformed,
-            StatusCode::BAD_REQUEST,
-            &format!("the body could not be read: {}", rejection.body_text()),
-        )),
+    let body = match body {
+        Ok(body) if body.len() <= endpoint.max_body_bytes => body,
+        Ok(_) => return Err(too_large()),
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(too_large())
+        }
+        Err(rejection) => {
+            return Err(endpoint.refuse(
+                Cause::Malformed,
+                StatusCode::BAD_REQUEST,
+                &format!("the body could not be read: {}", rejection.body_text()),
+            ))
+        }
+    };
+    xml::parse_body(&body)
+        .map_err(|e| endpoint.refuse(Cause::Malformed, StatusCode::BAD_REQUEST, &e.to_string()))
+}
+
+/// A verified message answered, unless its signed timestamp and nonce came before with
+/// another message (a replay).
+pub(crate) async fn answer_once(
+    endpoint: &Arc<Endpoint>,
+    timestamp: &str,
+    nonce: &str,
+    message: &xml::Message,
+    encrypted: bool,
+) -> Response {
+    if !endpoint.first_use(timestamp, nonce, &message.dedupe_key()) {
+        return endpoint.refuse(
+            Cause::Replayed,
+            StatusCode::FORBIDDEN,
+            "this signed timestamp and nonce came with another message before; nothing was processed",
+        );
     }
+    let answer = endpoint.deliver(message).await;
+    endpoint.respond(answer, message, encrypted)
 }
 
 pub(crate) fn query_refused(endpoint: &Endpoint) -> Response {
@@ -304,15 +330,9 @@ async fn receive(
     if !endpoint.fresh(timestamp) {
         return stale_refused(endpoint);
     }
-    let body = match read_body(endpoint, body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let parsed = match xml::parse_body(&body) {
+    let parsed = match read_body(endpoint, body) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            return endpoint.refuse(Cause::Malformed, StatusCode::BAD_REQUEST, &e.to_string())
-        }
+        Err(response) => return response,
     };
     let wants_aes = params.encrypt_type.as_deref() == Some("aes") || parsed.message.is_none();
     let (message, encrypted) = match (wants_aes, &endpoint.crypt, parsed.encrypt) {
@@ -349,15 +369,7 @@ async fn receive(
             }
         },
     };
-    if !endpoint.first_use(timestamp, nonce, &message.dedupe_key()) {
-        return endpoint.refuse(
-            Cause::Replayed,
-            StatusCode::FORBIDDEN,
-            "this signed timestamp and nonce came with another message before; nothing was processed",
-        );
-    }
-    let answer = endpoint.deliver(&message).await;
-    endpoint.respond(answer, &message, encrypted)
+    answer_once(endpoint, timestamp, nonce, &message, encrypted).await
 }
 
 /// Checks `msg_signature` and decrypts the message, or refuses the request.

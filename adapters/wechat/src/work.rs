@@ -5,9 +5,10 @@ use crate::api::{Account, Api, ApiChannel};
 use crate::callback::Endpoint;
 use crate::crypto::{self, MessageCrypt};
 use crate::mp::{
-    check_common, decrypt, query_refused, read_body, signature_refused, stale_refused, Params,
+    answer_once, check_common, decrypt, query_refused, read_body, signature_refused, stale_refused,
+    Params,
 };
-use crate::{xml, Cause, Rejections, WechatError, WECOM_CHANNEL};
+use crate::{Cause, Rejections, WechatError, WECOM_CHANNEL};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -221,15 +222,9 @@ async fn receive(
     else {
         return signature_refused(endpoint);
     };
-    let body = match read_body(endpoint, body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let parsed = match xml::parse_body(&body) {
+    let parsed = match read_body(endpoint, body) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            return endpoint.refuse(Cause::Malformed, StatusCode::BAD_REQUEST, &e.to_string())
-        }
+        Err(response) => return response,
     };
     let Some(encrypt) = parsed.encrypt else {
         return endpoint.refuse(
@@ -245,13 +240,5 @@ async fn receive(
     if !endpoint.fresh(timestamp) {
         return stale_refused(endpoint);
     }
-    if !endpoint.first_use(timestamp, nonce, &message.dedupe_key()) {
-        return endpoint.refuse(
-            Cause::Replayed,
-            StatusCode::FORBIDDEN,
-            "this signed timestamp and nonce came with another message before; nothing was processed",
-        );
-    }
-    let answer = endpoint.deliver(&message).await;
-    endpoint.respond(answer, &message, true)
+    answer_once(endpoint, timestamp, nonce, &message, true).await
 }
