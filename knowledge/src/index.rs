@@ -134,10 +134,14 @@ impl QuestionIndex {
 
     /// The best `limit` hits for `query`, best first.
     pub fn search(&self, query: &str, limit: usize) -> Vec<Hit> {
-        let normalized = self.analyzer.prepare(query);
+        self.search_prepared(&self.analyzer.prepare(query), limit)
+    }
+
+    /// [`QuestionIndex::search`] for a query already [prepared](Analyzer::prepare).
+    pub fn search_prepared(&self, query: &str, limit: usize) -> Vec<Hit> {
         let mut terms: Vec<String> = self
             .analyzer
-            .words(&normalized)
+            .words(query)
             .into_iter()
             .map(|w| w.term)
             .collect();

@@ -617,9 +617,15 @@ impl KnowledgeBase {
         // typos put right; the sentence encoders read the message as written (they have their
         // own ways with typos and slang).
         let prepared = self.analyzer.prepare(query);
-        let corrected = self.speller.correct(&prepared);
-        let lexical = corrected.as_deref().unwrap_or(&prepared);
-        let x = self.vectorizer.transform(&self.analyzer.features(lexical));
+        // A corrected word may itself be a form of the vocabulary: prepared again.
+        let lexical = match self.speller.correct(&prepared) {
+            Some(corrected) => self.analyzer.prepare(&corrected),
+            None => prepared,
+        };
+        let lexical = lexical.as_str();
+        let x = self
+            .vectorizer
+            .transform(&self.analyzer.features_prepared(lexical));
         let n = self.entries.len();
         let mut evidence: Vec<Evidence> = vec![Evidence::default(); n];
         let mut closest: Vec<Option<usize>> = vec![None; n];
@@ -684,7 +690,7 @@ impl KnowledgeBase {
         }
 
         // The index.
-        let hits = self.index.search(lexical, INDEX_HITS);
+        let hits = self.index.search_prepared(lexical, INDEX_HITS);
         if let Some(best) = hits.first().map(|h| h.score).filter(|s| *s > 0.0) {
             for h in &hits {
                 let rel = h.score / best;

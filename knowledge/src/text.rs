@@ -181,8 +181,12 @@ impl Analyzer {
     /// Hashed sparse features of `text` (raw, not normalised yet), with repeats; see the module
     /// documentation for what they are.
     pub fn features(&self, text: &str) -> Vec<u64> {
-        let text = self.prepare(text);
-        let words = self.words(&text);
+        self.features_prepared(&self.prepare(text))
+    }
+
+    /// [`Analyzer::features`] of text already [prepared](Analyzer::prepare).
+    pub fn features_prepared(&self, text: &str) -> Vec<u64> {
+        let words = self.words(text);
         let mut out = Vec::with_capacity(words.len() * 8);
         let mut previous: Option<&str> = None;
         for (i, w) in words.iter().enumerate() {
